@@ -1,0 +1,32 @@
+"""Errors that carry the message a user should see."""
+
+
+class HarnessError(Exception):
+    """A failure with a user-facing message and an optional hint/log path."""
+
+    def __init__(self, message: str, *, hint: str | None = None, log: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.log = log
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.hint:
+            parts.append(f"hint: {self.hint}")
+        if self.log:
+            parts.append(f"log: {self.log}")
+        return "\n".join(parts)
+
+
+class MissingTool(HarnessError):
+    """A host tool is missing; the message names the Debian package."""
+
+    def __init__(self, tool: str, package: str):
+        super().__init__(
+            f"'{tool}' not found",
+            hint=f"install it with: apt-get install -y {package}"
+            " (or run: python3 -m harness doctor --install)",
+        )
+        self.tool = tool
+        self.package = package

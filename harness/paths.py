@@ -1,0 +1,41 @@
+"""Where the harness keeps caches (outside the repository) and reports."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    """~/.cache/memcg-bpf, or $MEMCG_BPF_CACHE; created on demand."""
+    env = os.environ.get("MEMCG_BPF_CACHE")
+    if env:
+        root = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg) if xdg else Path.home() / ".cache") / "memcg-bpf"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def default_out() -> Path:
+    return Path(os.environ.get("MEMCG_BPF_OUT", REPO / "out"))
+
+
+def short_hash(*parts: str | bytes, n: int = 12) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:n]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,51 @@
+"""Per-stage records (tuxmake-style): status, duration, command, log."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+
+
+@dataclass
+class StageRecord:
+    stage: str
+    status: str = PASS
+    duration_s: float = 0.0
+    command: list[str] = field(default_factory=list)
+    log: str | None = None
+    summary: str = ""
+    details: dict = field(default_factory=dict)
+
+    def write(self, out: Path) -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{self.stage}.json"
+        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+        return path
+
+
+class Stage:
+    """Context manager timing a stage and writing its record, even on error."""
+
+    def __init__(self, name: str, out: Path):
+        self.record = StageRecord(stage=name)
+        self.out = out
+        self._t0 = 0.0
+
+    def __enter__(self) -> StageRecord:
+        self._t0 = time.monotonic()
+        return self.record
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.record.duration_s = round(time.monotonic() - self._t0, 2)
+        if exc is not None:
+            self.record.status = ERROR if not isinstance(exc, AssertionError) else FAIL
+            self.record.summary = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
+            log = getattr(exc, "log", None)
+            if log and not self.record.log:
+                self.record.log = log
+        self.record.write(self.out)
+        return False

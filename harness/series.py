@@ -1,0 +1,152 @@
+"""The quilt series in patches/: apply, status, pop.
+
+The tree is changed only through quilt (`.pc/` keeps the originals), so any
+state can be undone. `apply` is idempotent: a stamp of the series content
+in `.pc/` says what is applied; a changed series is popped and re-pushed.
+A patch that fails to apply is named with its file and hunk, and the tree
+is popped back to clean.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import paths
+from harness.errors import HarnessError
+from harness.proc import require, run_logged
+
+PATCHES = paths.REPO / "patches"
+STAMP = ".harness-series"
+
+
+@dataclass
+class PatchFailure:
+    patch: str
+    files: list[str] = field(default_factory=list)
+    hunks: list[str] = field(default_factory=list)  # "mm/memcontrol.c: Hunk #2 FAILED at 120."
+
+    def describe(self) -> str:
+        where = "; ".join(self.hunks) or ", ".join(self.files) or "see log"
+        return f"patch {self.patch} does not apply: {where}"
+
+
+def series_names(patches: Path = PATCHES) -> list[str]:
+    """Patch names listed in patches/series (comments and blanks ignored)."""
+    series = patches / "series"
+    if not series.exists():
+        return []
+    names = []
+    for line in series.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line.split()[0])
+    return names
+
+
+def series_digest(patches: Path = PATCHES) -> str:
+    names = series_names(patches)
+    parts: list[str | bytes] = ["\n".join(names)]
+    for n in names:
+        p = patches / n
+        if not p.exists():
+            raise HarnessError(f"patches/series lists {n}, which does not exist")
+        parts.append(p.read_bytes())
+    return paths.short_hash(*parts, n=16)
+
+
+def parse_push_failure(output: str) -> PatchFailure | None:
+    """Find the failing patch, files and hunks in `quilt push` output."""
+    m = re.search(r"Patch (\S+) does not apply", output)
+    if not m:
+        return None
+    failure = PatchFailure(patch=os.path.basename(m.group(1)))
+    current = None
+    for line in output.splitlines():
+        pm = re.match(r"^patching file (.+)$", line)
+        if pm:
+            current = pm.group(1).strip().strip("'\"")
+            continue
+        if re.match(r"^Hunk #\d+ FAILED", line) and current:
+            failure.hunks.append(f"{current}: {line.strip()}")
+            if current not in failure.files:
+                failure.files.append(current)
+        cm = re.match(r"^can't find file to patch", line)
+        if cm:
+            failure.hunks.append(line.strip())
+        rm = re.search(r"rejects in file (.+)$", line)
+        if rm and rm.group(1) not in failure.files:
+            failure.files.append(rm.group(1).strip())
+    # "Hunk #1 succeeded at 10 with fuzz 2." is a failure under --fuzz=0
+    # only if quilt says so; nothing to add here.
+    return failure
+
+
+class Quilt:
+    def __init__(self, tree: Path, log: Path, patches: Path = PATCHES):
+        self.tree = tree
+        self.log = log
+        self.patches = patches.resolve()
+        self.env = dict(os.environ, QUILT_PATCHES=str(self.patches), QUILT_PC=".pc",
+                        QUILTRC="/dev/null", LC_ALL="C")
+        require("quilt", "quilt")
+        require("patch", "patch")
+
+    def _run(self, *args: str):
+        r = run_logged(["quilt", *args], self.log, cwd=self.tree, env=self.env,
+                       append=True, timeout=600)
+        return r, self.log.read_text(errors="replace")
+
+    def applied(self) -> list[str]:
+        pc = self.tree / ".pc" / "applied-patches"
+        if not pc.exists():
+            return []
+        return [x.strip() for x in pc.read_text().splitlines() if x.strip()]
+
+    def stamp(self) -> str | None:
+        p = self.tree / ".pc" / STAMP
+        return p.read_text().strip() if p.exists() else None
+
+    def pop_all(self) -> None:
+        if not self.applied():
+            return
+        r, _ = self._run("pop", "-a", "-f", "-q")
+        if r.returncode not in (0, 2):
+            raise HarnessError("quilt pop -a failed; the tree needs a look", log=str(self.log))
+        stamp = self.tree / ".pc" / STAMP
+        if stamp.exists():
+            stamp.unlink()
+
+    def push_all(self) -> str:
+        """Apply the whole series with no fuzz; returns 'applied'/'unchanged'."""
+        names = series_names(self.patches)
+        digest = series_digest(self.patches)
+        if self.applied() == names and self.stamp() == digest:
+            return "unchanged"
+        if self.applied():
+            self.pop_all()
+        if not names:
+            return "empty"
+        start = self.log.stat().st_size if self.log.exists() else 0
+        r, out = self._run("push", "-a", "--fuzz=0")
+        out = out[start:]
+        if r.returncode != 0:
+            failure = parse_push_failure(out)
+            self.pop_all()
+            msg = failure.describe() if failure else f"quilt push -a failed (rc {r.returncode})"
+            raise HarnessError(msg + "; the tree was popped back to clean", log=str(self.log))
+        (self.tree / ".pc" / STAMP).write_text(digest + "\n")
+        return "applied"
+
+    def status(self) -> dict:
+        names = series_names(self.patches)
+        applied = self.applied()
+        digest = series_digest(self.patches)
+        return {
+            "series": names,
+            "applied": applied,
+            "unapplied": [n for n in names if n not in applied],
+            "in_sync": applied == names and (not names or self.stamp() == digest),
+        }

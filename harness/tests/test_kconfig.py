@@ -1,0 +1,70 @@
+import pytest
+
+from harness import kconfig
+from harness.build import FRAGMENTS, default_fragments
+from harness.errors import HarnessError
+
+FRAG = """\
+# why: test fragment
+CONFIG_MEMCG=y
+CONFIG_PSI=y
+# CONFIG_MEMCG_V1 is not set
+CONFIG_NR_CPUS=8
+CONFIG_ZRAM=n
+"""
+
+
+def test_parse_values_and_unset():
+    e = kconfig.parse(FRAG, "f.config")
+    assert e["CONFIG_MEMCG"].value == "y"
+    assert e["CONFIG_MEMCG_V1"].value == "n"
+    assert e["CONFIG_ZRAM"].value == "n"
+    assert e["CONFIG_NR_CPUS"].value == "8"
+    assert e["CONFIG_PSI"].origin == "f.config:3"
+
+
+def test_parse_rejects_garbage():
+    with pytest.raises(HarnessError, match="f.config:2"):
+        kconfig.parse("# ok\nMEMCG=y\n", "f.config")
+
+
+def test_mismatches_dropped_and_wrong_values():
+    req = kconfig.parse(FRAG, "f")
+    final = kconfig.parse("CONFIG_MEMCG=y\nCONFIG_NR_CPUS=64\nCONFIG_ZRAM=y\n", ".config")
+    bad = {e.name: actual for e, actual in kconfig.mismatches(req, final)}
+    # PSI dropped (absent), NR_CPUS changed, ZRAM asked n but y; MEMCG_V1 absent == n: fine
+    assert bad == {"CONFIG_PSI": "(not set)", "CONFIG_NR_CPUS": "64", "CONFIG_ZRAM": "y"}
+
+
+def test_verify_names_dropped_options(tmp_path):
+    cfg = tmp_path / ".config"
+    cfg.write_text("CONFIG_MEMCG=y\n# CONFIG_PSI is not set\nCONFIG_NR_CPUS=8\n")
+    with pytest.raises(HarnessError) as ei:
+        kconfig.verify(kconfig.parse(FRAG, "f.config"), cfg)
+    assert "CONFIG_PSI: asked y (f.config:3), got (not set)" in str(ei.value)
+    assert "1 option(s)" in str(ei.value)
+
+
+def test_fragment_needs_header_comment(tmp_path):
+    f = tmp_path / "x.config"
+    f.write_text("CONFIG_MEMCG=y\n")
+    with pytest.raises(HarnessError, match="must start with a comment"):
+        kconfig.load_fragments([f])
+
+
+def test_project_fragments_load_and_say_why():
+    frags = default_fragments()
+    assert {f.name for f in frags} >= {"base.config", "vm.config", "bpf.config",
+                                       "memcg.config", "debug.config"}
+    merged = kconfig.load_fragments(frags)
+    for name in ("CONFIG_MEMCG", "CONFIG_DEBUG_INFO_BTF", "CONFIG_VIRTIO_CONSOLE",
+                 "CONFIG_CGROUP_BPF", "CONFIG_PSI"):
+        assert merged[name].value == "y", name
+    for f in frags:
+        assert len(kconfig.header_comment(f.read_text())) > 40, f
+
+
+def test_extra_fragment_must_exist(tmp_path):
+    with pytest.raises(HarnessError, match="does not exist"):
+        default_fragments([tmp_path / "nope.config"])
+    assert FRAGMENTS.is_dir()

@@ -1,0 +1,48 @@
+import pytest
+
+from harness import proc, toolchain
+from harness.errors import MissingTool
+
+
+def test_missing_tool_names_package():
+    with pytest.raises(MissingTool) as ei:
+        proc.require("surely-not-a-tool-xyz", "some-package")
+    assert "apt-get install -y some-package" in str(ei.value)
+
+
+def test_run_logged_captures_and_times_out(tmp_path):
+    log = tmp_path / "l.log"
+    r = proc.run_logged(["sh", "-c", "echo hello; exit 4"], log)
+    assert r.returncode == 4 and not r.timed_out
+    assert "hello" in log.read_text()
+    r = proc.run_logged(["sh", "-c", "echo start; sleep 30"], log, timeout=1)
+    assert r.timed_out and r.duration_s < 15
+    assert "start" in log.read_text()
+
+
+def test_parse_version():
+    assert toolchain.parse_version("v1.24") == (1, 24)
+    assert toolchain.parse_version("QEMU emulator version 7.2.19") == (7, 2, 19)
+    assert toolchain.parse_version("none") == ()
+
+
+def test_chroot_argv_binds_same_paths(tmp_path):
+    argv = toolchain.chroot_argv(tmp_path / "root", ["make", "-j3"], env={"A": "1"},
+                                 binds=[tmp_path / "src", tmp_path / "src"], cwd=tmp_path / "src")
+    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    script = argv[-1]
+    assert script.count("mount --bind") == 1  # deduplicated
+    assert f"mount --bind {tmp_path / 'src'} {tmp_path / 'root'}{tmp_path / 'src'}" in script
+    assert "env -i" in script and "A=1" in script and "make -j3" in script
+
+
+def test_buildroot_key_tracks_package_list(monkeypatch):
+    k1 = toolchain.buildroot_key()
+    monkeypatch.setattr(toolchain, "GUEST_PACKAGES", toolchain.GUEST_PACKAGES + ["x"])
+    assert toolchain.buildroot_key() != k1
+
+
+def test_host_toolchain_refused_with_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(toolchain, "host_build_problems", lambda: ["pahole 1.24 < 1.26"])
+    with pytest.raises(Exception, match="pahole 1.24"):
+        toolchain.make_toolchain("host", tmp_path)

@@ -1,0 +1,52 @@
+import json
+
+from harness import cli, host, report
+from harness.build import _KBUILD_LINE
+from harness.record import Stage, StageRecord
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
+errors="0" failures="1" skipped="1" tests="6" time="12.3"></testsuite></testsuites>"""
+
+
+def test_junit_counts(tmp_path):
+    p = tmp_path / "j.xml"
+    p.write_text(JUNIT)
+    assert report.junit_counts(p) == {"tests": 6, "failures": 1, "errors": 0, "skipped": 1}
+
+
+def test_stage_record_written_on_error(tmp_path):
+    try:
+        with Stage("build", tmp_path) as rec:
+            rec.log = "/x/build.log"
+            raise RuntimeError("boom\nmore")
+    except RuntimeError:
+        pass
+    data = json.loads((tmp_path / "build.json").read_text())
+    assert data["status"] == "ERROR" and data["summary"] == "boom"
+
+
+def test_overall_and_table():
+    recs = [StageRecord("a"), StageRecord("b", status="FAIL", summary="bad")]
+    assert report.overall(recs) == "FAIL"
+    assert "bad" in report.stage_table(recs)
+
+
+def test_kbuild_progress_regex():
+    assert _KBUILD_LINE.match("  CC      mm/memcontrol.o").group(2) == "mm/memcontrol.o"
+    assert _KBUILD_LINE.match("  BTF     .btf.vmlinux.bin.o")
+    assert not _KBUILD_LINE.match("mm/memcontrol.c:12: warning: x")
+
+
+def test_cli_bad_kernel_dir(tmp_path, capsys):
+    rc = cli.main(["source", "--kernel-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "is not a Linux kernel source tree" in capsys.readouterr().err
+    assert json.loads((tmp_path / "o/source.json").read_text())["status"] == "ERROR"
+
+
+def test_doctor_lists_install_command(monkeypatch, capsys):
+    monkeypatch.setattr(host.shutil, "which",
+                        lambda t: None if t == "quilt" else "/usr/bin/" + t)
+    results = host.checks()
+    assert "quilt" in host.missing_packages(results)
+    assert host.install_command(["quilt"])[:3] == ["apt-get", "install", "-y"]

@@ -1,0 +1,129 @@
+import shutil
+
+import pytest
+
+from harness import series
+from harness.errors import HarnessError
+
+ORIG = "line1\nline2\nline3\nline4\nline5\nline6\nline7\n"
+GOOD = """\
+From: Test <t@example.org>
+Subject: [PATCH] good
+
+---
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -1,3 +1,3 @@
+ line1
+-line2
++LINE2
+ line3
+"""
+BAD = """\
+Subject: [PATCH] bad
+
+---
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -5,3 +5,3 @@
+ nope5
+-nope6
++NOPE6
+ nope7
+"""
+
+needs_quilt = pytest.mark.skipif(not shutil.which("quilt"), reason="quilt not installed")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    t = tmp_path / "tree"
+    (t / "mm").mkdir(parents=True)
+    (t / "mm/memcontrol.c").write_text(ORIG)
+    return t
+
+
+def make_series(tmp_path, patches):
+    p = tmp_path / "patches"
+    p.mkdir(exist_ok=True)
+    for name, text in patches.items():
+        (p / name).write_text(text)
+    (p / "series").write_text("# comment\n" + "".join(f"{n}\n" for n in patches))
+    return p
+
+
+def test_parse_real_quilt_failure(data):
+    f = series.parse_push_failure((data / "quilt-push-fail.txt").read_text())
+    assert f.patch == "0002-bad.patch"
+    assert f.files == ["mm/memcontrol.c"]
+    assert f.hunks == ["mm/memcontrol.c: Hunk #1 FAILED at 5."]
+    assert "0002-bad.patch does not apply: mm/memcontrol.c: Hunk #1" in f.describe()
+
+
+def test_parse_success_output_is_none():
+    assert series.parse_push_failure("Applying patch a.patch\npatching file x\n") is None
+
+
+def test_series_names_ignore_comments(tmp_path):
+    p = make_series(tmp_path, {"a.patch": GOOD})
+    (p / "series").write_text("# c\n\na.patch -p1 # trailing\n")
+    assert series.series_names(p) == ["a.patch"]
+
+
+def test_series_lists_missing_patch(tmp_path):
+    p = make_series(tmp_path, {"a.patch": GOOD})
+    (p / "series").write_text("a.patch\nmissing.patch\n")
+    with pytest.raises(HarnessError, match="missing.patch"):
+        series.series_digest(p)
+
+
+@needs_quilt
+def test_apply_is_idempotent_and_pop_restores(tmp_path, tree):
+    p = make_series(tmp_path, {"0001-good.patch": GOOD})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    assert q.push_all() == "applied"
+    assert "LINE2" in (tree / "mm/memcontrol.c").read_text()
+    assert q.push_all() == "unchanged"
+    assert q.status()["in_sync"]
+    q.pop_all()
+    assert (tree / "mm/memcontrol.c").read_text() == ORIG
+
+
+@needs_quilt
+def test_changed_series_is_repushed(tmp_path, tree):
+    p = make_series(tmp_path, {"0001-good.patch": GOOD})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    q.push_all()
+    (p / "0001-good.patch").write_text(GOOD.replace("+LINE2", "+Line2"))
+    assert not q.status()["in_sync"]
+    assert q.push_all() == "applied"
+    assert "Line2" in (tree / "mm/memcontrol.c").read_text()
+
+
+@needs_quilt
+def test_failing_patch_named_and_tree_left_clean(tmp_path, tree):
+    p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-bad.patch": BAD})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    with pytest.raises(HarnessError) as ei:
+        q.push_all()
+    msg = str(ei.value)
+    assert "0002-bad.patch does not apply" in msg
+    assert "mm/memcontrol.c: Hunk #1 FAILED at 5." in msg
+    assert (tree / "mm/memcontrol.c").read_text() == ORIG
+    assert q.applied() == []
+
+
+@needs_quilt
+def test_fuzz_is_refused(tmp_path, tree):
+    (tree / "mm/memcontrol.c").write_text(ORIG.replace("line3", "LINE-3"))
+    p = make_series(tmp_path, {"0001-good.patch": GOOD})
+    with pytest.raises(HarnessError, match="does not apply"):
+        series.Quilt(tree, tmp_path / "q.log", patches=p).push_all()
+
+
+@needs_quilt
+def test_empty_series(tmp_path, tree):
+    p = tmp_path / "patches"
+    p.mkdir()
+    (p / "series").write_text("# nothing yet\n")
+    assert series.Quilt(tree, tmp_path / "q.log", patches=p).push_all() == "empty"

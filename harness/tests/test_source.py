@@ -1,0 +1,57 @@
+import pytest
+
+from harness import source
+from harness.errors import HarnessError
+
+
+def fake_tree(root, version=("7", "3", "4", "")):
+    for d in ("mm", "arch/x86", "scripts/kconfig"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    v, p, s, e = version
+    (root / "Makefile").write_text(
+        f"# SPDX\nVERSION = {v}\nPATCHLEVEL = {p}\nSUBLEVEL = {s}\nEXTRAVERSION = {e}\n")
+    (root / "Kconfig").write_text("")
+    (root / "mm/memcontrol.c").write_text("")
+    (root / "scripts/kconfig/merge_config.sh").write_text("")
+    return root
+
+
+def test_makefile_version(tmp_path):
+    assert source.makefile_version(fake_tree(tmp_path)) == "7.3.4"
+    assert source.makefile_version(fake_tree(tmp_path, ("7", "3", "0", "-rc7"))) == "7.3-rc7"
+
+
+def test_user_tree_ok(tmp_path):
+    info = source.user_tree(fake_tree(tmp_path))
+    assert info.origin == "user-tree" and info.kernelversion == "7.3.4"
+    assert "Linux 7.3.4 at" in info.label()
+
+
+def test_not_a_directory(tmp_path):
+    with pytest.raises(HarnessError, match="no such directory"):
+        source.user_tree(tmp_path / "nope")
+
+
+def test_not_a_kernel_tree(tmp_path):
+    (tmp_path / "Makefile").write_text("all:\n")
+    with pytest.raises(HarnessError) as ei:
+        source.user_tree(tmp_path)
+    assert "is not a Linux kernel source tree" in str(ei.value)
+    assert "mm/memcontrol.c" in str(ei.value)
+
+
+def test_private_apt_config_never_uses_system_lists(tmp_path):
+    source.write_apt_config()
+    opts = " ".join(source.apt_options())
+    assert "/etc/apt" not in opts
+    assert "Dir::State::Lists=" + str(source.apt_dir() / "lists") in opts
+    assert "Acquire::Check-Valid-Until=false" in opts
+    text = (source.apt_dir() / "sources.list").read_text()
+    for suite in ("trixie-backports", "sid", "experimental"):
+        assert f" {suite} main" in text
+    assert text.count("signed-by=/usr/share/keyrings/debian-archive-keyring.gpg") == 3
+
+
+def test_resolve_without_tree_and_no_fetch(tmp_path):
+    with pytest.raises(HarnessError, match="no kernel tree yet"):
+        source.resolve(None, tmp_path / "log", fetch=False)

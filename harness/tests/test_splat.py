@@ -1,0 +1,46 @@
+from harness import splat
+
+
+def kinds(text):
+    return [s.kind for s in splat.scan(text)]
+
+
+def test_clean_console_has_no_splat(data):
+    assert splat.scan((data / "console-clean.log").read_text()) == []
+
+
+def test_warning_with_excerpt(data):
+    found = splat.scan((data / "console-warning.log").read_text())
+    assert [s.kind for s in found] == ["warning"]
+    s = found[0]
+    assert s.line == 3
+    assert s.text.startswith("WARNING: CPU: 1 PID: 245 at mm/memcontrol.c:2301")
+    assert "Call Trace:" in s.excerpt and "end trace" in s.excerpt
+    assert "HARNESS-RC" not in s.excerpt
+
+
+def test_lockdep(data):
+    assert kinds((data / "console-lockdep.log").read_text()) == ["lockdep"]
+
+
+def test_rcu_usage_and_stall(data):
+    assert kinds((data / "console-rcu.log").read_text()) == ["rcu", "rcu-stall"]
+
+
+def test_soft_lockup_and_hung_task(data):
+    assert kinds((data / "console-lockups.log").read_text()) == ["soft-lockup", "hung-task"]
+
+
+def test_oops_and_panic(data):
+    found = kinds((data / "console-oops.log").read_text())
+    assert found == ["bug", "oops", "panic"]
+
+
+def test_kasan_and_ubsan_reported_separately(data):
+    assert kinds((data / "console-kasan-ubsan.log").read_text()) == ["kasan", "ubsan"]
+
+
+def test_prefix_stripping():
+    assert splat.strip_prefix("[   1.000000] [    T1] BUG: x") == "BUG: x"
+    assert splat.classify("[ 2.0] kernel BUG at mm/memcontrol.c:10!") == "bug"
+    assert splat.classify("stress-ng: warn: [1] WARNING: not kernel") is None

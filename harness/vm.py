@@ -1,0 +1,233 @@
+"""Boot a kernel with virtme-ng, run a command in the guest, judge the result.
+
+vng's own exit status is not the guest's: it is 255 when QEMU exits without
+writing virtme.ret (panic, crash) and in a few other cases. So the guest
+command is wrapped to write its status to an rc file in a writable shared
+directory and to print a sentinel line; the host trusts those. The whole
+console (`vng --verbose`) goes to a log file that is scanned for splats.
+A VM that does not finish in time has its process group killed; the log
+stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import paths
+from harness.errors import HarnessError
+from harness.proc import require, run_logged
+from harness.splat import Splat, scan
+
+GUEST_OUT = "/harness-out"
+GUEST_SRC = "/harness-src"
+SENTINEL = "HARNESS-RC="
+START = "HARNESS-START"
+# Kernel command line for test runs (BPF CI uses the same spirit): stop on
+# the first oops, no reboot, big log buffer, hung tasks reported quickly.
+KERNEL_ARGS = ["panic=-1", "oops=panic", "log_buf_len=4M", "hung_task_timeout_secs=60",
+               "softlockup_panic=0"]
+PROBE_TIMEOUT = 30.0
+
+
+def vng_path() -> str:
+    local = Path(sys.executable).parent / "vng"
+    if local.exists():
+        return str(local)
+    found = shutil.which("vng")
+    if not found:
+        raise HarnessError("'vng' (virtme-ng) not found",
+                           hint="pip install virtme-ng==1.42 (ci/bootstrap.sh does it)")
+    return found
+
+
+@dataclass
+class VmRequest:
+    kernel: Path  # bzImage
+    command: str  # shell command run as root in the guest
+    out_dir: Path  # host directory shared read-write at /harness-out
+    accel: str = "tcg"  # kvm or tcg
+    root: Path | None = None  # guest root filesystem; None = the host's /
+    memory: str = "2G"
+    cpus: int = 2
+    timeout: float = 600.0
+    rodirs: list[tuple[str, Path]] = field(default_factory=list)
+    disks: list[Path] = field(default_factory=list)
+    append: list[str] = field(default_factory=list)
+    name: str = "vm"
+
+
+def wrap_command(command: str) -> str:
+    """The guest-side wrapper: start marker, the command, its rc to a file
+    and a sentinel line (vng's own rc cannot be trusted)."""
+    rcfile = f"{GUEST_OUT}/rc"
+    return (f"echo {START}; cd {GUEST_OUT} && ( {command} ); rc=$?; "
+            f"echo $rc > {rcfile}; sync; echo {SENTINEL}$rc")
+
+
+def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
+    argv = [vng, "--run", str(req.kernel), "--verbose", "--user", "root",
+            "--cpus", str(req.cpus), "--memory", req.memory,
+            "--rwdir", f"{GUEST_OUT}={req.out_dir}"]
+    if req.root is not None:
+        argv += ["--root", str(req.root)]
+    for guest, host in req.rodirs:
+        argv += ["--rodir", f"{guest}={host}"]
+    for disk in req.disks:
+        argv += ["--disk", str(disk)]
+    if req.accel == "tcg":
+        argv.append("--disable-kvm")
+    elif req.accel != "kvm":
+        raise HarnessError(f"unknown accelerator {req.accel!r} (kvm or tcg)")
+    argv += ["--append", " ".join(KERNEL_ARGS + req.append)]
+    argv += ["--exec", wrap_command(req.command)]
+    return argv
+
+
+@dataclass
+class VmResult:
+    accel: str
+    vng_rc: int
+    guest_rc: int | None  # None: the guest command never finished
+    timed_out: bool
+    console: Path
+    duration_s: float
+    first_command_s: float | None  # boot to the guest's first command
+    splats: list[Splat]
+
+    @property
+    def ok(self) -> bool:
+        return self.guest_rc == 0 and not self.timed_out and not self.splats
+
+    def problem(self) -> str | None:
+        if self.timed_out:
+            return "the VM timed out and was killed"
+        if self.splats:
+            s = self.splats[0]
+            return f"kernel splat in the guest: {s.headline()}\n{s.excerpt}"
+        if self.guest_rc is None:
+            return (f"the guest command did not finish (vng rc {self.vng_rc}): "
+                    "kernel panic or crash?")
+        if self.guest_rc != 0:
+            return f"the guest command exited with {self.guest_rc}"
+        return None
+
+    def to_dict(self) -> dict:
+        return {"accel": self.accel, "vng_rc": self.vng_rc, "guest_rc": self.guest_rc,
+                "timed_out": self.timed_out, "console": str(self.console),
+                "duration_s": round(self.duration_s, 2),
+                "first_command_s": None if self.first_command_s is None
+                else round(self.first_command_s, 2),
+                "splats": [{"kind": s.kind, "line": s.line, "text": s.text} for s in self.splats]}
+
+
+def guest_rc_from(out_dir: Path, console_text: str) -> int | None:
+    """The guest command's status: rc file first, then the sentinel line."""
+    rcfile = out_dir / "rc"
+    if rcfile.exists():
+        try:
+            return int(rcfile.read_text().strip())
+        except ValueError:
+            pass
+    m = re.findall(rf"{SENTINEL}(\d+)", console_text)
+    return int(m[-1]) if m else None
+
+
+def vng_env() -> dict[str, str]:
+    """vng reads ~/.config/virtme-ng/virtme-ng.conf; keep runs reproducible
+    by giving it a clean HOME."""
+    home = paths.cache_root() / "vng-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HOME=str(home))
+    env.pop("XDG_CONFIG_HOME", None)
+    return env
+
+
+def boot(req: VmRequest, log_dir: Path) -> VmResult:
+    require("qemu-system-x86_64", "qemu-system-x86")
+    if not req.kernel.exists():
+        raise HarnessError(f"kernel image {req.kernel} does not exist", hint="run: harness build")
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+    rcfile = req.out_dir / "rc"
+    if rcfile.exists():
+        rcfile.unlink()
+    console = log_dir / f"{req.name}-console.log"
+    t0 = time.monotonic()
+    first: list[float] = []
+
+    def on_line(line: str) -> None:
+        if not first and line.strip() == START:
+            first.append(time.monotonic() - t0)
+
+    r = run_logged(vng_argv(req, vng_path()), console, timeout=req.timeout,
+                   env=vng_env(), on_line=on_line)
+    text = console.read_text(errors="replace")
+    return VmResult(accel=req.accel, vng_rc=r.returncode,
+                    guest_rc=None if r.timed_out else guest_rc_from(req.out_dir, text),
+                    timed_out=r.timed_out, console=console, duration_s=r.duration_s,
+                    first_command_s=first[0] if first else None, splats=scan(text))
+
+
+# -- accelerator choice --------------------------------------------------
+
+def kvm_usable_device() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def probe_key() -> str:
+    qemu = shutil.which("qemu-system-x86_64") or ""
+    qemu_id = str(Path(qemu).stat().st_mtime) if qemu else ""
+    return paths.short_hash(os.uname().release, os.uname().version, qemu_id)
+
+
+def probe_cache() -> Path:
+    return paths.cache_root() / "kvm-probe.json"
+
+
+def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str]:
+    """Boot `true` under KVM with a short timeout. Cached per host."""
+    cache = probe_cache()
+    key = probe_key()
+    if cache.exists():
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return data["ok"], data["reason"] + " (cached)"
+    out = log_dir / "kvm-probe-out"
+    res = boot(VmRequest(kernel=kernel, command="true", out_dir=out, accel="kvm", root=root,
+                         memory="512M", cpus=1, timeout=PROBE_TIMEOUT, name="kvm-probe"),
+               log_dir)
+    ok = res.guest_rc == 0
+    reason = (f"KVM boot ok in {res.duration_s:.1f}s" if ok else
+              f"a KVM guest did not finish 'true' within {PROBE_TIMEOUT:.0f}s "
+              f"(vng rc {res.vng_rc}, console {res.console})")
+    cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}) + "\n")
+    return ok, reason
+
+
+def choose_accel(requested: str, kernel: Path, root: Path | None,
+                 log_dir: Path) -> tuple[str, str | None]:
+    """(accel, warning). auto: KVM only if a probe boot really works."""
+    if requested in ("kvm", "tcg"):
+        if requested == "kvm" and not kvm_usable_device():
+            raise HarnessError("--accel kvm: /dev/kvm is missing or not accessible")
+        return requested, None
+    if requested != "auto":
+        raise HarnessError(f"unknown --accel {requested!r} (auto, kvm or tcg)")
+    if not kvm_usable_device():
+        return "tcg", "no usable /dev/kvm: running under TCG (slower)"
+    ok, reason = probe_kvm(kernel, root, log_dir)
+    if ok:
+        return "kvm", None
+    return "tcg", (f"warning: /dev/kvm is present but {reason}; falling back to TCG. "
+                   "(On a PVM/nested host KVM guests hang; use --accel tcg to skip the probe.)")
+
+
+def shell_quote_list(items: list[str]) -> str:
+    return " ".join(shlex.quote(i) for i in items)
