@@ -165,7 +165,7 @@ class Pipeline:
             out = self.opts.out / f"{name}-out"
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
-                               rodirs=[(vm.GUEST_SRC, paths.REPO)], name=name)
+                               rodirs=[(vm.guest_src(tc.root), paths.REPO)], name=name)
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
@@ -177,7 +177,7 @@ class Pipeline:
             return res
 
     def smoke(self) -> tuple[vm.VmResult, dict]:
-        cmd = f"python3 {vm.GUEST_SRC}/harness/guest/smoke.py {vm.GUEST_OUT}"
+        cmd = f"python3 {vm.guest_src(self.toolchain().root)}/harness/guest/smoke.py ."
         res = self.boot(cmd, name="smoke", timeout=300)
         facts_path = self.opts.out / "smoke-out" / "smoke.json"
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}

@@ -31,8 +31,10 @@ BUILD_PACKAGES = [
     "gcc", "make", "bc", "flex", "bison", "libelf-dev", "libssl-dev", "ccache",
     "cpio", "kmod", "python3", "xz-utils", "perl", "rsync",
 ]
+# udev: virtme-ng-init relies on it for the /dev/virtio-ports/virtme.*
+# links; without them scripts fall back to the console and vng returns 255.
 GUEST_PACKAGES = [
-    "stress-ng", "iproute2", "keyutils", "procps", "bpftool", "e2fsprogs",
+    "udev", "stress-ng", "iproute2", "keyutils", "procps", "bpftool", "e2fsprogs",
     "util-linux", "iputils-ping",
 ]
 # (package, suite): newer pieces than trixie has.

@@ -63,19 +63,30 @@ class VmRequest:
     append: list[str] = field(default_factory=list)
     name: str = "vm"
 
+    @property
+    def guest_out(self) -> str:
+        """Where out_dir appears in the guest. A root of our own has the
+        mount point; the host's read-only / does not, so use the same path."""
+        return GUEST_OUT if self.root is not None else str(self.out_dir)
 
-def wrap_command(command: str) -> str:
+
+def guest_src(root: Path | None) -> str:
+    """Where the repository appears in the guest (see VmRequest.guest_out)."""
+    return GUEST_SRC if root is not None else str(paths.REPO)
+
+
+def wrap_command(command: str, guest_out: str = GUEST_OUT) -> str:
     """The guest-side wrapper: start marker, the command, its rc to a file
     and a sentinel line (vng's own rc cannot be trusted)."""
-    rcfile = f"{GUEST_OUT}/rc"
-    return (f"echo {START}; cd {GUEST_OUT} && ( {command} ); rc=$?; "
+    rcfile = f"{guest_out}/rc"
+    return (f"echo {START}; cd {guest_out} && ( {command} ); rc=$?; "
             f"echo $rc > {rcfile}; sync; echo {SENTINEL}$rc")
 
 
 def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
     argv = [vng, "--run", str(req.kernel), "--verbose", "--user", "root",
             "--cpus", str(req.cpus), "--memory", req.memory,
-            "--rwdir", f"{GUEST_OUT}={req.out_dir}"]
+            "--rwdir", f"{req.guest_out}={req.out_dir}"]
     if req.root is not None:
         argv += ["--root", str(req.root)]
     for guest, host in req.rodirs:
@@ -87,7 +98,7 @@ def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
     elif req.accel != "kvm":
         raise HarnessError(f"unknown accelerator {req.accel!r} (kvm or tcg)")
     argv += ["--append", " ".join(KERNEL_ARGS + req.append)]
-    argv += ["--exec", wrap_command(req.command)]
+    argv += ["--exec", wrap_command(req.command, req.guest_out)]
     return argv
 
 
@@ -147,6 +158,8 @@ def vng_env() -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HOME=str(home))
     env.pop("XDG_CONFIG_HOME", None)
+    # vng runs virtme-run from PATH: make it the one beside vng.
+    env["PATH"] = f"{Path(vng_path()).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
 

@@ -91,7 +91,7 @@ def stress_in_cgroup(name: str, high: str, vm_bytes: str, seconds: int) -> dict:
 
 
 def main() -> int:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/harness-out")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     facts: dict = {"uname_r": os.uname().release}
     facts["cgroup_controllers"] = (read(CG / "cgroup.controllers") or "").split()
     btf = Path("/sys/kernel/btf/vmlinux")

@@ -149,3 +149,12 @@ def test_forced_kvm_needs_device(tmp_path, monkeypatch):
     monkeypatch.setattr(vm, "kvm_usable_device", lambda: False)
     with pytest.raises(HarnessError, match="/dev/kvm"):
         vm.choose_accel("kvm", tmp_path / "k", None, tmp_path)
+
+
+def test_host_root_uses_host_paths_in_guest(tmp_path):
+    r = req(tmp_path, root=None)
+    argv = vm.vng_argv(r, "vng")
+    assert "--root" not in argv
+    assert argv[argv.index("--rwdir") + 1] == f"{tmp_path / 'out'}={tmp_path / 'out'}"
+    assert f"cd {tmp_path / 'out'}" in argv[argv.index("--exec") + 1]
+    assert vm.guest_src(None) != vm.GUEST_SRC and vm.guest_src(tmp_path) == vm.GUEST_SRC
