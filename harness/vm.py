@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class VmRequest:
     disks: list[Path] = field(default_factory=list)
     append: list[str] = field(default_factory=list)
     name: str = "vm"
+    force_9p: bool = field(default_factory=lambda: not virtiofsd_usable())
 
     @property
     def guest_out(self) -> str:
@@ -83,6 +85,24 @@ def wrap_command(command: str, guest_out: str = GUEST_OUT) -> str:
             f"echo $rc > {rcfile}; sync; echo {SENTINEL}$rc")
 
 
+def virtiofsd_usable() -> bool:
+    """Whether vng can export the root with virtiofs: it needs the Rust
+    virtiofsd (>= 1.7). Debian 12 only has QEMU's old C one, which vng
+    tries and gives up on after ~9 s before falling back to 9p."""
+    for cand in (shutil.which("virtiofsd"), "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"):
+        if not cand or not os.access(cand, os.X_OK):
+            continue
+        try:
+            out = subprocess.run([cand, "--version"], capture_output=True, text=True,
+                                 timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        m = re.search(r"virtiofsd (\d+)\.(\d+)", out)
+        if m and (int(m.group(1)), int(m.group(2))) >= (1, 7):
+            return True
+    return False
+
+
 def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
     argv = [vng, "--run", str(req.kernel), "--verbose", "--user", "root",
             "--cpus", str(req.cpus), "--memory", req.memory,
@@ -97,6 +117,8 @@ def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
         argv.append("--disable-kvm")
     elif req.accel != "kvm":
         raise HarnessError(f"unknown accelerator {req.accel!r} (kvm or tcg)")
+    if req.force_9p:
+        argv.append("--force-9p")
     argv += ["--append", " ".join(KERNEL_ARGS + req.append)]
     argv += ["--exec", wrap_command(req.command, req.guest_out)]
     return argv
