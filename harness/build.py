@@ -12,9 +12,10 @@ from pathlib import Path
 from harness import kconfig, paths
 from harness.errors import HarnessError
 from harness.proc import Progress, run_logged, tail
-from harness.toolchain import Toolchain
+from harness.toolchain import CLANG, Toolchain
 
 FRAGMENTS = paths.REPO / "kernel-config"
+GUEST_TOOLS_SRC = paths.REPO / "harness" / "guest" / "memcg_ops_check"
 # Kbuild's quiet-mode lines: "  CC      mm/memcontrol.o"
 _KBUILD_LINE = re.compile(r"^\s+(CC|AS|LD|AR|BTF|BTFIDS|HOSTCC|HOSTLD|GEN|OBJCOPY|"
                           r"CC \[M\]|LDS|VDSO\w*|ZSTD\d*|XZKERN|MKPIGGY|KSYMS|"
@@ -67,14 +68,18 @@ class KernelBuild:
     def _wrap(self, argv: list[str], cwd: Path | None = None) -> list[str]:
         return self.toolchain.wrap(argv, env=make_env(), cwd=cwd or self.tree,
                                    binds=[self.tree, self.build, ccache_dir(),
-                                          FRAGMENTS.resolve()])
+                                          FRAGMENTS.resolve(), GUEST_TOOLS_SRC.resolve()])
 
     # -- config -----------------------------------------------------------
-    def config(self, fragments: list[Path], series_digest: str) -> dict:
+    def config(self, fragments: list[Path], series_digest: str,
+               verify_only: list[Path] | None = None) -> dict:
         """Merge fragments on allnoconfig; replace .config only if it changed
-        (so an unchanged config never triggers a rebuild); verify it."""
+        (so an unchanged config never triggers a rebuild); verify it: every
+        option, or only those of `verify_only` (for configs that turn off
+        something the others need, e.g. CONFIG_BPF_SYSCALL=n)."""
         self.build.mkdir(parents=True, exist_ok=True)
-        requested = kconfig.load_fragments(fragments)
+        requested = kconfig.load_fragments(verify_only or fragments)
+        kconfig.load_fragments(fragments)  # every fragment must parse and say why
         key = paths.short_hash(*(f.read_text() for f in fragments), series_digest,
                                self.toolchain.kind, str(self.toolchain.root))
         stamp = self.build / ".harness-config-key"
@@ -105,10 +110,11 @@ class KernelBuild:
                 "fragments": [f.name for f in fragments]}
 
     # -- build ------------------------------------------------------------
-    def build_kernel(self, targets: list[str] | None = None, timeout: float = 5400) -> dict:
+    def build_kernel(self, targets: list[str] | None = None, timeout: float = 5400,
+                     extra: list[str] | None = None, log_name: str = "build.log") -> dict:
         if not (self.build / ".config").exists():
             raise HarnessError("no .config in the build directory", hint="run: harness config")
-        log = self.log_dir / "build.log"
+        log = self.log_dir / log_name
         counts = self.build / ".harness-objcount"
         expected = int(counts.read_text()) if counts.exists() else 0
         prog = Progress("build", every=20)
@@ -125,7 +131,7 @@ class KernelBuild:
             prog.maybe(f"{compiled}{total} objects compiled, now {m.group(1)} {m.group(2)}")
 
         argv = ["make", f"O={self.build}", f"-j{jobs()}", "CC=ccache gcc",
-                "HOSTCC=ccache gcc", *(targets or ["all"])]
+                "HOSTCC=ccache gcc", *(extra or []), *(targets or ["all"])]
         prog.maybe(f"make -j{jobs()} in {self.build} (log: {log})", force=True)
         r = run_logged(self._wrap(argv), log, timeout=timeout, on_line=on_line)
         if r.timed_out:
@@ -135,6 +141,8 @@ class KernelBuild:
                       if "error:" in x or "Error " in x][:15]
             raise HarnessError("kernel build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
+        if targets:  # a partial build: no image to describe
+            return {"targets": targets, "duration_s": round(r.duration_s, 1), "log": str(log)}
         objs = sum(1 for _ in self.build.rglob("*.o"))
         counts.write_text(f"{objs}\n")
         image = self.build / "arch/x86/boot/bzImage"
@@ -146,6 +154,56 @@ class KernelBuild:
                 "duration_s": round(r.duration_s, 1)}
         (self.build / ".harness-build.json").write_text(json.dumps(info, indent=2) + "\n")
         return info
+
+    # -- guest tools ------------------------------------------------------
+    def build_guest_tools(self) -> dict:
+        """The memcg_bpf_ops check program, or a skip if the kernel has no
+        memcg_bpf_ops (an empty or different series)."""
+        out = guest_tools_dir(self.build)
+        if not kernel_has_memcg_bpf_ops(self.build):
+            if out.exists():
+                shutil.rmtree(out)
+            return {"skipped": "the kernel has no memcg_bpf_ops (series not applied?)"}
+        out.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / "guest-tools.log"
+        script = guest_tools_script(self.tree, self.build, GUEST_TOOLS_SRC, out, jobs())
+        r = run_logged(self._wrap(["sh", "-c", script]), log, timeout=1800)
+        if r.returncode != 0:
+            raise HarnessError(f"building the guest check program failed:\n{tail(log, 20)}",
+                               log=str(log))
+        return {"dir": str(out), "program": str(out / "memcg_ops_check"),
+                "duration_s": round(r.duration_s, 1)}
+
+
+def guest_tools_dir(build: Path) -> Path:
+    return build / "harness-guest"
+
+
+def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int) -> str:
+    """Shell script (run in the toolchain) that builds the guest's check
+    program against the tree's own libbpf and the built kernel's BTF."""
+    lib = out / "libbpf-root"
+    inc = f"-I{out} -I{lib}/include -I{tree}/tools/include/uapi"
+    return "\n".join([
+        "set -e",
+        f"mkdir -p {out}/libbpf",
+        f"make -s -C {tree}/tools/lib/bpf OUTPUT={out}/libbpf/ DESTDIR={lib} prefix= "
+        f"BUILD_STATIC_ONLY=1 -j{jobs_} install",
+        f"bpftool btf dump file {build}/vmlinux format c > {out}/vmlinux.h",
+        f"{CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
+        f"-c {src}/memcg_ops_check.bpf.c -o {out}/memcg_ops_check.bpf.o",
+        f"bpftool gen skeleton {out}/memcg_ops_check.bpf.o name memcg_ops_check "
+        f"> {out}/memcg_ops_check.skel.h",
+        f"gcc -O2 -Wall {inc} {src}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
+        f"-o {out}/memcg_ops_check",
+    ])
+
+
+def kernel_has_memcg_bpf_ops(build: Path) -> bool:
+    """Whether the built kernel has memcg_bpf_ops (the series is applied),
+    judged from its symbol table."""
+    smap = build / "System.map"
+    return smap.exists() and " memcg_bpf_ops_reg\n" in smap.read_text()
 
 
 def built_info(build: Path) -> dict:

@@ -51,7 +51,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="minimal .config from kernel-config/ fragments, verified")
     add_common(p)
 
-    p = sub.add_parser("build", help="build the kernel (O=, ccache, incremental)")
+    p = sub.add_parser("build", help="build the kernel (O=, ccache, incremental) and the "
+                       "guest's check program")
     add_common(p)
 
     p = sub.add_parser("vm", help="boot the built kernel and run a command in the guest")
@@ -62,6 +63,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("command", nargs=argparse.REMAINDER,
                    help="shell command (after --); default: uname -r")
+
+    p = sub.add_parser("check", help="checkpatch every patch, build every prefix, W=1, "
+                       "BPF_SYSCALL=n and MEMCG=n builds")
+    add_common(p)
+    p.add_argument("--no-prefixes", action="store_true", help="skip the per-prefix builds")
+    p.add_argument("--no-configs", action="store_true", help="skip the extra configs")
 
     p = sub.add_parser("run", help="the main job: source, series, config, build, boot, checks")
     add_common(p)
@@ -121,10 +128,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             pl.series("apply")
             pl.config()
         elif verb == "build":
-            pl.source()
-            pl.series("apply")
-            pl.config()
-            pl.build()
+            pl.prepare()
         elif verb == "vm":
             command = " ".join(a for a in args.command if a != "--") or "uname -r"
             res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
@@ -134,12 +138,30 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             finish(pl)
             return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
+        elif verb == "check":
+            from harness.check import SeriesCheck, items_dict, stage_status
+            pl.source()
+            pl.series("apply")
+            with pl._stage("check") as rec:
+                items = SeriesCheck(pl, prefixes=not args.no_prefixes,
+                                    configs=not args.no_configs).run()
+                rec.details = {"items": items_dict(items)}
+                rec.status = stage_status(items)
+                bad = [i for i in items if i.status == "FAIL"]
+                rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
+            print()
+            print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
+                        ["check", "item", "status", "summary"]))
+            for i in bad:
+                print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
+                    i.details.get("issues") or [i.details.get("error", "")] or []))
+            extra["check"] = items_dict(items)
         elif verb == "run":
             pl.prepare()
             src = pl.source()
             extra["source"] = src.__dict__
-            junit = pl.opts.out / "junit-smoke.xml"
-            pl.pytest(paths.REPO / "selftests" / "test_smoke.py", junit)
+            junit = pl.opts.out / "junit-selftests.xml"
+            pl.pytest(paths.REPO / "selftests", junit)
     except HarnessError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         finish(pl, extra)

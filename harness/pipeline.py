@@ -146,12 +146,28 @@ class Pipeline:
             rec.details = info
             return info
 
+    def guest_tools(self) -> dict:
+        kb = self.kernel()
+        with self._stage("guest-tools") as rec:
+            rec.log = str(self.opts.logs / "guest-tools.log")
+            info = kb.build_guest_tools()
+            if "skipped" in info:
+                rec.status = SKIP
+                rec.summary = info["skipped"]
+            else:
+                rec.summary = f"memcg_ops_check built ({info['duration_s']}s)"
+            rec.details = info
+            return info
+
     def prepare(self) -> dict:
-        """source -> series -> config -> build; what every guest test needs."""
+        """source -> series -> config -> build -> guest tools; what every
+        guest test needs."""
         self.source()
         self.series("apply")
         self.config()
-        return self.build()
+        info = self.build()
+        self.guest_tools()
+        return info
 
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
              memory: str = "2G", cpus: int = 2) -> vm.VmResult:
@@ -163,9 +179,13 @@ class Pipeline:
             if warning:
                 print(warning, file=sys.stderr)
             out = self.opts.out / f"{name}-out"
+            rodirs = [(vm.guest_src(tc.root), paths.REPO)]
+            tools = kbuild.guest_tools_dir(self.build_dir)
+            if tools.exists():
+                rodirs.append((vm.guest_build(tc.root, tools), tools))
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
-                               rodirs=[(vm.guest_src(tc.root), paths.REPO)], name=name)
+                               rodirs=rodirs, name=name)
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
@@ -177,7 +197,10 @@ class Pipeline:
             return res
 
     def smoke(self) -> tuple[vm.VmResult, dict]:
-        cmd = f"python3 {vm.guest_src(self.toolchain().root)}/harness/guest/smoke.py ."
+        root = self.toolchain().root
+        tools = kbuild.guest_tools_dir(self.build_dir)
+        cmd = (f"python3 {vm.guest_src(root)}/harness/guest/smoke.py . "
+               f"{vm.guest_build(root, tools)}")
         res = self.boot(cmd, name="smoke", timeout=300)
         facts_path = self.opts.out / "smoke-out" / "smoke.json"
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}

@@ -57,6 +57,13 @@ def series_digest(patches: Path = PATCHES) -> str:
     return paths.short_hash(*parts, n=16)
 
 
+def series_digest_prefix(n: int, patches: Path = PATCHES) -> str:
+    """Digest of the first n patches (config keys of `check` builds)."""
+    names = series_names(patches)[:n]
+    return paths.short_hash("\n".join(names), *((patches / x).read_bytes() for x in names),
+                            n=16)
+
+
 def parse_push_failure(output: str) -> PatchFailure | None:
     """Find the failing patch, files and hunks in `quilt push` output."""
     m = re.search(r"Patch (\S+) does not apply", output)
@@ -139,6 +146,17 @@ class Quilt:
             raise HarnessError(msg + "; the tree was popped back to clean", log=str(self.log))
         (self.tree / ".pc" / STAMP).write_text(digest + "\n")
         return "applied"
+
+    def push_next(self) -> None:
+        """Apply the next patch of the series (no fuzz); named on failure."""
+        start = self.log.stat().st_size if self.log.exists() else 0
+        r, out = self._run("push", "--fuzz=0")
+        if r.returncode != 0:
+            failure = parse_push_failure(out[start:])
+            raise HarnessError((failure.describe() if failure else "quilt push failed"),
+                               log=str(self.log))
+        if self.applied() == series_names(self.patches):
+            (self.tree / ".pc" / STAMP).write_text(series_digest(self.patches) + "\n")
 
     def status(self) -> dict:
         names = series_names(self.patches)

@@ -28,8 +28,8 @@ MIRROR = os.environ.get("MEMCG_BPF_MIRROR", "http://deb.debian.org/debian")
 SUITE = "trixie"
 # Build tools for the kernel; then what the guest runs.
 BUILD_PACKAGES = [
-    "gcc", "make", "bc", "flex", "bison", "libelf-dev", "libssl-dev", "ccache",
-    "cpio", "kmod", "python3", "xz-utils", "perl", "rsync",
+    "gcc", "make", "bc", "flex", "bison", "libelf-dev", "zlib1g-dev", "libssl-dev",
+    "ccache", "cpio", "kmod", "python3", "xz-utils", "perl", "rsync", "pkg-config",
 ]
 # No udev on purpose: virtme-ng-init would use it for the
 # /dev/virtio-ports/virtme.* links (script I/O over virtio-serial), but its
@@ -40,8 +40,10 @@ GUEST_PACKAGES = [
     "stress-ng", "iproute2", "keyutils", "procps", "bpftool", "e2fsprogs",
     "util-linux", "iputils-ping",
 ]
-# (package, suite): newer pieces than trixie has.
-PINNED_PACKAGES = [("pahole", "sid")]
+# (package, suite): newer pieces than trixie has. clang 21 builds the BPF
+# programs (the BPF selftests of 7.x need it, with pahole 1.32).
+PINNED_PACKAGES = [("pahole", "sid"), ("clang-21 lld-21 llvm-21", "trixie-backports")]
+CLANG = "clang-21"
 APT_SOURCES = f"""\
 deb {MIRROR} {SUITE} main
 deb {MIRROR} {SUITE}-backports main

@@ -29,6 +29,7 @@ from harness.splat import Splat, scan
 
 GUEST_OUT = "/harness-out"
 GUEST_SRC = "/harness-src"
+GUEST_BUILD = "/harness-build"
 SENTINEL = "HARNESS-RC="
 START = "HARNESS-START"
 # Kernel command line for test runs (BPF CI uses the same spirit): stop on
@@ -75,6 +76,11 @@ class VmRequest:
 def guest_src(root: Path | None) -> str:
     """Where the repository appears in the guest (see VmRequest.guest_out)."""
     return GUEST_SRC if root is not None else str(paths.REPO)
+
+
+def guest_build(root: Path | None, host_dir: Path) -> str:
+    """Where the guest tools built for the guest appear in it."""
+    return GUEST_BUILD if root is not None else str(host_dir)
 
 
 def wrap_command(command: str, guest_out: str = GUEST_OUT) -> str:
@@ -239,9 +245,15 @@ def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str
                          memory="512M", cpus=1, timeout=PROBE_TIMEOUT, name="kvm-probe"),
                log_dir)
     ok = res.guest_rc == 0
-    reason = (f"KVM boot ok in {res.duration_s:.1f}s" if ok else
-              f"a KVM guest did not finish 'true' within {PROBE_TIMEOUT:.0f}s "
-              f"(vng rc {res.vng_rc}, console {res.console})")
+    if ok:
+        reason = f"KVM boot ok in {res.duration_s:.1f}s"
+    elif res.timed_out:
+        reason = (f"a KVM guest hung (no result within {PROBE_TIMEOUT:.0f}s; "
+                  f"console {res.console})")
+    else:
+        last = [x for x in res.console.read_text(errors="replace").splitlines() if x.strip()]
+        reason = (f"a KVM guest failed (vng rc {res.vng_rc}: "
+                  f"{last[-1][:160] if last else 'no output'}; console {res.console})")
     cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}) + "\n")
     return ok, reason
 

@@ -90,8 +90,44 @@ def stress_in_cgroup(name: str, high: str, vm_bytes: str, seconds: int) -> dict:
     return result
 
 
+def btf_has_struct(name: str) -> bool | str:
+    """Is `struct name` in the running kernel's BTF (bpftool)?"""
+    rc, text = sh(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
+                   "format", "raw"], timeout=120)
+    if rc != 0:
+        return f"<bpftool failed: {text[-300:]}>"
+    return f"STRUCT '{name}'" in text
+
+
+def memcg_ops_check(tools: Path) -> dict | None:
+    """Run the memcg_bpf_ops check program (harness/guest/memcg_ops_check)
+    if it was built for this kernel; its JSON, or what went wrong."""
+    prog = tools / "memcg_ops_check"
+    if not prog.exists():
+        return None
+    try:
+        r = subprocess.run([str(prog), str(CG)], capture_output=True, text=True, timeout=120)
+        rc, stdout, stderr = r.returncode, r.stdout, r.stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        rc, stdout, stderr = -1, "", str(e)
+    lines = stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1]) if lines else {}
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        data = {"unparsed": (stdout + stderr)[-2000:]}
+    if not data:
+        data = {"unparsed": stderr[-2000:]}
+    data["rc"] = rc
+    if stderr.strip():
+        data["stderr"] = stderr[-2000:]
+    return data
+
+
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    tools = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     facts: dict = {"uname_r": os.uname().release}
     facts["cgroup_controllers"] = (read(CG / "cgroup.controllers") or "").split()
     btf = Path("/sys/kernel/btf/vmlinux")
@@ -106,6 +142,8 @@ def main() -> int:
     # the control (its 'high' counter must stay 0).
     facts["high_limited"] = stress_in_cgroup("smoke-high", "32M", "64M", 3)
     facts["high_control"] = stress_in_cgroup("smoke-control", "max", "64M", 2)
+    facts["btf_memcg_bpf_ops"] = btf_has_struct("memcg_bpf_ops")
+    facts["memcg_ops_check"] = memcg_ops_check(tools) if tools else None
     (out / "smoke.json").write_text(json.dumps(facts, indent=2) + "\n")
     print(json.dumps({k: facts[k] for k in ("uname_r", "cgroup_controllers")}))
     return 0

@@ -55,3 +55,10 @@ def test_private_apt_config_never_uses_system_lists(tmp_path):
 def test_resolve_without_tree_and_no_fetch(tmp_path):
     with pytest.raises(HarnessError, match="no kernel tree yet"):
         source.resolve(None, tmp_path / "log", fetch=False)
+
+
+def test_tree_with_version_but_missing_parts(tmp_path):
+    fake_tree(tmp_path)
+    (tmp_path / "mm/memcontrol.c").unlink()
+    with pytest.raises(HarnessError, match="missing: mm/memcontrol.c"):
+        source.user_tree(tmp_path)

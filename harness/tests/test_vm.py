@@ -170,3 +170,13 @@ def test_host_root_uses_host_paths_in_guest(tmp_path):
 def test_force_9p_flag(tmp_path):
     assert "--force-9p" in vm.vng_argv(req(tmp_path, force_9p=True))
     assert "--force-9p" not in vm.vng_argv(req(tmp_path, force_9p=False))
+
+
+def test_probe_that_fails_fast_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm, "kvm_usable_device", lambda: True)
+    console = tmp_path / "c.log"
+    console.write_text("$ vng ...\nqemu-system-x86_64: error: failed to set MSR 0x10a\n")
+    monkeypatch.setattr(vm, "boot", lambda r, d: vm.VmResult(
+        "kvm", 255, None, False, console, 1.0, None, []))
+    accel, warning = vm.choose_accel("auto", tmp_path / "k", None, tmp_path)
+    assert accel == "tcg" and "failed (vng rc 255: qemu-system-x86_64: error" in warning

@@ -1,0 +1,45 @@
+from harness import check
+
+CHECKPATCH = """\
+patches/0002.patch:135: ERROR: space prohibited before that ':' (ctx:WxV)
+patches/0002.patch:456: CHECK: Prefer using the BIT macro
+total: 1 errors, 0 warnings, 1 checks, 383 lines checked
+"""
+PATCH = """\
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -1 +1 @@
+--- /dev/null
++++ b/mm/bpf_memcontrol.h
+--- a/tools/lib/bpf/libbpf.c
++++ b/tools/lib/bpf/libbpf.c
+--- a/kernel/bpf/cgroup.c
++++ b/kernel/bpf/cgroup.c
+"""
+W1 = """\
+  CC      mm/memcontrol.o
+/t/linux/mm/memcontrol.c:2500:12: warning: no previous prototype for 'f' [-Wmissing-prototypes]
+/t/trees/linux/mm/memcontrol.c:2600:1: warning: unused variable 'x' [-Wunused-variable]
+/t/trees/linux/include/linux/memcontrol.h:10:1: warning: in a header
+/t/trees/linux/kernel/bpf/cgroup.c:12:3: warning: same as before [-Wfoo]
+"""
+
+
+def test_parse_checkpatch():
+    assert check.parse_checkpatch(CHECKPATCH) == (1, 0, 1)
+    assert check.parse_checkpatch("total: 0 errors, 0 warnings, 12 lines checked") == (0, 0, 0)
+
+
+def test_touched_c_files_skips_tools_and_headers():
+    assert check.touched_c_files([PATCH]) == ["mm/memcontrol.c", "kernel/bpf/cgroup.c"]
+
+
+def test_new_w1_warnings_ignore_line_numbers_and_old_ones():
+    files = ["mm/memcontrol.c", "kernel/bpf/cgroup.c"]
+    before = check.warnings_by_file(
+        "/x/mm/memcontrol.c:2400:1: warning: unused variable 'x' [-Wunused-variable]\n"
+        "/x/kernel/bpf/cgroup.c:10:3: warning: same as before [-Wfoo]\n", files)
+    after = check.warnings_by_file(W1, files)
+    assert len(after["mm/memcontrol.c"]) == 2
+    assert check.new_warnings(before, after) == {
+        "mm/memcontrol.c": ["warning: no previous prototype for 'f' [-Wmissing-prototypes]"]}

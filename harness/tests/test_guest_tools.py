@@ -1,0 +1,44 @@
+import json
+import stat
+
+from harness import build
+from harness.guest import smoke
+
+
+def test_guest_tools_script_uses_tree_libbpf_and_uapi(tmp_path):
+    s = build.guest_tools_script(tmp_path / "tree", tmp_path / "b", tmp_path / "src",
+                                 tmp_path / "out", 3)
+    assert f"make -s -C {tmp_path}/tree/tools/lib/bpf" in s and "BUILD_STATIC_ONLY=1" in s
+    assert f"bpftool btf dump file {tmp_path}/b/vmlinux format c" in s
+    # the tree's uapi (BPF_F_CGROUP_FD) before the system's
+    assert s.count(f"-I{tmp_path}/tree/tools/include/uapi") == 2
+    assert "clang-21 " in s and "-target bpf" in s
+    assert s.startswith("set -e")
+
+
+def test_kernel_has_memcg_bpf_ops(tmp_path):
+    assert not build.kernel_has_memcg_bpf_ops(tmp_path)
+    (tmp_path / "System.map").write_text("ffffffff81000000 T _text\n")
+    assert not build.kernel_has_memcg_bpf_ops(tmp_path)
+    (tmp_path / "System.map").write_text("ffffffff81234560 t memcg_bpf_ops_reg\n")
+    assert build.kernel_has_memcg_bpf_ops(tmp_path)
+
+
+def fake_prog(tmp_path, body):
+    p = tmp_path / "memcg_ops_check"
+    p.write_text("#!/bin/sh\n" + body)
+    p.chmod(p.stat().st_mode | stat.S_IEXEC)
+
+
+def test_smoke_runs_check_program(tmp_path):
+    assert smoke.memcg_ops_check(tmp_path) is None  # not built: no facts
+    fake_prog(tmp_path, 'echo noise >&2\necho \'{"load_errno": 0, "attach_err": 0}\'\n')
+    assert smoke.memcg_ops_check(tmp_path) == {"load_errno": 0, "attach_err": 0, "rc": 0,
+                                                "stderr": "noise\n"}
+
+
+def test_smoke_keeps_unparsable_output(tmp_path):
+    fake_prog(tmp_path, "echo 'libbpf: failed to load'\nexit 1\n")
+    data = smoke.memcg_ops_check(tmp_path)
+    assert data["rc"] == 1 and "failed to load" in data["unparsed"]
+    json.dumps(data)

@@ -1,0 +1,70 @@
+"""The series' mechanism end to end, in the guest (one boot, shared with the
+smoke tests): memcg_bpf_ops is in the kernel's BTF, and a counting policy
+(harness/guest/memcg_ops_check) attaches to a cgroup through
+bpf_map__attach_struct_ops_opts(), is inherited by a child created later,
+and detaches cleanly, also by itself when the cgroup is removed.
+
+Skipped when the kernel under test does not have the series applied.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(5400)]
+
+
+@pytest.fixture(scope="module")
+def check(smoke, pipeline):
+    res, facts = smoke
+    data = facts.get("memcg_ops_check")
+    if data is None:
+        rec = next((r for r in pipeline.records if r.stage == "guest-tools"), None)
+        pytest.skip(rec.summary if rec else "memcg_ops_check was not built")
+    assert data.get("rc") == 0 and "unparsed" not in data, data
+    assert data["load_errno"] == 0, f"the BPF object did not load: {data}"
+    return data
+
+
+def test_memcg_bpf_ops_in_btf(smoke, check):
+    _, facts = smoke
+    assert facts["btf_memcg_bpf_ops"] is True, facts["btf_memcg_bpf_ops"]
+
+
+def test_attach_to_cgroup_with_libbpf(check):
+    assert check["attach_err"] == 0, check
+    assert check["link_info_err"] == 0, check
+    assert check["link_cgroup_id"] == check["cgroup_id"] != 0, check
+
+
+def test_second_attach_on_same_cgroup_is_ebusy(check):
+    assert check["second_attach_err"] == -errno.EBUSY, check
+
+
+def test_inherited_by_child_created_after_attach(check):
+    assert check["online_calls_after_mkdir"] == check["online_calls_before_mkdir"] + 1, check
+    assert check["last_online_id"] == check["child_id"] != 0, check
+    assert check["charge_rc"] == 0, check
+    assert check["child_calls"] > 0, "the child's charges never asked the policy"
+
+
+def test_offline_callback_for_removed_child(check):
+    assert check["last_offline_id"] == check["gone_id"] != 0, check
+
+
+def test_detach_is_clean(check):
+    assert check["detach_err"] == 0, check
+    assert check["hup_after_detach"] == 1, check
+    assert check["link_cgroup_id_after_detach"] == 0, check
+    assert check["charge_rc_detached"] == 0, check
+    assert check["child_calls_detached"] == 0, "the policy is still called after detach"
+    assert check["online_calls_after_detach_mkdir"] == 0, check
+    assert check["reattach_after_detach_err"] == 0, check
+
+
+def test_rmdir_detaches_the_link(check):
+    assert check["rmdir_attach_err"] == 0, check
+    assert check["hup_after_rmdir"] == 1, "no EPOLLHUP after rmdir of the attached cgroup"
+    assert check["link_cgroup_id_after_rmdir"] == 0, check
