@@ -41,9 +41,12 @@ class Item:
     details: dict = field(default_factory=dict)
 
 
-def parse_checkpatch(text: str) -> tuple[int, int, int]:
-    """(errors, warnings, checks) from checkpatch's total line."""
+def parse_checkpatch(text: str, rc: int = 1) -> tuple[int, int, int]:
+    """(errors, warnings, checks) from checkpatch's total line; with --terse
+    a clean patch prints nothing at all (and exits 0)."""
     m = _TOTAL.search(text)
+    if not m and rc == 0 and not text.strip():
+        return 0, 0, 0
     if not m:
         raise HarnessError("checkpatch printed no total line:\n" + text[-500:])
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
@@ -110,7 +113,7 @@ class SeriesCheck:
             r = subprocess.run(["perl", str(script), "--strict", "--no-signoff", "--terse",
                                 "--showfile", "--no-tree", str(series.PATCHES / n)],
                                capture_output=True, text=True)
-            e, w, c = parse_checkpatch(r.stdout)
+            e, w, c = parse_checkpatch(r.stdout + r.stderr, r.returncode)
             issues = [x for x in r.stdout.splitlines() if ": ERROR:" in x or ": WARNING:" in x
                       or ": CHECK:" in x]
             self.items.append(Item("checkpatch", n, PASS if e + w + c == 0 else FAIL,

@@ -1,4 +1,7 @@
+import pytest
+
 from harness import check
+from harness.errors import HarnessError
 
 CHECKPATCH = """\
 patches/0002.patch:135: ERROR: space prohibited before that ':' (ctx:WxV)
@@ -28,6 +31,9 @@ W1 = """\
 def test_parse_checkpatch():
     assert check.parse_checkpatch(CHECKPATCH) == (1, 0, 1)
     assert check.parse_checkpatch("total: 0 errors, 0 warnings, 12 lines checked") == (0, 0, 0)
+    assert check.parse_checkpatch("", 0) == (0, 0, 0)  # --terse, clean
+    with pytest.raises(HarnessError):
+        check.parse_checkpatch("perl: cannot open", 2)
 
 
 def test_touched_c_files_skips_tools_and_headers():

@@ -46,3 +46,18 @@ def test_host_toolchain_refused_with_reason(monkeypatch, tmp_path):
     monkeypatch.setattr(toolchain, "host_build_problems", lambda: ["pahole 1.24 < 1.26"])
     with pytest.raises(Exception, match="pahole 1.24"):
         toolchain.make_toolchain("host", tmp_path)
+
+
+def test_buildroot_needs_root(monkeypatch, tmp_path):
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    with pytest.raises(Exception) as ei:
+        toolchain.ensure_buildroot(tmp_path)
+    assert "needs root" in str(ei.value) and "--toolchain host" in str(ei.value)
+
+
+def test_buildroot_reused_when_complete(monkeypatch, tmp_path):
+    root = toolchain.buildroot_path()
+    root.mkdir(parents=True)
+    (root / ".harness-complete").write_text("x\n")
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)  # would fail if it rebuilt
+    assert toolchain.ensure_buildroot(tmp_path) == root
