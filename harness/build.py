@@ -110,7 +110,7 @@ class KernelBuild:
                 "fragments": [f.name for f in fragments]}
 
     # -- build ------------------------------------------------------------
-    def build_kernel(self, targets: list[str] | None = None, timeout: float = 5400,
+    def build_kernel(self, targets: list[str] | None = None, timeout: float = 3000,
                      extra: list[str] | None = None, log_name: str = "build.log") -> dict:
         if not (self.build / ".config").exists():
             raise HarnessError("no .config in the build directory", hint="run: harness config")

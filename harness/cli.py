@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -169,8 +170,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return finish(pl, extra)
 
 
+def _terminate(signum, frame):
+    # CI systems cancel with SIGTERM: clean up (kill the build or the VM,
+    # write the stage record) as for Ctrl-C.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.verb == "doctor":
             return cmd_doctor(args)

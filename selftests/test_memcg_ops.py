@@ -13,7 +13,7 @@ import errno
 
 import pytest
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
 def test_guest_ran_clean(smoke):
