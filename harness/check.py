@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import build as kbuild
-from harness import paths, series
+from harness import series
 from harness.errors import HarnessError
 from harness.record import FAIL, PASS, SKIP
 
@@ -185,7 +185,3 @@ def items_dict(items: list[Item]) -> list[dict]:
 
 def stage_status(items: list[Item]) -> str:
     return FAIL if any(i.status == FAIL for i in items) else PASS
-
-
-__all__ = ["SeriesCheck", "parse_checkpatch", "touched_c_files", "warnings_by_file",
-           "new_warnings", "paths"]

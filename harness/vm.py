@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -274,7 +273,3 @@ def choose_accel(requested: str, kernel: Path, root: Path | None,
         return "kvm", None
     return "tcg", (f"warning: /dev/kvm is present but {reason}; falling back to TCG. "
                    "(On a PVM/nested host KVM guests hang; use --accel tcg to skip the probe.)")
-
-
-def shell_quote_list(items: list[str]) -> str:
-    return " ".join(shlex.quote(i) for i in items)
