@@ -210,4 +210,6 @@ def built_info(build: Path) -> dict:
     p = build / ".harness-build.json"
     if not p.exists():
         raise HarnessError(f"no built kernel in {build}", hint="run: harness build")
-    return json.loads(p.read_text())
+    info = json.loads(p.read_text())
+    info["image"] = str(build / "arch/x86/boot/bzImage")  # valid if the cache moved
+    return info

@@ -39,6 +39,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the host; --install fixes what is missing")
     p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
+    p.add_argument("--probe-kvm", action="store_true",
+                   help="boot the built kernel under KVM now to see whether it works")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("source", help="get the kernel tree (Debian linux-source-7.3 or yours)")
@@ -88,7 +90,7 @@ def options(args: argparse.Namespace) -> Options:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    results = host.checks()
+    results = host.checks(probe_kvm=args.probe_kvm)
     missing = host.missing_packages(results)
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))

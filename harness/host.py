@@ -57,7 +57,8 @@ def os_release() -> dict[str, str]:
 def version_line(tool: str) -> str:
     flags = {"qemu-system-x86_64": ["--version"], "quilt": ["--version"],
              "debootstrap": ["--version"], "git": ["--version"], "make": ["--version"],
-             "perl": ["-e", "print $^V"], "xz": ["--version"], "patch": ["--version"]}
+             "perl": ["-e", "print $^V"], "xz": ["--version"], "patch": ["--version"],
+             "mkfs.ext4": ["-V"], "busybox": []}
     argv = [tool, *flags.get(tool, ["--version"])]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
@@ -67,7 +68,29 @@ def version_line(tool: str) -> str:
     return text[0][:80] if text else "present"
 
 
-def checks(cache: Path | None = None) -> list[Check]:
+def kvm_probe_now() -> str:
+    """Boot the built kernel under KVM (harness/vm.py's probe), if there is one."""
+    from harness import build, source, toolchain, vm
+    from harness.errors import HarnessError
+
+    try:
+        info = source.resolve(None, Path("/dev/null"), fetch=False)
+        built = build.built_info(build.default_build_dir(Path(info.tree)))
+        root = toolchain.buildroot_path()
+        if not (root / ".harness-complete").exists():
+            return "no build root yet to probe with (run: harness build)"
+        probe = vm.probe_cache()
+        if probe.exists():
+            probe.unlink()
+        log_dir = paths.cache_root() / "doctor-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        ok, reason = vm.probe_kvm(Path(built["image"]), root, log_dir)
+        return f"probe: {'boots' if ok else 'does NOT boot'} ({reason})"
+    except HarnessError as e:
+        return f"no kernel to probe with yet ({e.message})"
+
+
+def checks(cache: Path | None = None, probe_kvm: bool = False) -> list[Check]:
     rel = os_release()
     out = [Check("distro", rel.get("ID") == "debian" and rel.get("VERSION_ID") in ("12", "13"),
                  rel.get("PRETTY_NAME", "unknown"))]
@@ -97,12 +120,16 @@ def checks(cache: Path | None = None) -> list[Check]:
     dev = Path("/dev/kvm")
     kvm = "absent" if not dev.exists() else (
         "present, accessible" if os.access(dev, os.R_OK | os.W_OK) else "present, no access")
-    probe = (cache or paths.cache_root()) / "kvm-probe.json"
-    if probe.exists():
-        data = json.loads(probe.read_text())
-        kvm += f"; last probe: {'boots' if data['ok'] else 'does NOT boot'} ({data['reason']})"
+    if probe_kvm and os.access(dev, os.R_OK | os.W_OK):
+        kvm += "; " + kvm_probe_now()
     else:
-        kvm += "; not probed yet (the first `vm --accel auto` boots a probe guest)"
+        probe = (cache or paths.cache_root()) / "kvm-probe.json"
+        if probe.exists():
+            data = json.loads(probe.read_text())
+            kvm += (f"; last probe: {'boots' if data['ok'] else 'does NOT boot'} "
+                    f"({data['reason']})")
+        else:
+            kvm += "; not probed yet (doctor --probe-kvm, or the first `vm --accel auto`)"
     out.append(Check("kvm (info)", True, kvm))
     root = cache or paths.cache_root()
     st = os.statvfs(root)
