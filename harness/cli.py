@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -64,6 +65,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds before the VM is killed")
     p.add_argument("--memory", default="2G")
     p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--script", type=Path,
+                   help="a host shell script to run in the guest (copied into the shared "
+                   "out directory; it runs with that directory as cwd)")
     p.add_argument("command", nargs=argparse.REMAINDER,
                    help="shell command (after --); default: uname -r")
 
@@ -134,6 +138,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             pl.prepare()
         elif verb == "vm":
             command = " ".join(a for a in args.command if a != "--") or "uname -r"
+            if args.script:
+                if not args.script.is_file():
+                    raise HarnessError(f"--script {args.script}: no such file")
+                shared = pl.opts.out / "vm-out"
+                shared.mkdir(parents=True, exist_ok=True)
+                shutil.copy(args.script, shared / "script.sh")
+                command = "sh ./script.sh"
             res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
             print(f"console log: {res.console}")
             problem = res.problem()
