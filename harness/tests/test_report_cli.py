@@ -50,3 +50,9 @@ def test_doctor_lists_install_command(monkeypatch, capsys):
     results = host.checks()
     assert "quilt" in host.missing_packages(results)
     assert host.install_command(["quilt"])[:3] == ["apt-get", "install", "-y"]
+
+
+def test_cli_vm_missing_script(tmp_path, capsys):
+    rc = cli.main(["vm", "--script", str(tmp_path / "nope.sh"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "--script" in capsys.readouterr().err
