@@ -41,6 +41,7 @@ def write_json(out: Path, records: list[StageRecord], extra: dict) -> Path:
         "stages": [r.__dict__ for r in records],
         **extra,
     }
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "report.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
