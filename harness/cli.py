@@ -145,12 +145,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                 shared.mkdir(parents=True, exist_ok=True)
                 shutil.copy(args.script, shared / "script.sh")
                 command = "sh ./script.sh"
+            extra["source"] = pl.source(fetch=False).__dict__  # the version, in the report
             res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
             print(f"console log: {res.console}")
             problem = res.problem()
             if problem:
                 print(problem, file=sys.stderr)
-            finish(pl)
+            finish(pl, extra)
             return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
         elif verb == "check":
             from harness.check import SeriesCheck, items_dict, stage_status
