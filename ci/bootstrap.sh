@@ -13,7 +13,7 @@ if ! command -v python3 >/dev/null; then
     # minimal images: the harness itself needs python3 to install the rest
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3
 fi
-python3 -m harness doctor --install >/dev/null
+python3 -m harness doctor --install
 echo "== python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
