@@ -9,6 +9,7 @@ is popped back to clean.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from harness.proc import require, run_logged
 
 PATCHES = paths.REPO / "patches"
 STAMP = ".harness-series"
+PATCH_STAMP = ".harness-patches.json"  # each pushed patch's digest
 
 
 @dataclass
@@ -101,7 +103,18 @@ class Quilt:
         require("quilt", "quilt")
         require("patch", "patch")
 
+    def _adopt(self) -> None:
+        """quilt records the patches directory of a tree's first push in
+        .pc/.quilt_patches and prefers it to QUILT_PATCHES: a cached tree
+        first pushed from another checkout (a CI clone in /tmp, say) would
+        silently get that checkout's series. Point it at ours."""
+        pc = self.tree / ".pc"
+        if pc.is_dir():
+            (pc / ".quilt_patches").write_text(f"{self.patches}\n")
+            (pc / ".quilt_series").write_text("series\n")
+
     def _run(self, *args: str):
+        self._adopt()
         r = run_logged(["quilt", *args], self.log, cwd=self.tree, env=self.env,
                        append=True, timeout=600)
         return r, self.log.read_text(errors="replace")
@@ -122,20 +135,27 @@ class Quilt:
         r, _ = self._run("pop", "-a", "-f", "-q")
         if r.returncode not in (0, 2):
             raise HarnessError("quilt pop -a failed; the tree needs a look", log=str(self.log))
-        stamp = self.tree / ".pc" / STAMP
-        if stamp.exists():
-            stamp.unlink()
+        for f in (STAMP, PATCH_STAMP):
+            (self.tree / ".pc" / f).unlink(missing_ok=True)
 
     def push_all(self) -> str:
-        """Apply the whole series with no fuzz; returns 'applied'/'unchanged'."""
+        """Apply the whole series with no fuzz; returns 'applied'/'unchanged'.
+
+        When the series changed, only the patches from the first changed one
+        on are popped and pushed again, so that editing the top of the series
+        does not touch (and rebuild) what the patches below it change."""
         names = series_names(self.patches)
         digest = series_digest(self.patches)
         if self.applied() == names and self.stamp() == digest:
             return "unchanged"
-        if self.applied():
-            self.pop_all()
+        keep = self._unchanged_prefix(names)
+        if len(self.applied()) > keep:
+            self._pop_to(keep)
         if not names:
             return "empty"
+        if len(self.applied()) == len(names):
+            self._write_stamp(names, digest)
+            return "applied"
         start = self.log.stat().st_size if self.log.exists() else 0
         r, out = self._run("push", "-a", "--fuzz=0")
         out = out[start:]
@@ -144,8 +164,48 @@ class Quilt:
             self.pop_all()
             msg = failure.describe() if failure else f"quilt push -a failed (rc {r.returncode})"
             raise HarnessError(msg + "; the tree was popped back to clean", log=str(self.log))
-        (self.tree / ".pc" / STAMP).write_text(digest + "\n")
+        if self.applied() != names:
+            got = len(self.applied())
+            self.pop_all()
+            raise HarnessError(f"quilt applied {got} of the {len(names)} "
+                               f"patches of {self.patches}/series", log=str(self.log))
+        self._write_stamp(names, digest)
         return "applied"
+
+    def _patch_digests(self, names: list[str]) -> dict[str, str]:
+        return {n: paths.short_hash((self.patches / n).read_bytes(), n=16) for n in names}
+
+    def _write_stamp(self, names: list[str], digest: str) -> None:
+        (self.tree / ".pc" / STAMP).write_text(digest + "\n")
+        (self.tree / ".pc" / PATCH_STAMP).write_text(
+            json.dumps(self._patch_digests(names), indent=1) + "\n")
+
+    def _unchanged_prefix(self, names: list[str]) -> int:
+        """How many of the applied patches are, in order, the first patches
+        of the series with the same content as when they were pushed."""
+        try:
+            pushed = json.loads((self.tree / ".pc" / PATCH_STAMP).read_text())
+        except (OSError, ValueError):
+            return 0
+        now = self._patch_digests(names)
+        keep = 0
+        for applied, name in zip(self.applied(), names, strict=False):
+            if applied != name or pushed.get(name) != now[name]:
+                break
+            keep += 1
+        return keep
+
+    def _pop_to(self, keep: int) -> None:
+        if keep == 0:
+            self.pop_all()
+            return
+        target = self.applied()[keep - 1]
+        r, _ = self._run("pop", "-f", "-q", target)
+        if r.returncode not in (0, 2) or len(self.applied()) != keep:
+            raise HarnessError(f"quilt pop {target} failed; the tree needs a look",
+                               log=str(self.log))
+        for f in (STAMP, PATCH_STAMP):
+            (self.tree / ".pc" / f).unlink(missing_ok=True)
 
     def push_next(self) -> None:
         """Apply the next patch of the series (no fuzz); named on failure."""
@@ -155,8 +215,9 @@ class Quilt:
             failure = parse_push_failure(out[start:])
             raise HarnessError((failure.describe() if failure else "quilt push failed"),
                                log=str(self.log))
-        if self.applied() == series_names(self.patches):
-            (self.tree / ".pc" / STAMP).write_text(series_digest(self.patches) + "\n")
+        names = series_names(self.patches)
+        if self.applied() == names:
+            self._write_stamp(names, series_digest(self.patches))
 
     def status(self) -> dict:
         names = series_names(self.patches)

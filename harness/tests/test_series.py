@@ -127,3 +127,66 @@ def test_empty_series(tmp_path, tree):
     p.mkdir()
     (p / "series").write_text("# nothing yet\n")
     assert series.Quilt(tree, tmp_path / "q.log", patches=p).push_all() == "empty"
+
+
+SECOND = """\
+Subject: [PATCH] second
+
+---
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -3,3 +3,3 @@
+ line3
+-line4
++LINE4
+ line5
+"""
+
+
+@needs_quilt
+def test_tree_first_pushed_from_another_checkout(tmp_path, tree):
+    """quilt remembers the first patches dir in .pc/.quilt_patches; a tree
+    first pushed from another clone must still get this clone's series."""
+    (tmp_path / "other").mkdir()
+    (tmp_path / "ours").mkdir()
+    other = make_series(tmp_path / "other", {"0001-good.patch": GOOD})
+    series.Quilt(tree, tmp_path / "q.log", patches=other).push_all()
+    ours = make_series(tmp_path / "ours", {"0001-good.patch": GOOD, "0002-second.patch": SECOND})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=ours)
+    assert q.push_all() == "applied"
+    assert q.applied() == ["0001-good.patch", "0002-second.patch"]
+    assert "LINE4" in (tree / "mm/memcontrol.c").read_text()
+
+
+OTHER_FILE = """\
+Subject: [PATCH] other file
+
+---
+--- a/mm/other.c
++++ b/mm/other.c
+@@ -1,1 +1,1 @@
+-x
++y
+"""
+
+
+@needs_quilt
+def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path, tree):
+    """Only the changed patch and those above it are re-pushed: the files of
+    the patches below keep their mtime, so nothing of theirs rebuilds."""
+    import os
+    (tree / "mm/other.c").write_text("x\n")
+    p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-other.patch": OTHER_FILE})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    assert q.push_all() == "applied"
+    os.utime(tree / "mm/memcontrol.c", (1000, 1000))
+    (p / "0002-other.patch").write_text(OTHER_FILE.replace("+y", "+z"))
+    assert q.push_all() == "applied"
+    assert (tree / "mm/other.c").read_text() == "z\n"
+    assert (tree / "mm/memcontrol.c").stat().st_mtime == 1000
+    assert q.status()["in_sync"] and q.push_all() == "unchanged"
+    # a change in the first patch re-pushes everything
+    (p / "0001-good.patch").write_text(GOOD.replace("+LINE2", "+Line2"))
+    assert q.push_all() == "applied"
+    assert "Line2" in (tree / "mm/memcontrol.c").read_text()
+    assert (tree / "mm/other.c").read_text() == "z\n"
