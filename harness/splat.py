@@ -14,6 +14,8 @@ from dataclasses import dataclass
 # CONFIG_PRINTK_CALLER); strip those before matching.
 _PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)*")
 
+_BANNER = re.compile(r"^(?:\[[^\]]*\]\s*)*Linux version \d")
+
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("kasan", re.compile(r"^BUG: KASAN: ")),
     ("ubsan", re.compile(r"^UBSAN: ")),
@@ -62,7 +64,9 @@ def scan(log: str, context_after: int = 25) -> list[Splat]:
     the report's end marker, the next report, or `context_after` lines."""
     lines = log.splitlines()
     found: list[Splat] = []
-    covered_until = -1
+    # What comes before the kernel's banner is the host's (vng, QEMU: e.g.
+    # "WARNING: Image format was not specified" for a raw disk), not a splat.
+    covered_until = next((i - 1 for i, ln in enumerate(lines) if _BANNER.search(ln)), -1)
     for i, line in enumerate(lines):
         if i <= covered_until:
             continue

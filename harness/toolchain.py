@@ -44,6 +44,8 @@ GUEST_PACKAGES = [
 # programs (the BPF selftests of 7.x need it, with pahole 1.32).
 PINNED_PACKAGES = [("pahole", "sid"), ("clang-21 lld-21 llvm-21", "trixie-backports")]
 CLANG = "clang-21"
+LLC = "llc-21"
+LLVM_STRIP = "llvm-strip-21"
 APT_SOURCES = f"""\
 deb {MIRROR} {SUITE} main
 deb {MIRROR} {SUITE}-backports main
@@ -101,7 +103,10 @@ def chroot_argv(root: Path, argv: list[str], *, env: dict[str, str],
     same place, in a private mount namespace (mounts vanish with it)."""
     q = shlex.quote
     lines = ["set -e", f"mount -t proc proc {q(str(root / 'proc'))}",
-             f"mount --rbind /dev {q(str(root / 'dev'))}"]
+             f"mount --rbind /dev {q(str(root / 'dev'))}",
+             # compilers' scratch files (and clang's crash reproducers) must
+             # not pile up in the root, which is also the guest's
+             f"mount -t tmpfs tmpfs {q(str(root / 'tmp'))}"]
     seen: set[Path] = set()
     for b in binds:
         b = b.resolve()

@@ -44,3 +44,11 @@ def test_prefix_stripping():
     assert splat.strip_prefix("[   1.000000] [    T1] BUG: x") == "BUG: x"
     assert splat.classify("[ 2.0] kernel BUG at mm/memcontrol.c:10!") == "bug"
     assert splat.classify("stress-ng: warn: [1] WARNING: not kernel") is None
+
+
+def test_host_lines_before_the_banner_are_not_splats():
+    log = ("WARNING: Image format was not specified for 'disk.img' and probing guessed raw.\n"
+           "Linux version 7.3.4 (harness@memcg-bpf)\n"
+           "random: crng init done\n")
+    assert splat.scan(log) == []
+    assert splat.scan(log + "WARNING: CPU: 0 PID: 1 at mm/memcontrol.c:1 f+0x1/0x2\n")

@@ -1,0 +1,236 @@
+"""Selftest results: test_progs and KTAP output parsed into cases, written as
+JSON and JUnit XML, and compared with a baseline run.
+
+Pure functions on text, tested on saved logs (harness/tests/data/).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+OK, FAIL, SKIP, MISSING = "OK", "FAIL", "SKIP", "MISSING"
+KNOWN = "KNOWN-FAIL"  # failed, as it does on the unpatched kernel (a baseline)
+
+# "#123     memcg_ops:OK", "#123/4   memcg_ops/over_high:FAIL",
+# "#7/2     foo/bar:SKIP"; test_progs prints one per test and subtest.
+_TP_LINE = re.compile(r"^#(\d+)(?:/(\d+))?\s+(\S+?):(OK|FAIL|SKIP)\s*$")
+# "Summary: 1/5 PASSED, 0 SKIPPED, 0/0 FAILED": tests/subtests passed, tests
+# skipped, tests/subtests failed (older test_progs: "0 FAILED").
+_TP_SUMMARY = re.compile(r"^Summary:\s+(\d+)/(\d+) PASSED,\s+(\d+) SKIPPED,\s+"
+                         r"(\d+)(?:/(\d+))? FAILED")
+# KTAP: "ok 1 name", "not ok 2 name", "ok 3 name # SKIP why"
+_KTAP_LINE = re.compile(r"^(not ok|ok)\s+(\d+)\s+(?:-\s+)?([^#]*?)\s*(?:#\s*(\w+)\s*(.*))?$")
+_KTAP_PLAN = re.compile(r"^1\.\.(\d+)")
+
+
+@dataclass
+class Case:
+    suite: str  # "test_progs" or "test_memcontrol"
+    name: str  # "memcg_ops/over_high", "test_memcg_min"
+    status: str  # OK, FAIL, SKIP
+    number: str = ""
+    message: str = ""
+    run: int = 0  # which repetition
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}:{self.name}"
+
+
+@dataclass
+class RunResult:
+    suite: str
+    cases: list[Case] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    rc: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Case]:
+        return [c for c in self.cases if c.status == FAIL]
+
+    def ok(self) -> bool:
+        return not self.failed and not self.problems and self.rc in (0, None)
+
+
+def parse_test_progs(text: str, run: int = 0) -> RunResult:
+    """Per-test and per-subtest results and the summary line of test_progs.
+
+    A test line's status covers its subtests; both are kept, the test as
+    "name" and each subtest as "name/subtest". The log lines test_progs prints
+    between them (with -v, or for failures) go into the failed case's message.
+    """
+    res = RunResult("test_progs")
+    pending: list[str] = []
+    by_name: dict[str, Case] = {}
+    # After "All error logs:" test_progs prints the failed tests again, each
+    # as its whole log followed by its status line: that log becomes the
+    # case's message.
+    in_errors = False
+    current: Case | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        sm = _TP_SUMMARY.match(line)
+        if sm:
+            res.summary = {"passed": int(sm.group(1)), "subtests_passed": int(sm.group(2)),
+                           "skipped": int(sm.group(3)), "failed": int(sm.group(4))}
+            if sm.group(5) is not None:
+                res.summary["subtests_failed"] = int(sm.group(5))
+            in_errors = False
+            continue
+        if line == "All error logs:":
+            in_errors, current, pending = True, None, []
+            continue
+        m = _TP_LINE.match(line)
+        if in_errors:  # each failed test's log, then its status line again
+            if m:
+                current = by_name.get(m.group(3))
+                if current is not None and pending:
+                    current.message = "\n".join(pending[-80:])
+                pending = []
+            else:
+                pending.append(raw)
+            continue
+        if m:
+            number = m.group(1) + (f"/{m.group(2)}" if m.group(2) else "")
+            case = Case("test_progs", m.group(3), m.group(4), number, run=run)
+            if case.status == FAIL:
+                case.message = "\n".join(pending[-60:])
+            res.cases.append(case)
+            by_name[case.name] = case
+            pending = []
+            continue
+        pending.append(raw)
+    if not res.summary:
+        res.problems.append("test_progs printed no summary line (crashed or killed?)")
+    elif res.summary["failed"] != len({c.name for c in res.cases
+                                        if c.status == FAIL and "/" not in c.name}):
+        res.problems.append(f"summary says {res.summary['failed']} failed, "
+                            f"the test lines say otherwise")
+    return res
+
+
+def parse_ktap(text: str, suite: str, run: int = 0) -> RunResult:
+    """KTAP/TAP results (the kselftest harness, e.g. test_memcontrol)."""
+    res = RunResult(suite)
+    plan = None
+    pending: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = _KTAP_PLAN.match(line)
+        if m:
+            plan = int(m.group(1))
+            continue
+        m = _KTAP_LINE.match(line)
+        if not m:
+            pending.append(raw)
+            continue
+        directive = (m.group(4) or "").upper()
+        if directive == "SKIP":
+            status = SKIP
+        elif m.group(1) == "ok":
+            status = OK
+        else:
+            status = FAIL
+        name, reason = m.group(3).strip(), (m.group(5) or "").strip()
+        if not name and status == SKIP and reason:
+            # kselftest's ksft_test_result_skip(): "ok 10 # SKIP test_name"
+            name, reason = reason.split()[0], reason
+        case = Case(suite, name, status, m.group(2), run=run)
+        if status != OK:
+            case.message = reason or "\n".join(pending[-30:])
+        res.cases.append(case)
+        pending = []
+    counts = {s: sum(1 for c in res.cases if c.status == s) for s in (OK, FAIL, SKIP)}
+    res.summary = {"passed": counts[OK], "failed": counts[FAIL], "skipped": counts[SKIP],
+                   "total": len(res.cases), "plan": plan}
+    if plan is None:
+        res.problems.append(f"{suite}: no KTAP plan line (crashed or killed?)")
+    elif plan != len(res.cases):
+        res.problems.append(f"{suite}: planned {plan} tests, {len(res.cases)} reported")
+    return res
+
+
+def required_missing(res: RunResult, names: list[str]) -> list[Case]:
+    """Cases for required tests that did not report at all."""
+    seen = {c.name for c in res.cases}
+    return [Case(res.suite, n, MISSING, message="did not run (not built? filtered out?)")
+            for n in names if n not in seen]
+
+
+def baseline_status(baseline: list[Case]) -> dict[str, str]:
+    """Per test name: OK or SKIP or FAIL if every baseline run agrees, else
+    FLAKY (the test is not stable on the unpatched kernel either)."""
+    out: dict[str, str] = {}
+    for name in dict.fromkeys(c.name for c in baseline):
+        sts = {c.status for c in baseline if c.name == name}
+        out[name] = sts.pop() if len(sts) == 1 else "FLAKY"
+    return out
+
+
+def regressions(current: list[Case], baseline: list[Case]) -> list[str]:
+    """What passed in every baseline run and does not now (a test is
+    compared by name; a repeated test must pass every time)."""
+    base = baseline_status(baseline)
+    out = []
+    for name in sorted(n for n, st in base.items() if st == OK):
+        now = [c for c in current if c.name == name]
+        if not now:
+            out.append(f"{name}: passed on the baseline, did not run now")
+        elif any(c.status != OK for c in now):
+            out.append(f"{name}: passed on the baseline, "
+                       f"{'/'.join(sorted({c.status for c in now}))} now")
+    return out
+
+
+def write_junit(path: Path, runs: list[RunResult]) -> Path:
+    """One <testsuite> per runner, one <testcase> per test and subtest (and
+    repetition); FAIL and MISSING are failures, SKIP is skipped."""
+    root = ET.Element("testsuites")
+    for r in runs:
+        suite = ET.SubElement(root, "testsuite", name=r.suite)
+        n = {"tests": 0, "failures": 0, "skipped": 0}
+        for c in r.cases:
+            name = c.name if not c.run else f"{c.name}#{c.run}"
+            tc = ET.SubElement(suite, "testcase", classname=r.suite, name=name)
+            n["tests"] += 1
+            if c.status in (FAIL, MISSING):
+                n["failures"] += 1
+                f = ET.SubElement(tc, "failure", message=f"{c.status}")
+                f.text = c.message
+            elif c.status in (SKIP, KNOWN):
+                n["skipped"] += 1
+                ET.SubElement(tc, "skipped", message=c.message[:200])
+        for p in r.problems:
+            tc = ET.SubElement(suite, "testcase", classname=r.suite, name="runner")
+            ET.SubElement(tc, "failure", message=p)
+            n["tests"] += 1
+            n["failures"] += 1
+        for k, v in n.items():
+            suite.set(k, str(v))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
+    return path
+
+
+def to_dict(runs: list[RunResult]) -> dict:
+    return {"runs": [{"suite": r.suite, "rc": r.rc, "summary": r.summary,
+                      "problems": r.problems, "cases": [asdict(c) for c in r.cases]}
+                     for r in runs]}
+
+
+def from_dict(data: dict) -> list[RunResult]:
+    runs = []
+    for r in data.get("runs", []):
+        rr = RunResult(r["suite"], [Case(**c) for c in r["cases"]], r.get("summary", {}),
+                       r.get("rc"), r.get("problems", []))
+        runs.append(rr)
+    return runs
+
+
+def load(path: Path) -> list[RunResult]:
+    return from_dict(json.loads(path.read_text()))

@@ -1,0 +1,129 @@
+"""Parsers of selftest output (saved logs), JUnit/JSON, baselines."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness import results
+from harness.pipeline import collect_selftests
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_test_progs_cases_and_summary():
+    r = results.parse_test_progs((DATA / "test_progs-fail.log").read_text())
+    st = {c.name: c.status for c in r.cases}
+    assert st == {"memcg_ops/verifier": "OK", "memcg_ops/attach_detach": "OK",
+                  "memcg_ops/over_high": "FAIL", "memcg_ops/bad_args": "OK",
+                  "memcg_ops/inheritance": "SKIP", "memcg_ops": "FAIL"}
+    # the "All error logs" section repeats failures: no duplicates, its log kept
+    assert len(r.cases) == 6
+    fail = next(c for c in r.cases if c.name == "memcg_ops/over_high")
+    assert "actual 0 <= expected 0" in fail.message
+    assert r.summary == {"passed": 0, "subtests_passed": 3, "skipped": 0, "failed": 1,
+                         "subtests_failed": 1}
+    assert not r.problems
+    assert [c.name for c in r.failed] == ["memcg_ops/over_high", "memcg_ops"]
+
+
+def test_test_progs_without_summary_is_a_problem():
+    text = "#212/1   memcg_ops/verifier:OK\n"  # killed before the end
+    r = results.parse_test_progs(text)
+    assert r.problems and "no summary" in r.problems[0]
+    assert not r.ok()
+
+
+def test_test_progs_summary_disagreeing_is_a_problem():
+    text = "#1 a:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 1 FAILED\n"
+    assert results.parse_test_progs(text).problems
+
+
+def test_ktap():
+    r = results.parse_ktap((DATA / "test_memcontrol.log").read_text(), "test_memcontrol")
+    st = {c.name: c.status for c in r.cases}
+    assert st == {"test_memcg_subtree_control": "OK", "test_memcg_current_peak": "FAIL",
+                  "test_memcg_swap_max_peak": "SKIP", "test_memcg_oom_group_leaf_events": "OK"}
+    assert r.summary["plan"] == 4 and not r.problems
+
+
+def test_ktap_short_of_plan_is_a_problem():
+    r = results.parse_ktap("1..3\nok 1 a\n", "x")
+    assert r.problems == ["x: planned 3 tests, 1 reported"]
+
+
+def test_required_missing():
+    r = results.parse_test_progs("#1/1 memcg_ops/verifier:OK\n#1 memcg_ops:OK\n"
+                                 "Summary: 1/1 PASSED, 0 SKIPPED, 0 FAILED\n")
+    assert results.required_missing(r, ["memcg_ops"]) == []
+    miss = results.required_missing(r, ["memcg_ops", "memcg_ops_more"])
+    assert [(c.name, c.status) for c in miss] == [("memcg_ops_more", "MISSING")]
+
+
+def test_regressions():
+    C = results.Case
+    base = [C("m", "a", "OK"), C("m", "b", "FAIL"), C("m", "c", "OK"), C("m", "d", "OK")]
+    now = [C("m", "a", "OK"), C("m", "b", "OK"), C("m", "c", "FAIL"),
+           C("m", "a", "SKIP", run=1)]
+    assert results.regressions(now, base) == [
+        "a: passed on the baseline, OK/SKIP now",
+        "c: passed on the baseline, FAIL now",
+        "d: passed on the baseline, did not run now"]
+
+
+def test_junit_and_json_round_trip(tmp_path):
+    tp = results.parse_test_progs((DATA / "test_progs-fail.log").read_text())
+    mc = results.parse_ktap((DATA / "test_memcontrol.log").read_text(), "test_memcontrol")
+    mc.problems.append("test_memcontrol exited 1 with no failed test")
+    path = results.write_junit(tmp_path / "j.xml", [tp, mc])
+    suites = {s.get("name"): s for s in ET.parse(path).getroot()}
+    assert suites["test_progs"].get("tests") == "6"
+    assert suites["test_progs"].get("failures") == "2"
+    assert suites["test_progs"].get("skipped") == "1"
+    assert suites["test_memcontrol"].get("failures") == "2"  # a FAIL and the problem
+    back = results.from_dict(results.to_dict([tp, mc]))
+    assert [c.name for c in back[0].cases] == [c.name for c in tp.cases]
+    assert back[1].problems == mc.problems
+
+
+def test_collect_selftests(tmp_path):
+    (tmp_path / "test_progs-0.log").write_text((DATA / "test_progs-fail.log").read_text())
+    (tmp_path / "test_memcontrol.log").write_text("1..1\nok 1 a\n")
+    (tmp_path / "runs.json").write_text(
+        '{"env": {}, "runs": ['
+        '{"suite": "test_progs", "run": 0, "log": "test_progs-0.log", "rc": 1},'
+        '{"suite": "test_memcontrol", "run": 0, "log": "test_memcontrol.log", "rc": null}]}')
+    tp, mc = collect_selftests(tmp_path, ["memcg_ops", "memcg_ops_other"])
+    assert ("memcg_ops_other", "MISSING") in [(c.name, c.status) for c in tp.cases]
+    assert mc.problems == ["test_memcontrol killed after a timeout"]
+    assert collect_selftests(tmp_path / "nothing", [])[0].problems
+
+
+def test_test_progs_real_pass_log():
+    """A whole test_progs log from the guest (7.3.4 + the series)."""
+    r = results.parse_test_progs((DATA / "test_progs-ok.log").read_text())
+    assert [c.status for c in r.cases] == ["OK"] * 6
+    assert r.summary == {"passed": 1, "subtests_passed": 5, "skipped": 0, "failed": 0,
+                         "subtests_failed": 0}
+    assert r.ok()
+
+
+def test_baseline_status_and_flaky():
+    C = results.Case
+    base = [C("m", "a", "OK", run=0), C("m", "a", "OK", run=1),
+            C("m", "b", "OK", run=0), C("m", "b", "FAIL", run=1),
+            C("m", "c", "SKIP", run=0), C("m", "c", "SKIP", run=1)]
+    assert results.baseline_status(base) == {"a": "OK", "b": "FLAKY", "c": "SKIP"}
+    # a flaky baseline test is no regression; a stable one is
+    now = [C("m", "a", "FAIL"), C("m", "b", "FAIL"), C("m", "c", "FAIL")]
+    assert results.regressions(now, base) == ["a: passed on the baseline, FAIL now"]
+
+
+def test_test_progs_real_failure_log():
+    """A real failure (the hook made to return 0): the failed subtest's
+    message is its log from the "All error logs" section."""
+    r = results.parse_test_progs((DATA / "test_progs-fail-real.log").read_text())
+    fail = next(c for c in r.cases if c.name == "memcg_ops/over_high")
+    assert fail.status == "FAIL"
+    assert "some: high events: actual 0 <= expected 0" in fail.message
+    assert len(r.cases) == 6 and not r.problems
