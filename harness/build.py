@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from harness import kconfig, paths
 from harness.errors import HarnessError
 from harness.proc import Progress, run_logged, tail
-from harness.toolchain import CLANG, Toolchain
+from harness.toolchain import CLANG, LLC, LLVM_STRIP, Toolchain
 
 FRAGMENTS = paths.REPO / "kernel-config"
 GUEST_TOOLS_SRC = paths.REPO / "harness" / "guest" / "memcg_ops_check"
@@ -143,7 +144,8 @@ class KernelBuild:
                                log=str(log))
         if targets:  # a partial build: no image to describe
             return {"targets": targets, "duration_s": round(r.duration_s, 1), "log": str(log)}
-        objs = sum(1 for _ in self.build.rglob("*.o"))
+        objs = sum(1 for p in self.build.rglob("*.o")
+                   if guest_tools_dir(self.build) not in p.parents)
         counts.write_text(f"{objs}\n")
         image = self.build / "arch/x86/boot/bzImage"
         release = (self.build / "include/config/kernel.release").read_text().strip()
@@ -155,14 +157,29 @@ class KernelBuild:
         (self.build / ".harness-build.json").write_text(json.dumps(info, indent=2) + "\n")
         return info
 
+    def build_libbpf(self, log_name: str = "libbpf.log") -> dict:
+        """tools/lib/bpf of the tree (the series changes libbpf), -Werror as
+        upstream builds it, into the build directory."""
+        out = self.build / "libbpf"
+        out.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / log_name
+        r = run_logged(self._wrap(["make", "-C", str(self.tree / "tools/lib/bpf"),
+                                   f"OUTPUT={out}/", f"-j{jobs()}", "BUILD_STATIC_ONLY=1",
+                                   "libbpf.a"]), log, timeout=900)
+        if r.returncode != 0:
+            errors = [x for x in log.read_text(errors="replace").splitlines()
+                      if "error" in x][:10]
+            raise HarnessError("libbpf build failed:\n" + ("\n".join(errors) or tail(log)),
+                               log=str(log))
+        return {"duration_s": round(r.duration_s, 1), "log": str(log)}
+
     # -- guest tools ------------------------------------------------------
     def build_guest_tools(self) -> dict:
         """The memcg_bpf_ops check program, or a skip if the kernel has no
         memcg_bpf_ops (an empty or different series)."""
         out = guest_tools_dir(self.build)
         if not kernel_has_memcg_bpf_ops(self.build):
-            if out.exists():
-                shutil.rmtree(out)
+            (out / "memcg_ops_check").unlink(missing_ok=True)
             return {"skipped": "the kernel has no memcg_bpf_ops (series not applied?)"}
         out.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / "guest-tools.log"
@@ -171,8 +188,91 @@ class KernelBuild:
         if r.returncode != 0:
             raise HarnessError(f"building the guest check program failed:\n{tail(log, 20)}",
                                log=str(log))
+        sample = out / "memcg"
         return {"dir": str(out), "program": str(out / "memcg_ops_check"),
+                "sample": str(sample) if sample.exists() else None,
                 "duration_s": round(r.duration_s, 1)}
+
+
+    # -- selftests -------------------------------------------------------
+    def build_selftests(self, bpf: bool = True) -> dict:
+        """The upstream BPF selftests runner (test_progs, the standard build:
+        every test the tree has, those our config or toolchain cannot build
+        skipped by BPF_STRICT_BUILD=0) and the cgroup test_memcontrol.
+
+        The tests of the series are required: the permissive build would
+        silently drop a memcg_ops test that does not compile, so any
+        SKIP-BPF/SKIP-SKEL/SKIP-TEST of theirs is an error here."""
+        out = selftests_dir(self.build)
+        bpf_out, cg_out = out / "bpf", out / "cgroup"
+        bpf_out.mkdir(parents=True, exist_ok=True)
+        cg_out.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / "selftests-build.log"
+        sdir = self.tree / "tools/testing/selftests"
+        required = required_bpf_tests(self.tree) if bpf else []
+        prog = Progress("selftests", every=20)
+        counts = {"CLNG-BPF": 0, "TEST-OBJ": 0, "SKIP": 0}
+
+        def on_line(line: str) -> None:
+            word = line.split()[0] if line.split() else ""
+            if word in counts or word.startswith("SKIP-"):
+                counts["SKIP" if word.startswith("SKIP-") else word] += 1
+                prog.maybe(f"{counts['CLNG-BPF']} BPF objects, {counts['TEST-OBJ']} test "
+                           f"objects, {counts['SKIP']} skipped; now {line.strip()}")
+
+        bpf_make = [
+            "make", "-C", str(sdir / "bpf"), f"OUTPUT={bpf_out}",
+            f"VMLINUX_BTF={self.build / 'vmlinux'}", f"-j{jobs()}",
+            f"CLANG={CLANG}", f"LLC={LLC}", f"LLVM_STRIP={LLVM_STRIP}",
+            "BPF_STRICT_BUILD=0", "SKIP_DOCS=1", "SKIP_LLVM=1",
+            # CONFIG_MODULES=n: no bpf_testmod.ko, and not against whatever
+            # kernel happens to be in /lib/modules either.
+            f"KDIR={self.build}/no-modules",
+            # No ccache: with CCACHE_BASEDIR its dependency files name
+            # sources relative to the object's directory, which breaks make.
+            "test_progs",
+        ]
+        cg_make = ["make", "-C", str(sdir / "cgroup"), f"OUTPUT={cg_out}",
+                   f"{cg_out}/test_memcontrol"]
+        prog.maybe(f"test_progs and test_memcontrol in {out} (log: {log})", force=True)
+        script = " && ".join(shlex.join(a) for a in ((bpf_make, cg_make) if bpf else (cg_make,)))
+        r = run_logged(self._wrap(["sh", "-c", script]), log, timeout=3600, on_line=on_line)
+        text = log.read_text(errors="replace")
+        if r.returncode != 0:
+            errors = [x for x in text.splitlines() if "error" in x.lower()][-15:]
+            raise HarnessError("selftests build failed:\n" + ("\n".join(errors) or tail(log)),
+                               log=str(log))
+        dropped = sorted({m.group(1) for m in _SKIPPED.finditer(text)
+                          if any(m.group(1).startswith(t) for t in required)})
+        missing = [t for t in required if not (bpf_out / f"{t}.test.o").exists()]
+        if dropped or missing:
+            errors = [x for x in text.splitlines()
+                      if any(t in x for t in required) and "error" in x][:15]
+            what = ", ".join(dropped or missing)
+            raise HarnessError(f"the series' BPF selftests did not build ({what}):\n"
+                               + "\n".join(errors), log=str(log))
+        prog.maybe(f"done in {r.duration_s:.0f}s: {counts['CLNG-BPF']} BPF objects and "
+                   f"{counts['TEST-OBJ']} test objects compiled, {counts['SKIP']} skipped "
+                   "(options or toolchain we lack)", force=True)
+        return {"dir": str(out), "test_progs": str(bpf_out / "test_progs"),
+                "test_memcontrol": str(cg_out / "test_memcontrol"),
+                "required": required, "skipped_objects": counts["SKIP"],
+                "duration_s": round(r.duration_s, 1)}
+
+
+# "  SKIP-BPF     memcg_ops.bpf.o", "  SKIP-TEST    memcg_ops.test.o"
+_SKIPPED = re.compile(r"^\s*SKIP-(?:BPF|SKEL|TEST|LSKEL)\s+(\S+)", re.M)
+
+
+def required_bpf_tests(tree: Path) -> list[str]:
+    """The test_progs tests of the series (prog_tests/memcg_ops*.c), if the
+    tree has them."""
+    d = tree / "tools/testing/selftests/bpf/prog_tests"
+    return sorted(p.stem for p in d.glob("memcg_ops*.c"))
+
+
+def selftests_dir(build: Path) -> Path:
+    return guest_tools_dir(build) / "selftests"
 
 
 def guest_tools_dir(build: Path) -> Path:
@@ -183,6 +283,7 @@ def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int
     """Shell script (run in the toolchain) that builds the guest's check
     program against the tree's own libbpf and the built kernel's BTF."""
     lib = out / "libbpf-root"
+    sample = tree / "samples" / "bpf"
     inc = f"-I{out} -I{lib}/include -I{tree}/tools/include/uapi"
     return "\n".join([
         "set -e",
@@ -196,6 +297,14 @@ def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int
         f"> {out}/memcg_ops_check.skel.h",
         f"gcc -O2 -Wall {inc} {src}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
         f"-o {out}/memcg_ops_check",
+        # the series' sample (samples/bpf/memcg), if the tree has it
+        f"if [ -f {sample}/memcg.bpf.c ]; then",
+        f"  {CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
+        f"-c {sample}/memcg.bpf.c -o {out}/memcg.bpf.o",
+        f"  bpftool gen skeleton {out}/memcg.bpf.o name memcg > {out}/memcg.skel.h",
+        f"  gcc -O2 -Wall -Werror {inc} {sample}/memcg.c {lib}/lib64/libbpf.a -lelf -lz "
+        f"-o {out}/memcg",
+        f"else rm -f {out}/memcg; fi",
     ])
 
 

@@ -9,11 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
-from harness import host, paths
+from harness import host, paths, send
 from harness.errors import HarnessError
 from harness.pipeline import Options, Pipeline
 from harness.record import SKIP
 from harness.report import stage_table, table, write_json
+from harness.throttle import ALL_SCENARIOS  # noqa: E402
+
+BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -76,6 +79,47 @@ def make_parser() -> argparse.ArgumentParser:
     add_common(p)
     p.add_argument("--no-prefixes", action="store_true", help="skip the per-prefix builds")
     p.add_argument("--no-configs", action="store_true", help="skip the extra configs")
+    p.add_argument("--quick", action="store_true",
+                   help="compile the directories the series touches (and libbpf) per prefix "
+                   "and config instead of whole kernels (what CI runs)")
+
+    p = sub.add_parser("test", help="run the BPF selftests (test_progs) and test_memcontrol "
+                       "in the guest; JUnit XML and JSON")
+    add_common(p)
+    add_vm(p)
+    p.add_argument("-t", "--filter", action="append", default=[], dest="filters",
+                   help="test_progs -t (default: the series' tests, memcg_ops)")
+    p.add_argument("--repeat", type=int, default=1, help="run test_progs N times in one boot")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="test_progs -v: keep every test's log (out/selftests-out/results/)")
+    p.add_argument("--no-memcontrol", action="store_true", help="skip test_memcontrol")
+    p.add_argument("--memcontrol-repeat", type=int, default=1,
+                   help="run test_memcontrol N times (a baseline wants 3 or more: a test "
+                   "that does not pass every time is flaky, not a baseline pass)")
+    p.add_argument("--unpatched", action="store_true",
+                   help="build and test the tree without the series (own build dir)")
+    p.add_argument("--baseline", type=Path, default=BASELINE,
+                   help="test_memcontrol results of the unpatched kernel to compare with")
+    p.add_argument("--write-baseline", action="store_true",
+                   help="with --unpatched: save test_memcontrol's results as the baseline")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds before the VM is killed")
+
+    p = sub.add_parser("throttle", help="the throttling experiment: stress-ng in cgroups "
+                       "high and low under no policy, the BPF sample, memory.low, memory.high")
+    add_common(p)
+    add_vm(p)
+    p.add_argument("--short", action="store_true",
+                   help="the short matrix of the README's test command (4 scenarios, 10 s)")
+    p.add_argument("--scenarios", help="comma-separated, of: " + ", ".join(ALL_SCENARIOS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seconds", type=int, help="per run (default 20, --short 10)")
+    p.add_argument("--vm-bytes", default="1200M", help="stress-ng --vm-bytes per side")
+    p.add_argument("--threshold", type=int, default=100,
+                   help="the sample's THRESHOLD: pages scanned in high per window")
+    p.add_argument("--over-high", type=int, default=262144,
+                   help="the sample's OVER_HIGH in pages (default 1 GiB)")
+
+    send.add_parser(sub)
 
     p = sub.add_parser("run", help="the main job: source, series, config, build, boot, checks")
     add_common(p)
@@ -90,7 +134,8 @@ def options(args: argparse.Namespace) -> Options:
                    toolchain=getattr(args, "toolchain", "buildroot"),
                    accel=getattr(args, "accel", "auto"),
                    fragments=getattr(args, "fragments", []),
-                   refresh=getattr(args, "refresh", False))
+                   refresh=getattr(args, "refresh", False),
+                   unpatched=getattr(args, "unpatched", False))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -159,7 +204,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             pl.series("apply")
             with pl._stage("check") as rec:
                 items = SeriesCheck(pl, prefixes=not args.no_prefixes,
-                                    configs=not args.no_configs).run()
+                                    configs=not args.no_configs, quick=args.quick).run()
                 rec.details = {"items": items_dict(items)}
                 rec.status = stage_status(items)
                 bad = [i for i in items if i.status == "FAIL"]
@@ -170,7 +215,33 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             for i in bad:
                 print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
                     i.details.get("issues") or [i.details.get("error", "")] or []))
+            for i in items:
+                for x in i.details.get("excepted", []):
+                    print(f"note: {x}")
             extra["check"] = items_dict(items)
+        elif verb == "test":
+            return cmd_test(pl, args, extra)
+        elif verb == "throttle":
+            from harness.throttle import SHORT_SCENARIOS, Params
+            params = Params(repeats=args.repeats, vm_bytes=args.vm_bytes,
+                            threshold=args.threshold, over_high=args.over_high)
+            if args.short:
+                params.scenarios, params.seconds = list(SHORT_SCENARIOS), 10
+            if args.scenarios:
+                params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+            if args.seconds:
+                params.seconds = args.seconds
+            params.validate()
+            pl.prepare()
+            extra["source"] = pl.source().__dict__
+            print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
+                  f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
+                  flush=True)
+            r = pl.throttle(params)
+            print()
+            print(r["table"])
+            print(f"\nresults: {r['results']}\nplot: {r['png']}")
+            extra["throttle"] = str(r["results"])
         elif verb == "run":
             pl.prepare()
             src = pl.source()
@@ -181,6 +252,56 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"\nerror: {e}", file=sys.stderr)
         finish(pl, extra)
         return 2
+    return finish(pl, extra)
+
+
+def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
+    from harness import results
+    from harness.record import FAIL as STAGE_FAIL
+    if args.write_baseline and not args.unpatched:
+        raise HarnessError("--write-baseline needs --unpatched (the baseline is the tree "
+                           "without the series)")
+    pl.prepare()
+    extra["source"] = pl.source().__dict__
+    # Unpatched, only test_memcontrol is of interest (the baseline).
+    runs = pl.selftests(args.filters or ["memcg_ops"], repeat=args.repeat,
+                        memcontrol=not args.no_memcontrol, test_progs=not args.unpatched,
+                        memcontrol_repeat=args.memcontrol_repeat, timeout=args.timeout,
+                        baseline=None if args.unpatched else args.baseline,
+                        verbose=args.verbose)
+    cases = [c for r in runs for c in r.cases]
+    rows = []
+    for c in cases:
+        if c.suite == "test_progs" and args.repeat > 1 and "/" not in c.name:
+            continue
+        rows.append([c.suite, c.name + (f" #{c.run}" if args.repeat > 1 else ""), c.status,
+                     (c.message.strip().splitlines() or [""])[-1][:70]])
+    print()
+    print(table(rows, ["suite", "test", "status", "last line of its log, if not OK"]))
+    if args.repeat > 1:
+        for name in sorted({c.name for c in cases if c.suite == "test_progs"}):
+            st = [c.status for c in cases if c.name == name]
+            print(f"{name}: {st.count('OK')}/{len(st)} OK over {args.repeat} runs")
+    mc = [r for r in runs if r.suite == "test_memcontrol"]
+    if args.write_baseline and mc:
+        data = results.to_dict(mc) | {"kernel": pl.source().label(),
+                                      "note": "test_memcontrol on the tree without the series, "
+                                      "same config and guest as the patched runs "
+                                      "(harness test --unpatched --write-baseline)"}
+        args.baseline.parent.mkdir(parents=True, exist_ok=True)
+        args.baseline.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"baseline written: {args.baseline}")
+    elif mc and args.baseline.exists() and not args.unpatched:
+        base = [c for r in results.load(args.baseline) for c in r.cases]
+        regs = results.regressions([c for r in mc for c in r.cases], base)
+        with pl._stage("memcontrol-vs-unpatched") as rec:
+            rec.details = {"baseline": str(args.baseline), "regressions": regs}
+            stable = sum(1 for st in results.baseline_status(base).values() if st == "OK")
+            rec.summary = (f"{len(regs)} regression(s): {regs[0]}" if regs else
+                           f"the {stable} tests passing every time unpatched pass")
+            if regs:
+                rec.status = STAGE_FAIL
+    extra["selftests"] = str(pl.opts.out / "selftests" / "results.json")
     return finish(pl, extra)
 
 
@@ -196,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "doctor":
             return cmd_doctor(args)
+        if args.verb == "send":
+            return send.cmd_send(args)
         return cmd_pipeline(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)

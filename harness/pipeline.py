@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import build as kbuild
-from harness import paths, series, source, toolchain, vm
+from harness import paths, results, series, source, toolchain, vm
 from harness.errors import HarnessError
 from harness.record import FAIL, SKIP, Stage, StageRecord
 
@@ -28,6 +30,7 @@ class Options:
     accel: str = "auto"
     fragments: list[Path] = field(default_factory=list)
     refresh: bool = False
+    unpatched: bool = False  # the tree without the series (baselines)
 
     @classmethod
     def from_env(cls) -> Options:
@@ -40,6 +43,7 @@ class Options:
             toolchain=e.get("MEMCG_BPF_TOOLCHAIN", "buildroot"),
             accel=e.get("MEMCG_BPF_ACCEL", "auto"),
             fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
+            unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -50,6 +54,8 @@ class Options:
             env["MEMCG_BPF_KERNEL_DIR"] = str(self.kernel_dir)
         if self.build_dir:
             env["MEMCG_BPF_BUILD_DIR"] = str(self.build_dir)
+        if self.unpatched:
+            env["MEMCG_BPF_UNPATCHED"] = "1"
         return env
 
     @property
@@ -87,7 +93,10 @@ class Pipeline:
 
     @property
     def build_dir(self) -> Path:
-        return self.opts.build_dir or kbuild.default_build_dir(self.tree)
+        if self.opts.build_dir:
+            return self.opts.build_dir
+        d = kbuild.default_build_dir(self.tree)
+        return d.with_name(d.name + "-unpatched") if self.opts.unpatched else d
 
     def toolchain(self) -> toolchain.Toolchain:
         if self._tc is None:
@@ -129,7 +138,8 @@ class Pipeline:
         kb = self.kernel()
         with self._stage("config") as rec:
             frags = kbuild.default_fragments(self.opts.fragments)
-            info = kb.config(frags, series.series_digest())
+            info = kb.config(frags, "unpatched" if self.opts.unpatched
+                             else series.series_digest())
             rec.summary = (f"{info['options']} options verified"
                            f"{', .config updated' if info['changed'] else ', unchanged'}")
             rec.details = info
@@ -155,22 +165,168 @@ class Pipeline:
                 rec.status = SKIP
                 rec.summary = info["skipped"]
             else:
-                rec.summary = f"memcg_ops_check built ({info['duration_s']}s)"
+                also = " and samples/bpf/memcg" if info["sample"] else ""
+                rec.summary = f"memcg_ops_check{also} built ({info['duration_s']}s)"
+            rec.details = info
+            return info
+
+    def selftests_build(self) -> dict:
+        kb = self.kernel()
+        with self._stage("selftests-build") as rec:
+            rec.log = str(self.opts.logs / "selftests-build.log")
+            # Unpatched, only test_memcontrol runs (the baseline).
+            info = kb.build_selftests(bpf=not self.opts.unpatched)
+            rec.summary = (f"test_progs ({', '.join(info['required']) or 'no memcg_ops'}; "
+                           f"{info['skipped_objects']} objects skipped) and test_memcontrol, "
+                           f"{info['duration_s']:.0f}s" if not self.opts.unpatched else
+                           f"test_memcontrol, {info['duration_s']:.0f}s")
             rec.details = info
             return info
 
     def prepare(self) -> dict:
-        """source -> series -> config -> build -> guest tools; what every
-        guest test needs."""
+        """source -> series -> config -> build -> guest tools -> selftests;
+        what every guest test needs."""
         self.source()
-        self.series("apply")
+        self.series("pop" if self.opts.unpatched else "apply")
         self.config()
         info = self.build()
         self.guest_tools()
+        self.selftests_build()
         return info
 
+    def selftests(self, filters: list[str] | None = None, repeat: int = 1,
+                  memcontrol: bool = True, test_progs: bool = True, name: str = "selftests",
+                  memcontrol_repeat: int = 1, baseline: Path | None = None,
+                  verbose: bool = False,
+                  timeout: float = 1800) -> list[results.RunResult]:
+        """Boot once; run test_progs (-t each filter; `repeat` times) and
+        test_memcontrol in the guest; parse, and write <out>/<name>/
+        results.json and junit.xml. A failed case fails the stage."""
+        root = self.toolchain().root
+        tools = kbuild.guest_tools_dir(self.build_dir)
+        gtools = vm.guest_build(root, tools)
+        out = self.opts.out / name
+        out.mkdir(parents=True, exist_ok=True)
+        disk = out / "scratch-disk.img"
+        with open(disk, "wb") as f:  # sparse; the guest makes it ext4
+            f.truncate(1 << 30)
+        shared = self.opts.out / f"{name}-out"  # boot() shares it with the guest
+        if (shared / "results").exists():
+            shutil.rmtree(shared / "results")
+        gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
+        cmd = [f"python3 {vm.guest_src(root)}/harness/guest/selftests.py {gout}/results",
+               f"--repeat {repeat}", f"--disk-serial {disk}"]
+        if test_progs:
+            cmd.append(f"--test-progs {gtools}/selftests/bpf")
+            cmd += [f"--filter {shlex.quote(f)}" for f in (filters or [])]
+            if verbose:
+                cmd.append("--verbose")
+        if memcontrol:
+            cmd.append(f"--memcontrol {gtools}/selftests/cgroup/test_memcontrol "
+                       f"--memcontrol-repeat {memcontrol_repeat}")
+        res = self.boot(" ".join(cmd), name=name, timeout=timeout, disks=[disk])
+        disk.unlink(missing_ok=True)
+        required = kbuild.required_bpf_tests(self.tree) if test_progs else []
+        if filters:  # only those the filters select
+            required = [t for t in required if any(f.split("/")[0] in t for f in filters)]
+        runs = collect_selftests(shared / "results", required)
+        with self._stage(f"{name}-results") as rec:
+            data = results.to_dict(runs) | {"vm": res.to_dict()}
+            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+            known = {}
+            if baseline is not None and baseline.exists():
+                base = [c for r in results.load(baseline) for c in r.cases]
+                known = {n: st for n, st in results.baseline_status(base).items() if st != "OK"}
+            for r in runs:
+                for c in r.cases if r.suite == "test_memcontrol" else []:
+                    if c.status == results.FAIL and c.name in known:
+                        c.status = results.KNOWN
+                        c.message = (f"FAIL, and {known[c.name]} on the unpatched kernel "
+                                     f"({baseline.name})\n{c.message}")
+            junit = results.write_junit(out / "junit.xml", runs)
+            rec.log = str(junit)
+            cases = [c for r in runs for c in r.cases]
+            bad = [c for c in cases if c.status in (results.FAIL, results.MISSING)]
+            problems = [p for r in runs for p in r.problems]
+            rec.details = {"results": str(out / "results.json"), "junit": str(junit),
+                           "failed": [c.key for c in bad], "problems": problems}
+            n_ok = sum(1 for c in cases if c.status == results.OK)
+            n_skip = sum(1 for c in cases if c.status == results.SKIP)
+            n_known = sum(1 for c in cases if c.status == results.KNOWN)
+            rec.summary = f"{n_ok} ok, {len(bad)} failed, {n_skip} skipped"
+            if n_known:
+                rec.summary += f", {n_known} failed as on the unpatched kernel"
+            if problems:
+                rec.summary += f"; {problems[0]}"
+            if bad or problems or not runs:
+                rec.status = FAIL
+        return runs
+
+    def throttle(self, params, name: str = "throttle") -> dict:
+        """The throttling experiment (harness/throttle.py) in one boot;
+        writes <out>/<name>/results.json, table.txt and throttle.png."""
+        from harness import throttle as th
+        from harness.report import table
+        params.validate()
+        root = self.toolchain().root
+        tools = kbuild.guest_tools_dir(self.build_dir)
+        sample = tools / "memcg"
+        if "both_policy" in params.scenarios and not sample.exists():
+            raise HarnessError("samples/bpf/memcg was not built (is the series applied?)",
+                               hint="harness build")
+        out = self.opts.out / name
+        out.mkdir(parents=True, exist_ok=True)
+        shared = self.opts.out / f"{name}-out"
+        if (shared / "results").exists():
+            shutil.rmtree(shared / "results")
+        disk = out / "scratch-disk.img"
+        with open(disk, "wb") as f:  # sparse: ext4 with the swap file
+            f.truncate((params.swap_mb + 512) << 20)
+        gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
+        cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/throttle.py",
+                        f"{gout}/results", f"--disk-serial {disk}",
+                        f"--sample {vm.guest_build(root, tools)}/memcg",
+                        *map(shlex.quote, params.guest_args())])
+        timeout = params.estimate_s() * 2 + 300
+        try:
+            res = self.boot(cmd, name=name, timeout=timeout, memory=params.memory,
+                            cpus=params.cpus, disks=[disk])
+        finally:
+            disk.unlink(missing_ok=True)
+        with self._stage(f"{name}-results") as rec:
+            env, runs = th.parse_runs(shared / "results")
+            summary = th.summarize(runs, params.scenarios)
+            data = th.to_json(params, env, runs, summary) | {
+                "kernel": self.source().label(), "vm": res.to_dict()}
+            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+            text = table(th.table_rows(summary), th.TABLE_HEADERS)
+            (out / "table.txt").write_text(text + "\n")
+            png = th.plot(summary, out / "throttle.png",
+                          f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
+                          f"{params.repeats} repeats; {params.memory} RAM, "
+                          f"{params.swap_mb} MB swap, {params.cpus} vCPUs (TCG)"
+                          if res.accel == "tcg" else
+                          f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
+                          f"{params.repeats} repeats; {params.memory} RAM, "
+                          f"{params.swap_mb} MB swap, {params.cpus} vCPUs")
+            errors = [r.error for r in runs if r.error]
+            rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                           "table": str(out / "table.txt"), "errors": errors}
+            rec.log = str(out / "results.json")
+            rec.summary = f"{len(runs)} runs of {len(params.scenarios)} scenarios"
+            if errors:
+                rec.status = FAIL
+                rec.summary += f"; {len(errors)} failed: {errors[0][:80]}"
+            expected = len(params.scenarios) * params.repeats
+            if len(runs) < expected:
+                rec.status = FAIL
+                rec.summary += f"; only {len(runs)} of {expected} runs finished"
+        return {"summary": summary, "table": text, "runs": runs, "png": png,
+                "results": out / "results.json", "vm": res}
+
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
-             memory: str = "2G", cpus: int = 2) -> vm.VmResult:
+             memory: str = "2G", cpus: int = 2,
+             disks: list[Path] | None = None) -> vm.VmResult:
         info = kbuild.built_info(self.build_dir)
         tc = self.toolchain()
         kernel = Path(info["image"])
@@ -185,7 +341,7 @@ class Pipeline:
                 rodirs.append((vm.guest_build(tc.root, tools), tools))
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
-                               rodirs=rodirs, name=name)
+                               rodirs=rodirs, name=name, disks=list(disks or []))
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
@@ -228,3 +384,28 @@ class Pipeline:
                 rec.summary = (f"{passed} passed, {counts['failures']} failed, "
                                f"{counts['errors']} errors, {counts['skipped']} skipped")
             return r.returncode
+
+
+def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult]:
+    """Parse what harness/guest/selftests.py left in gout (its runs.json and
+    one log per run); a required test that never reported is MISSING."""
+    index = gout / "runs.json"
+    if not index.exists():
+        r = results.RunResult("selftests", problems=[f"the guest runner left no {index}"])
+        return [r]
+    runs = []
+    for entry in json.loads(index.read_text())["runs"]:
+        log = gout / entry["log"]
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if entry["suite"] == "test_progs":
+            r = results.parse_test_progs(text, run=entry["run"])
+            r.cases += results.required_missing(r, required)
+        else:
+            r = results.parse_ktap(text, entry["suite"], run=entry["run"])
+        r.rc = entry["rc"]
+        if entry["rc"] is None:
+            r.problems.append(f"{entry['suite']} killed after a timeout")
+        elif entry["rc"] != 0 and not r.failed:
+            r.problems.append(f"{entry['suite']} exited {entry['rc']} with no failed test")
+        runs.append(r)
+    return runs

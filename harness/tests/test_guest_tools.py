@@ -11,9 +11,12 @@ def test_guest_tools_script_uses_tree_libbpf_and_uapi(tmp_path):
     assert f"make -s -C {tmp_path}/tree/tools/lib/bpf" in s and "BUILD_STATIC_ONLY=1" in s
     assert f"bpftool btf dump file {tmp_path}/b/vmlinux format c" in s
     # the tree's uapi (BPF_F_CGROUP_FD) before the system's
-    assert s.count(f"-I{tmp_path}/tree/tools/include/uapi") == 2
+    assert s.count(f"-I{tmp_path}/tree/tools/include/uapi") == 4  # check program, sample
     assert "clang-21 " in s and "-target bpf" in s
     assert s.startswith("set -e")
+    # the sample only when the tree has it (the series' patch 8)
+    assert f"if [ -f {tmp_path}/tree/samples/bpf/memcg.bpf.c ]; then" in s
+    assert f"-o {tmp_path}/out/memcg\n" in s
 
 
 def test_kernel_has_memcg_bpf_ops(tmp_path):
