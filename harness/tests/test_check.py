@@ -49,3 +49,27 @@ def test_new_w1_warnings_ignore_line_numbers_and_old_ones():
     assert len(after["mm/memcontrol.c"]) == 2
     assert check.new_warnings(before, after) == {
         "mm/memcontrol.c": ["warning: no previous prototype for 'f' [-Wmissing-prototypes]"]}
+
+
+def test_checkpatch_exceptions(tmp_path):
+    from harness.check import load_exceptions, split_excepted
+    f = tmp_path / "exc"
+    f.write_text("# comment\n0002-* | space prohibited before that ':' | uapi idiom\n")
+    exc = load_exceptions(f)
+    issues = ["a.h:1: ERROR: space prohibited before that ':' (ctx:WxV)",
+              "a.c:2: WARNING: line length of 101 exceeds 100 columns"]
+    counted, excepted = split_excepted("0002-bpf-x.patch", issues, exc)
+    assert counted == [issues[1]] and excepted == [issues[0] + "  [excepted: uapi idiom]"]
+    # the glob is per patch: the same finding elsewhere counts
+    assert split_excepted("0004-mm.patch", issues, exc)[0] == issues
+    f.write_text("0002-* | no reason\n")
+    with pytest.raises(HarnessError):
+        load_exceptions(f)
+
+
+def test_touched_dirs_and_libbpf():
+    from harness.check import touched_dirs, touches_libbpf
+    assert touched_dirs(["mm/memcontrol.c", "mm/bpf_memcontrol.c", "kernel/bpf/syscall.c"]) \
+        == ["mm/", "kernel/bpf/"]
+    assert touches_libbpf(["--- a/tools/lib/bpf/libbpf.c\n+++ b/tools/lib/bpf/libbpf.c\n"])
+    assert not touches_libbpf(["+++ b/mm/memcontrol.c\n"])
