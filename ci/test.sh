@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The tests: set up the host, then every tox environment (lint, unit, vm).
+# The tests: set up the host, then every tox environment (lint, unit, vm,
+# series).
 # Extra arguments go to tox (e.g. `ci/test.sh -e unit`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

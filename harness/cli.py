@@ -109,11 +109,12 @@ def make_parser() -> argparse.ArgumentParser:
     add_common(p)
     add_vm(p)
     p.add_argument("--short", action="store_true",
-                   help="the short matrix of the README's test command (4 scenarios, 10 s)")
+                   help="the short matrix of the README's test command (4 scenarios)")
     p.add_argument("--scenarios", help="comma-separated, of: " + ", ".join(ALL_SCENARIOS))
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seconds", type=int, help="per run (default 20, --short 10)")
-    p.add_argument("--vm-bytes", default="1200M", help="stress-ng --vm-bytes per side")
+    p.add_argument("--seconds", type=int, help="per run (default 20)")
+    p.add_argument("--vm-bytes", default=None, help="stress-ng --vm-bytes per side")
+    p.add_argument("--guest-memory", default=None, help="guest RAM")
     p.add_argument("--threshold", type=int, default=100,
                    help="the sample's THRESHOLD: pages scanned in high per window")
     p.add_argument("--over-high", type=int, default=262144,
@@ -223,10 +224,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             return cmd_test(pl, args, extra)
         elif verb == "throttle":
             from harness.throttle import SHORT_SCENARIOS, Params
-            params = Params(repeats=args.repeats, vm_bytes=args.vm_bytes,
-                            threshold=args.threshold, over_high=args.over_high)
+            params = Params(repeats=args.repeats, threshold=args.threshold,
+                            over_high=args.over_high)
+            if args.vm_bytes:
+                params.vm_bytes = args.vm_bytes
+            if args.guest_memory:
+                params.memory = args.guest_memory
             if args.short:
-                params.scenarios, params.seconds = list(SHORT_SCENARIOS), 10
+                params.scenarios = list(SHORT_SCENARIOS)
             if args.scenarios:
                 params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
             if args.seconds:

@@ -38,6 +38,10 @@ KERNEL_ARGS = ["panic=-1", "oops=panic", "log_buf_len=4M", "hung_task_timeout_se
 PROBE_TIMEOUT = 30.0
 
 
+# Guest lines shown on the host as they come (long guest steps show progress).
+PROGRESS = ("throttle: ", "test_progs run ", "test_memcontrol run ")
+
+
 def vng_path() -> str:
     local = Path(sys.executable).parent / "vng"
     if local.exists():
@@ -205,6 +209,9 @@ def boot(req: VmRequest, log_dir: Path) -> VmResult:
     def on_line(line: str) -> None:
         if not first and line.strip() == START:
             first.append(time.monotonic() - t0)
+        elif line.startswith(PROGRESS):  # the guest scripts' progress lines
+            print(f"[{req.name}] {time.monotonic() - t0:5.0f}s {line.strip()}",
+                  file=sys.stderr, flush=True)
 
     r = run_logged(vng_argv(req, vng_path()), console, timeout=req.timeout,
                    env=vng_env(), on_line=on_line)
