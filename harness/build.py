@@ -164,8 +164,8 @@ class KernelBuild:
         out.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / log_name
         r = run_logged(self._wrap(["make", "-C", str(self.tree / "tools/lib/bpf"),
-                                   f"OUTPUT={out}/", f"-j{jobs()}", "BUILD_STATIC_ONLY=1",
-                                   "libbpf.a"]), log, timeout=900)
+                                   f"OUTPUT={out}/", f"-j{jobs()}", "BUILD_STATIC_ONLY=1"]),
+                       log, timeout=900)
         if r.returncode != 0:
             errors = [x for x in log.read_text(errors="replace").splitlines()
                       if "error" in x][:10]
