@@ -68,3 +68,41 @@ def test_rmdir_detaches_the_link(check):
     assert check["rmdir_attach_err"] == 0, check
     assert check["hup_after_rmdir"] == 1, "no EPOLLHUP after rmdir of the attached cgroup"
     assert check["link_cgroup_id_after_rmdir"] == 0, check
+
+
+@pytest.fixture(scope="module")
+def sample(smoke):
+    _, facts = smoke
+    data = facts.get("sample_cli")
+    if data is None:
+        pytest.skip("samples/bpf/memcg was not built (series without patch 8?)")
+    return data
+
+
+def test_sample_help(sample):
+    assert sample["help"]["rc"] == 0 and "Usage:" in sample["help"]["out"], sample["help"]
+
+
+@pytest.mark.parametrize("case,words", [
+    ("no_args", "Usage:"),
+    ("missing_dir", "/nonexistent: No such file or directory"),
+    ("not_cgroup", "is not a cgroup v2 directory"),
+    ("no_memory", "has no memory controller"),
+    ("same_cgroup", "are the same cgroup"),
+    ("threshold_0", "THRESHOLD must be an integer in 1 .."),
+    ("over_high_junk", "OVER_HIGH must be an integer in 1 .."),
+    ("window_too_big", "--window-ms must be an integer in 1 .. 60000"),
+])
+def test_sample_bad_arguments(sample, case, words):
+    """Bad input: exit status 2 and a message saying what is wrong."""
+    assert sample[case]["rc"] == 2, sample[case]
+    assert words in sample[case]["out"], sample[case]
+
+
+def test_sample_attaches_and_detaches_on_sigterm(sample):
+    t = sample["sigterm"]
+    assert "memcg: attached to /sys/fs/cgroup/sample-low (cgroup id" in t["first"], t
+    assert t["struct_ops_links_attached"] >= 1, t
+    assert "memcg: detached; triggered 0 time(s)" in t["rest"], t
+    assert t["rc"] == 0, t
+    assert t["struct_ops_links_after"] == 0, t

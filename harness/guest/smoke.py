@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -125,6 +126,48 @@ def memcg_ops_check(tools: Path) -> dict | None:
     return data
 
 
+def sample_cli(tools: Path) -> dict | None:
+    """samples/bpf/memcg's command line: help, bad arguments (exit 2 and a
+    message naming what is wrong), and a run ended by SIGTERM (attached
+    line, detach, exit 0, no struct_ops link left)."""
+    prog = tools / "memcg"
+    if not prog.exists():
+        return None
+    low, high = CG / "sample-low", CG / "sample-high"
+    for d in (low, high):
+        d.mkdir(exist_ok=True)
+    nomem = CG / "sample-low" / "nomem"  # its parent does not enable memory
+    nomem.mkdir(exist_ok=True)
+    cases = {
+        "help": [str(prog), "--help"],
+        "no_args": [str(prog)],
+        "missing_dir": [str(prog), "/nonexistent", str(high), "100", "1024"],
+        "not_cgroup": [str(prog), "/tmp", str(high), "100", "1024"],
+        "no_memory": [str(prog), str(nomem), str(high), "100", "1024"],
+        "same_cgroup": [str(prog), str(low), str(low), "100", "1024"],
+        "threshold_0": [str(prog), str(low), str(high), "0", "1024"],
+        "over_high_junk": [str(prog), str(low), str(high), "100", "12x"],
+        "window_too_big": [str(prog), "--window-ms", "60001", str(low), str(high), "1", "1"],
+    }
+    out: dict = {}
+    for name, argv in cases.items():
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        out[name] = {"rc": r.returncode, "out": (r.stdout + r.stderr)[:1500]}
+    p = subprocess.Popen([str(prog), str(low), str(high), "100", "1024"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = p.stdout.readline()
+    _, links_attached = sh(["bpftool", "link", "show"])
+    p.send_signal(signal.SIGTERM)
+    rest = p.communicate(timeout=30)[0]
+    _, links_after = sh(["bpftool", "link", "show"])
+    out["sigterm"] = {"first": first.strip(), "rest": rest[-600:], "rc": p.returncode,
+                      "struct_ops_links_attached": links_attached.count("struct_ops"),
+                      "struct_ops_links_after": links_after.count("struct_ops")}
+    for d in (nomem, low, high):
+        d.rmdir()
+    return out
+
+
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     tools = Path(sys.argv[2]) if len(sys.argv) > 2 else None
@@ -144,6 +187,7 @@ def main() -> int:
     facts["high_control"] = stress_in_cgroup("smoke-control", "max", "64M", 2)
     facts["btf_memcg_bpf_ops"] = btf_has_struct("memcg_bpf_ops")
     facts["memcg_ops_check"] = memcg_ops_check(tools) if tools else None
+    facts["sample_cli"] = sample_cli(tools) if tools else None
     (out / "smoke.json").write_text(json.dumps(facts, indent=2) + "\n")
     print(json.dumps({k: facts[k] for k in ("uname_r", "cgroup_controllers")}))
     return 0
