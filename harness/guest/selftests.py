@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from disk import find_disk, mount_ext4  # harness/guest/disk.py
+
 
 def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, **kw)
@@ -41,31 +43,11 @@ def setup(env: dict) -> None:
     env["lo"] = sh(["ip", "link", "set", "lo", "up"]).returncode if shutil.which("ip") else None
 
 
-def find_disk(serial: str) -> str | None:
-    """The virtio disk the host attached (vng --disk PATH gives it the
-    serial PATH, cut to 20 characters); else the only one. No udev here."""
-    devs = sorted(Path("/sys/block").glob("vd*"))
-    for dev in devs:
-        s = dev / "serial"
-        if s.exists() and serial.startswith(s.read_text().strip() or "\0"):
-            return f"/dev/{dev.name}"
-    return f"/dev/{devs[0].name}" if len(devs) == 1 else None
-
-
 def disk_dir(serial: str, env: dict) -> str | None:
-    dev = find_disk(serial)
-    env["disk"] = dev
-    if not dev:
-        return None
-    mnt = "/tmp/disk"
-    os.makedirs(mnt, exist_ok=True)
-    r = sh(["mkfs.ext4", "-q", "-F", dev])
-    if r.returncode == 0:
-        r = sh(["mount", "-t", "ext4", dev, mnt])
-    env["disk_setup"] = r.returncode
-    if r.returncode:
-        env["disk_error"] = r.stderr[-500:]
-        return None
+    mnt, err = mount_ext4(serial)
+    env["disk"] = find_disk(serial)
+    if err:
+        env["disk_error"] = err
     return mnt
 
 

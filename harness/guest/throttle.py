@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from disk import find_disk, mount_ext4  # harness/guest/disk.py
+
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
 
@@ -34,31 +36,19 @@ def sh(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True)
 
 
-def find_disk(serial: str) -> str | None:
-    devs = sorted(Path("/sys/block").glob("vd*"))
-    for dev in devs:
-        s = dev / "serial"
-        if s.exists() and s.read_text().strip() and serial.startswith(s.read_text().strip()):
-            return f"/dev/{dev.name}"
-    return f"/dev/{devs[0].name}" if len(devs) == 1 else None
-
-
 def setup_swap(serial: str, size_mb: int, env: dict) -> str:
     """ext4 on the scratch disk; a swap file on it; the workdir too."""
-    dev = find_disk(serial)
-    if not dev:
-        raise SystemExit("no scratch disk found")
-    mnt = "/tmp/disk"
-    os.makedirs(mnt, exist_ok=True)
-    for argv in (["mkfs.ext4", "-q", "-F", dev], ["mount", "-t", "ext4", dev, mnt],
-                 ["fallocate", "-l", f"{size_mb}M", f"{mnt}/swapfile"],
+    mnt, err = mount_ext4(serial)
+    if not mnt:
+        raise SystemExit(err)
+    for argv in (["fallocate", "-l", f"{size_mb}M", f"{mnt}/swapfile"],
                  ["chmod", "600", f"{mnt}/swapfile"],
                  ["mkswap", f"{mnt}/swapfile"], ["swapon", f"{mnt}/swapfile"]):
         r = sh(argv)
         if r.returncode:
             raise SystemExit(f"{' '.join(argv)}: {r.stderr.strip()}")
     env["swap"] = Path("/proc/swaps").read_text()
-    env["disk"] = dev
+    env["disk"] = find_disk(serial)
     return mnt
 
 
