@@ -253,6 +253,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             extra["source"] = src.__dict__
             junit = pl.opts.out / "junit-selftests.xml"
             pl.pytest(paths.REPO / "selftests", junit)
+            # the throttling report of the suites' short experiment
+            thr = pl.opts.out / "pytest" / "throttle-short"
+            if (thr / "table.txt").exists():
+                print("\nthrottling experiment (short matrix):\n"
+                      + (thr / "table.txt").read_text()
+                      + f"plot: {thr / 'throttle.png'}\nresults: {thr / 'results.json'}")
+                extra["throttle"] = str(thr / "results.json")
     except HarnessError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         finish(pl, extra)
