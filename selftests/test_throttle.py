@@ -1,34 +1,40 @@
 """The RFC's headline, asserted on the short matrix of the throttling
-experiment (harness/throttle.py; one boot, 3 repeats of 20 s each of:
+experiment (harness/throttle.py; one boot, 4 repeats of 20 s each of:
 high alone, both without policy, both with samples/bpf/memcg attached to
 low, both with the policy detached again; same parameters as the full
 matrix).
 
-The thresholds come from the distribution measured with the full matrix
-on the 2-core TCG machine (selftests/results/throttle.json, README
-"Results"; bogo-ops/s of high, 3 repeats each):
+The thresholds come from what was measured on the 2-core TCG machine
+(selftests/results/throttle.json and two runs of this suite; bogo-ops/s
+of high, 9 runs of each scenario):
 
-  both, no policy         558 (532..578)
-  both, sample policy    4146 (4070..6826)   low: 484 (444..504)
-  both, policy detached   578 (565..613)
+  both, no policy         501..615
+  both, sample policy     488, 2559, 4070, 4146, 4248, 4590, 5568, 6382, 6826
+                          (low under the policy: 322..505)
+  both, policy detached   512..615
 
-so the slowest policy run beat the fastest no-policy run 7.0 times; low
-under the policy stayed below 0.12 of high. Each threshold leaves a
-factor of 2 or more to that, so that such a spread passes and a policy
-without effect (ratio ~1, as the detached runs show) fails:
+Most policy runs give high 7-12x the no-policy throughput, but not every
+one: in 1 of 9 the policy throttled low (memory.events high, stall) and
+high still stayed at the no-policy level. So the assertions are on the
+mean of the 4 repeats, with a margin a single such run cannot undo: a mean
+of at least twice the no-policy mean fails only if two of the four runs
+miss *and* the others are weak, while a policy without effect (the
+detached runs, ratio ~1) always fails it.
 
-- policy vs none, high's median > RATIO_HIGH_POLICY_VS_NONE x none's;
-- low's median under the policy < LOW_VS_HIGH_UNDER_POLICY x high's;
+- policy vs none, high's mean > RATIO_HIGH_POLICY_VS_NONE x none's;
+- low's mean under the policy < LOW_VS_HIGH_UNDER_POLICY x high's;
 - detached vs none, high's median within DETACHED_BAND of none's.
 """
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
-RATIO_HIGH_POLICY_VS_NONE = 3.0
+RATIO_HIGH_POLICY_VS_NONE = 2.0
 LOW_VS_HIGH_UNDER_POLICY = 0.5
 DETACHED_BAND = (0.6, 1.6)
 
@@ -39,7 +45,7 @@ def experiment(pipeline):
     from harness.throttle import SHORT_SCENARIOS, Params
     if not (guest_tools_dir(pipeline.build_dir) / "memcg").exists():
         pytest.skip("samples/bpf/memcg was not built (series not applied?)")
-    params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
+    params = Params(scenarios=list(SHORT_SCENARIOS), repeats=4)
     return pipeline.throttle(params, name="throttle-short")
 
 
@@ -49,21 +55,27 @@ def med(experiment, scenario, side):
     return e["median"]
 
 
+def mean(experiment, scenario, side):
+    e = experiment["summary"][scenario].get(side)
+    assert e, f"no {side} throughput for {scenario}: {experiment['summary'][scenario]}"
+    return statistics.mean(e["values"])
+
+
 def test_every_run_completed(experiment):
     errors = [r.error for r in experiment["runs"] if r.error]
     assert not errors, errors
-    assert len(experiment["runs"]) == 12
+    assert len(experiment["runs"]) == 16
 
 
 def test_policy_keeps_high_above_no_policy(experiment):
-    with_policy = med(experiment, "both_policy", "high")
-    without = med(experiment, "both_none", "high")
+    with_policy = mean(experiment, "both_policy", "high")
+    without = mean(experiment, "both_none", "high")
     assert with_policy > RATIO_HIGH_POLICY_VS_NONE * without, experiment["table"]
 
 
 def test_policy_throttles_low_below_high(experiment):
-    low = med(experiment, "both_policy", "low")
-    high = med(experiment, "both_policy", "high")
+    low = mean(experiment, "both_policy", "low")
+    high = mean(experiment, "both_policy", "high")
     assert low < LOW_VS_HIGH_UNDER_POLICY * high, experiment["table"]
 
 
