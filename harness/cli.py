@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 from harness.pipeline import Options, Pipeline
 from harness.record import SKIP
 from harness.report import stage_table, table, write_json
-from harness.throttle import ALL_SCENARIOS  # noqa: E402
+from harness.throttle import ALL_SCENARIOS
 
 BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
 
