@@ -264,14 +264,16 @@ class Pipeline:
 
     def throttle(self, params, name: str = "throttle") -> dict:
         """The throttling experiment (harness/throttle.py) in one boot;
-        writes <out>/<name>/results.json, table.txt and throttle.png."""
+        writes <out>/<name>/results.json, table.txt (the summary and every
+        run), throttle.png and traces.png (memory over time, the policy's
+        triggered periods)."""
         from harness import throttle as th
         from harness.report import table
         params.validate()
         root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
-        sample = tools / "memcg"
-        if "both_policy" in params.scenarios and not sample.exists():
+        sample = tools / params.sample
+        if set(th.POLICY_SCENARIOS) & set(params.scenarios) and not sample.exists():
             raise HarnessError("samples/bpf/memcg was not built (is the series applied?)",
                                hint="harness build")
         out = self.opts.out / name
@@ -285,9 +287,9 @@ class Pipeline:
         gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
         cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/throttle.py",
                         f"{gout}/results", f"--disk-serial {disk}",
-                        f"--sample {vm.guest_build(root, tools)}/memcg",
+                        f"--sample {vm.guest_build(root, tools)}/{params.sample}",
                         *map(shlex.quote, params.guest_args())])
-        timeout = params.estimate_s() * 2 + 300
+        timeout = params.timeout_s()
         try:
             res = self.boot(cmd, name=name, timeout=timeout, memory=params.memory,
                             cpus=params.cpus, disks=[disk])
@@ -300,15 +302,19 @@ class Pipeline:
                 "kernel": self.source().label(), "vm": res.to_dict()}
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             text = table(th.table_rows(summary), th.TABLE_HEADERS)
-            (out / "table.txt").write_text(text + "\n")
-            png = th.plot(summary, out / "throttle.png",
-                          f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
-                          f"{params.repeats} repeats; {params.memory} RAM, "
-                          f"{params.swap_mb} MB swap, {params.cpus} vCPUs"
-                          + (" (TCG)" if res.accel == "tcg" else ""))
+            every = table(th.run_rows(runs), th.RUN_HEADERS)
+            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+            title = (f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
+                     f"{params.repeats} repeats; {params.memory} RAM, "
+                     f"{params.swap_mb} MB swap, {params.cpus} vCPUs"
+                     + (" (TCG)" if res.accel == "tcg" else ""))
+            png = th.plot(summary, out / "throttle.png", title)
+            traced = [r for r in runs if r.scenario in th.POLICY_SCENARIOS + ("both_none",)]
+            traces = th.plot_traces(traced, out / "traces.png", title)
             errors = [r.error for r in runs if r.error]
             rec.details = {"results": str(out / "results.json"), "plot": str(png),
-                           "table": str(out / "table.txt"), "errors": errors}
+                           "traces": str(traces), "table": str(out / "table.txt"),
+                           "errors": errors}
             rec.log = str(out / "results.json")
             rec.summary = f"{len(runs)} runs of {len(params.scenarios)} scenarios"
             if errors:
@@ -318,8 +324,8 @@ class Pipeline:
             if len(runs) < expected:
                 rec.status = FAIL
                 rec.summary += f"; only {len(runs)} of {expected} runs finished"
-        return {"summary": summary, "table": text, "runs": runs, "png": png,
-                "results": out / "results.json", "vm": res}
+        return {"summary": summary, "table": text, "every_run": every, "runs": runs,
+                "png": png, "traces": traces, "results": out / "results.json", "vm": res}
 
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
              memory: str = "2G", cpus: int = 2,

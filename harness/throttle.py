@@ -1,5 +1,6 @@
-"""The throttling experiment: the RFC's headline, reproduced and compared
-with the existing knobs in the same run.
+"""The throttling experiment: an analogue of the RFC's headline, compared
+with the existing knobs in the same run, and the checks of the sample
+policy's mechanism that CI runs.
 
 Two cgroups, high and low, run the same stress-ng --vm stressor in one
 guest with swap (harness/guest/throttle.py). Scenarios:
@@ -7,23 +8,29 @@ guest with swap (harness/guest/throttle.py). Scenarios:
   high_alone, low_alone   each side on its own: the reference throughputs
   both_none               both, no policy: what contention costs
   both_policy             both, samples/bpf/memcg attached to low, watching
-                          high's page scans
-  both_detached           both, no policy again, right after: back to none?
+                          the stalls of high's tasks
   both_memory_low         both, memory.low protecting high's working set
   both_memory_high        both, a static memory.high on low
+  idle_policy             high holds memory and sleeps, low runs, the
+                          policy attached: it must not trigger
+  policy_detach           both_policy with the policy detached in the
+                          middle of the run, cgroups and stressors kept
 
 Each is repeated (round robin, so drift spreads over all); the report has
-per side the median bogo-ops/s, the spread (min..max), the ratio of the
-medians to that side's "alone" median, and, where low gets throttled, the
-time from high's first page scans to low's first memory.high event.
+every run, per side the median bogo-ops/s and the spread (min..max), the
+ratio of the medians to that side's "alone" median, how many policy runs
+helped high, and the time from high's first page scans to low's first
+memory.high event. Throughput is reported, never asserted: it depends on
+the machine. What CI asserts is mechanism_failures(), per run.
 
-Pure functions here (parsing, statistics, table, plot) are tested on saved
-output; Pipeline.throttle() runs the guest.
+Pure functions here (parsing, statistics, checks, table, plot) are tested
+on saved output; Pipeline.throttle() runs the guest.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,14 +39,18 @@ import yaml
 
 from harness.errors import HarnessError
 
-ALL_SCENARIOS = ["high_alone", "low_alone", "both_none", "both_policy", "both_detached",
-                 "both_memory_low", "both_memory_high"]
-# What the README's test command runs (CI budget): enough for the assertions.
-SHORT_SCENARIOS = ["high_alone", "both_none", "both_policy", "both_detached"]
+ALL_SCENARIOS = ["high_alone", "low_alone", "both_none", "both_policy", "both_memory_low",
+                 "both_memory_high", "idle_policy", "policy_detach"]
+# The main job's throttling report (harness run): throughput, not asserted.
+SHORT_SCENARIOS = ["high_alone", "both_none", "both_policy"]
+# What CI asserts on (selftests/test_throttle.py): the policy's mechanism.
+MECHANISM_SCENARIOS = ["idle_policy", "policy_detach"]
+POLICY_SCENARIOS = ("both_policy", "policy_detach", "idle_policy")
 LABELS = {
     "high_alone": "high alone", "low_alone": "low alone", "both_none": "both, no policy",
-    "both_policy": "both, BPF sample policy", "both_detached": "both, policy detached",
+    "both_policy": "both, BPF sample policy",
     "both_memory_low": "both, memory.low on high", "both_memory_high": "both, memory.high on low",
+    "idle_policy": "high idle, policy", "policy_detach": "both, policy detached mid-run",
 }
 
 
@@ -60,6 +71,15 @@ class Params:
     window_ms: int = 1000
     protect: str = "300M"  # memory.low of high: its whole working set
     low_high: str = "100M"  # memory.high of low: a third of its working set
+    idle_bytes: int = 200 << 20  # idle_policy: what high holds while idle
+    sample: str = "memcg"  # the policy program, in the guest tools' directory
+    # The mechanism runs wait for events, each wait bounded (see
+    # harness/guest/throttle.py drive_mechanism):
+    idle_scans: int = 1000  # idle_policy: high's pages scanned by others, then observe
+    fall: float = 0.75  # policy_detach: detach once low is at most this x its size at trigger
+    fall_wait_s: float = 20.0  # ... or after this long
+    observe_s: float = 8.0  # observed after the scans (idle) or the detach
+    mechanism_cap_s: float = 90.0  # no wait goes on past this after the start
     swap_mb: int = 2048
     memory: str = "512M"  # guest RAM
     cpus: int = 2
@@ -70,10 +90,21 @@ class Params:
                 "--vm-method", self.vm_method, "--seed", str(self.seed),
                 "--threshold", str(self.threshold), "--over-high", str(self.over_high),
                 "--window-ms", str(self.window_ms), "--protect", self.protect,
-                "--low-high", self.low_high, "--swap-mb", str(self.swap_mb)]
+                "--low-high", self.low_high, "--swap-mb", str(self.swap_mb),
+                "--idle-bytes", str(self.idle_bytes), "--idle-scans", str(self.idle_scans),
+                "--fall", str(self.fall), "--fall-wait-s", str(self.fall_wait_s),
+                "--observe-s", str(self.observe_s),
+                "--mechanism-cap-s", str(self.mechanism_cap_s)]
 
     def estimate_s(self) -> float:
-        return len(self.scenarios) * self.repeats * (self.seconds + 4) + 60
+        """Typical guest time (mechanism runs: about 30 s each here)."""
+        per = sum(30 if s in MECHANISM_SCENARIOS else self.seconds + 4 for s in self.scenarios)
+        return per * self.repeats + 60
+
+    def timeout_s(self) -> float:
+        """Twice the estimate, and room for every mechanism run's bounds."""
+        n_mech = self.repeats * sum(s in MECHANISM_SCENARIOS for s in self.scenarios)
+        return self.estimate_s() * 2 + 300 + n_mech * (self.mechanism_cap_s + 2 * self.observe_s)
 
     def validate(self) -> None:
         bad = [s for s in self.scenarios if s not in ALL_SCENARIOS]
@@ -81,6 +112,8 @@ class Params:
             raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(ALL_SCENARIOS)}")
         if self.repeats < 1 or self.seconds < 2:
             raise HarnessError("--repeats must be >= 1 and --seconds >= 2")
+        if not 0 < self.fall <= 1:
+            raise HarnessError(f"fall must be in (0, 1], not {self.fall}")
 
 
 def stress_ng_rate(text: str) -> float:
@@ -116,6 +149,32 @@ def onset_delay(samples: list[dict]) -> float | None:
     return round(t_thr - t_scan, 3)
 
 
+_TRIGGERED = re.compile(r"^memcg: (\d+\.\d+): triggered \((\d+) time")
+# the first version of the sample: the time a trigger was seen, no release
+_TRIGGERED_V1 = re.compile(r"^memcg: (\d+\.\d+): triggered (\d+) time")
+_RELEASED = re.compile(r"^memcg: (\d+\.\d+): released")
+_DETACHED = re.compile(r"^memcg: detached; triggered (\d+) time")
+
+
+def policy_periods(log: str, t0: float) -> tuple[list[list[float | None]], int | None]:
+    """The sample's output -> ([[start, end], ...] in seconds after t0 (end
+    None while still triggered at detach; end == start for the first
+    version of the sample, which printed no release), times triggered as
+    its summary says (None without a summary))."""
+    periods: list[list[float | None]] = []
+    total = None
+    for line in log.splitlines():
+        if m := _TRIGGERED.match(line):
+            periods.append([round(float(m[1]) - t0, 3), None])
+        elif m := _TRIGGERED_V1.match(line):
+            periods.append([round(float(m[1]) - t0, 3)] * 2)
+        elif (m := _RELEASED.match(line)) and periods and periods[-1][1] is None:
+            periods[-1][1] = round(float(m[1]) - t0, 3)
+        elif m := _DETACHED.match(line):
+            total = int(m[1])
+    return periods, total
+
+
 @dataclass
 class Run:
     scenario: str
@@ -124,7 +183,17 @@ class Run:
     onset_s: float | None = None
     low_high_events: int = 0
     low_stall_s: float = 0.0
+    high_stall_s: float = 0.0
     error: str = ""
+    # the policy: triggered periods [start, end] (s after the run began),
+    # its own count, and (policy_detach) when it had detached
+    triggers: list = field(default_factory=list)
+    nr_triggers: int | None = None
+    detached_s: float | None = None
+    detach_sent_s: float | None = None
+    reached: dict = field(default_factory=dict)  # mechanism runs: what the guest waited for
+    helped: bool | None = None  # both_policy: high above every no-policy run
+    samples: list = field(default_factory=list, repr=False)  # the 100 ms samples
 
 
 def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
@@ -141,7 +210,9 @@ def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
             run.error = f"policy not attached: {r['policy_error'].strip()[:300]}"
             runs.append(run)
             continue
-        for side in r["sides"]:
+        run.reached = r.get("reached") or {}
+        run.detach_sent_s = r.get("detach_sent_s")
+        for side in [] if r.get("stopped") else r["sides"]:  # mechanism runs: no rates
             y = gout / r["yaml"][side]
             if r["rc"].get(side) != 0 or not y.exists():
                 run.error += (f"{side}: stress-ng rc {r['rc'].get(side)}: "
@@ -149,19 +220,37 @@ def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
                 continue
             run.rates[side] = stress_ng_rate(y.read_text())
         samples = r.get("samples") or []
+        run.samples = samples
         if "low" in r["sides"] and samples:
             run.onset_s = onset_delay(samples) if "high" in r["sides"] else None
             first, last = samples[0]["low"], samples[-1]["low"]
             run.low_high_events = last["high_events"] - first["high_events"]
-            run.low_stall_s = round((last["pressure"].get("some", 0)
-                                     - first["pressure"].get("some", 0)) / 1e6, 2)
+            run.low_stall_s = _stall(first, last)
+        if samples:
+            run.high_stall_s = _stall(samples[0]["high"], samples[-1]["high"])
+        if "policy_log" in r:
+            run.triggers, run.nr_triggers = policy_periods(r["policy_log"],
+                                                           r.get("t0_monotonic", 0.0))
+            if r.get("policy_rc"):
+                run.error += f"the policy exited {r['policy_rc']}: {r['policy_log'][-300:]} "
+        run.detached_s = r.get("detached_s")
         runs.append(run)
     return data.get("env", {}), runs
 
 
+def _stall(first: dict, last: dict) -> float:
+    return round((last["pressure"].get("some", 0) - first["pressure"].get("some", 0)) / 1e6, 2)
+
+
 def summarize(runs: list[Run], scenarios: list[str]) -> dict:
-    """Per scenario and side: median, min, max, n; ratio of the median to
-    the side's alone median (high_alone for high, low_alone for low)."""
+    """Per scenario and side: median, min, max, n and every value; ratio of
+    the median to the side's alone median (high_alone for high, low_alone
+    for low). Each both_policy run is classed as helping high or not (see
+    HELPED_FACTOR; sets Run.helped), and the scenario gets "helped": [k, n]."""
+    none_high = [r.rates["high"] for r in runs if r.scenario == "both_none" and "high" in r.rates]
+    for r in runs:
+        if r.scenario == "both_policy" and "high" in r.rates and none_high:
+            r.helped = r.rates["high"] > HELPED_FACTOR * max(none_high)
     out: dict = {}
     for sc in scenarios:
         rs = [r for r in runs if r.scenario == sc]
@@ -179,6 +268,11 @@ def summarize(runs: list[Run], scenarios: list[str]) -> dict:
         if any("low" in r.rates for r in rs) and sc.startswith("both"):
             entry["low_high_events"] = statistics.median([r.low_high_events for r in rs])
             entry["low_stall_s"] = statistics.median([r.low_stall_s for r in rs])
+        if any("high" in r.rates for r in rs):
+            entry["high_stall_s"] = statistics.median([r.high_stall_s for r in rs])
+        classed = [r.helped for r in rs if r.helped is not None]
+        if classed:
+            entry["helped"] = [sum(classed), len(classed)]
         out[sc] = entry
     for entry in out.values():
         for side in ("high", "low"):
@@ -186,6 +280,11 @@ def summarize(runs: list[Run], scenarios: list[str]) -> dict:
             if side in entry and alone and alone["median"]:
                 entry[side]["ratio_to_alone"] = entry[side]["median"] / alone["median"]
     return out
+
+
+# A policy run "helped" high when high did more than this times the best
+# no-policy run of the same experiment.
+HELPED_FACTOR = 2.0
 
 
 def table_rows(summary: dict) -> list[list[str]]:
@@ -200,15 +299,38 @@ def table_rows(summary: dict) -> list[list[str]]:
     rows = []
     for e in summary.values():
         on = e.get("onset_s")
+        helped = e.get("helped")
         rows.append([e["label"], cell(e.get("high")), ratio(e.get("high")),
                      cell(e.get("low")), ratio(e.get("low")),
+                     f"{helped[0]}/{helped[1]}" if helped else "-",
                      f"{on['median']:.2f}" if on else "-",
                      "; ".join(e["errors"])[:40]])
     return rows
 
 
 TABLE_HEADERS = ["scenario", "high ops/s median (min..max)", "high/alone",
-                 "low ops/s median (min..max)", "low/alone", "onset->throttle s", "errors"]
+                 "low ops/s median (min..max)", "low/alone", "policy helped high",
+                 "onset->throttle s", "errors"]
+
+
+def run_rows(runs: list[Run]) -> list[list[str]]:
+    """Every run: rates, high's and low's stall, low's memory.high events,
+    the policy's triggered periods."""
+    def rate(r: Run, side: str) -> str:
+        return f"{r.rates[side]:,.0f}" if side in r.rates else "-"
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r.scenario, r.repeat)):
+        trig = ", ".join(f"{a:.1f}-{'' if b is None else f'{b:.1f}'}" for a, b in r.triggers)
+        rows.append([r.scenario, str(r.repeat), rate(r, "high"), rate(r, "low"),
+                     {True: "yes", False: "NO", None: ""}[r.helped],
+                     f"{r.high_stall_s:.1f}", f"{r.low_stall_s:.1f}", str(r.low_high_events),
+                     (trig[:40] + "...") if len(trig) > 43 else trig, r.error[:40]])
+    return rows
+
+
+RUN_HEADERS = ["scenario", "#", "high ops/s", "low ops/s", "helped", "high stall s",
+               "low stall s", "low high events", "policy triggered (s)", "error"]
 
 
 def plot(summary: dict, path: Path, title: str) -> Path:
@@ -250,5 +372,147 @@ def plot(summary: dict, path: Path, title: str) -> Path:
 
 
 def to_json(params: Params, env: dict, runs: list[Run], summary: dict) -> dict:
+    """The samples stay in the guest's runs.json beside it."""
     return {"params": asdict(params), "env": env, "summary": summary,
-            "runs": [asdict(r) for r in runs]}
+            "runs": [{k: v for k, v in asdict(r).items() if k != "samples"} for r in runs]}
+
+
+def plot_traces(runs: list[Run], path: Path, title: str) -> Path:
+    """One panel per run: memory.current and swap of each side over time,
+    the policy's triggered periods shaded, the detach marked; the rates in
+    the panel's title."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in runs if r.samples]
+    fig, axes = plt.subplots(len(runs) or 1, 1, figsize=(9, 2.3 * max(1, len(runs))),
+                             dpi=100, sharex=True, squeeze=False)
+    for ax, r in zip(axes[:, 0], runs, strict=False):
+        t = [s["t"] for s in r.samples]
+        for side, color in (("high", "#1f77b4"), ("low", "#ff7f0e")):
+            ax.plot(t, [s[side]["current"] / 2**20 for s in r.samples], color=color,
+                    label=f"{side} memory.current")
+            ax.plot(t, [s[side]["swap"] / 2**20 for s in r.samples], color=color,
+                    linestyle=":", label=f"{side} swap")
+        for a, b in r.triggers:
+            if a == b:  # a trigger seen, its end unknown
+                ax.axvline(a, color="#d62728", linewidth=0.8)
+            else:
+                end = b if b is not None else (r.detached_s or t[-1])
+                ax.axvspan(a, end, color="#d62728", alpha=0.15, lw=0)
+        if r.detached_s is not None:
+            ax.axvline(r.detached_s, color="black", linestyle="--", linewidth=1)
+        rates = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.rates.items()))
+        verdict = {True: " (helped)", False: " (did not help)", None: ""}[r.helped]
+        ax.set_title(f"{r.scenario} #{r.repeat}: ops/s {rates}{verdict}", fontsize=8)
+        ax.set_ylabel("MiB", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=6, ncol=4, loc="upper left")
+    axes[-1, 0].set_xlabel("s (shaded: policy triggered; dashed: detached)", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# The mechanism checks' margins (what selftests/test_throttle.py asserts).
+SETTLE_S = 1.0  # after the detach, low's memory.high events have stopped by then
+ACTIVE_S = 2.0  # low got memory.high events within this long before the detach
+LOW_FALLS_TO = 0.75  # under the policy, low's memory.current falls to <= this x its
+#                      peak before (Params.fall: the guest waits for it)
+MIN_PEAK = 32 << 20  # ... from a peak of at least this
+LOW_RECOVERS_BY = 1.25  # after the detach, it rises to >= this x its value at the detach
+
+
+def _between(samples: list[dict], a: float, b: float) -> list[dict]:
+    return [s for s in samples if a <= s["t"] <= b]
+
+
+def _at(samples: list[dict], t: float) -> dict:
+    """The last sample taken at or before t (the first one if none)."""
+    before = [s for s in samples if s["t"] <= t]
+    return before[-1] if before else samples[0]
+
+
+def mechanism_failures(run: Run) -> list[str]:
+    """What the sample policy must do in an idle_policy or policy_detach
+    run, whatever the machine's speed; [] when it did all of it. The guest
+    waits for the events (harness/guest/throttle.py drive_mechanism), so
+    a slow machine makes the runs longer, not different.
+
+    idle_policy: reclaim reached high's memory (else the run shows
+    nothing), and yet the policy never triggered and low got no
+    memory.high event.
+    policy_detach: the policy triggered; while it was triggered, low got
+    memory.high events, also in the ACTIVE_S before the detach, and its
+    memory.current fell to LOW_FALLS_TO of its peak (MIN_PEAK at least)
+    or less; the policy was still triggered when it was detached; from
+    SETTLE_S after the detach on, low got no memory.high event, and its
+    memory.current rose to LOW_RECOVERS_BY times its value at the detach
+    or more."""
+    if run.error:
+        return [run.error]
+    s = run.samples
+    if len(s) < 10:
+        return [f"only {len(s)} samples"]
+    out = []
+    if run.nr_triggers is None:
+        out.append("the policy printed no detach summary (killed, or never attached)")
+    if run.scenario == "idle_policy":
+        scanned = s[-1]["high"]["pgscan"] - s[0]["high"]["pgscan"]
+        if not scanned or run.reached.get("high_scanned_s") is None:
+            out.append(f"only {scanned} of high's pages were scanned: low's reclaim did not "
+                       f"reach high's memory, so the run shows nothing (too little pressure)")
+        if run.triggers or run.nr_triggers:
+            out.append(f"triggered {run.nr_triggers} time(s) while high was idle "
+                       f"(periods {run.triggers}; {scanned} of high's pages scanned by others)")
+        if run.low_high_events:
+            out.append(f"low got {run.low_high_events} memory.high events while high was idle")
+        return out
+    if run.scenario != "policy_detach":
+        return [f"no mechanism check for {run.scenario}"]
+    first = run.triggers[0][0] if run.triggers else None
+    det, sent = run.detached_s, run.detach_sent_s
+    if first is None or det is None or sent is None or first >= sent:
+        return out + [f"the policy did not trigger (periods {run.triggers}, detached at {det})"]
+    under = _between(s, first, sent)
+    if len(under) < 3:
+        return out + [f"too few samples between the trigger at {first:.1f} s and the "
+                      f"detach at {sent:.1f} s"]
+    ev = under[-1]["low"]["high_events"] - under[0]["low"]["high_events"]
+    if ev <= 0:
+        out.append(f"no memory.high event of low between the trigger at {first:.1f} s "
+                   f"and the detach at {sent:.1f} s")
+    recent = _at(s, sent)["low"]["high_events"] - _at(s, sent - ACTIVE_S)["low"]["high_events"]
+    if ev > 0 and recent <= 0:
+        out.append(f"no memory.high event of low in the {ACTIVE_S} s before the detach: "
+                   f"the policy was not throttling when it was detached")
+    upto = _between(s, 0, sent)
+    ipeak = max(range(len(upto)), key=lambda i: upto[i]["low"]["current"])
+    peak = upto[ipeak]["low"]["current"]
+    lowest = min(x["low"]["current"] for x in upto[ipeak:])
+    if peak < MIN_PEAK or lowest > LOW_FALLS_TO * peak:
+        out.append(f"low's memory.current fell only to {lowest >> 20} MiB under the policy "
+                   f"(from a peak of {peak >> 20} MiB; expected <= {LOW_FALLS_TO} x, "
+                   f"from {MIN_PEAK >> 20} MiB at least)")
+    a, b = run.triggers[-1] if run.triggers else (None, None)
+    if not (a is not None and a <= sent and (b is None or b >= sent)):
+        out.append(f"the policy was not triggered when it was detached at {sent:.1f} s "
+                   f"(periods {run.triggers})")
+    after = _between(s, det + SETTLE_S, s[-1]["t"])
+    if len(after) < 3:
+        return out + [f"too few samples after the detach at {det:.1f} s"]
+    late = after[-1]["low"]["high_events"] - after[0]["low"]["high_events"]
+    if late:
+        out.append(f"low got {late} memory.high events from {det + SETTLE_S:.1f} s on, "
+                   f"after the detach at {det:.1f} s")
+    at_det = _at(s, det)["low"]["current"]
+    back = max(x["low"]["current"] for x in after)
+    if back < LOW_RECOVERS_BY * max(at_det, 1 << 20):
+        out.append(f"low's memory.current did not recover after the detach: at most "
+                   f"{back >> 20} MiB, against {at_det >> 20} MiB at the detach "
+                   f"(expected >= {LOW_RECOVERS_BY} x)")
+    return out

@@ -1,94 +1,73 @@
-"""The RFC's headline, asserted on the short matrix of the throttling
-experiment (harness/throttle.py; one boot, 4 repeats of 20 s each of:
-high alone, both without policy, both with samples/bpf/memcg attached to
-low, both with the policy detached again; same parameters as the full
-matrix).
+"""The sample policy's mechanism, in the guest, per run (harness/throttle.py,
+scenarios idle_policy and policy_detach; 2 repeats of each in one boot).
 
-The thresholds come from what was measured on the 2-core TCG machine
-(selftests/results/throttle.json and two runs of this suite; bogo-ops/s
-of high, 9 runs of each scenario):
+What is asserted is what the policy must do on any machine, fast or slow,
+KVM or TCG, and what a broken sample or kernel does not do:
 
-  both, no policy         501..615
-  both, sample policy     488, 2559, 4070, 4146, 4248, 4590, 5568, 6382, 6826
-                          (low under the policy: 322..505)
-  both, policy detached   512..615
+- the sample attaches (its "attached" line; it exits 0 on SIGTERM);
+- high idle (holding memory that low's reclaim reaches, its task asleep):
+  the policy never triggers and low gets no memory.high event;
+- both running: the policy triggers (high's tasks stall on memory), low
+  gets memory.high events and its memory.current falls;
+- the policy detached mid-run, both cgroups and stressors kept: low's
+  memory.high events stop and its memory.current recovers.
 
-Most policy runs give high 7-12x the no-policy throughput, but not every
-one: in 1 of 9 the policy throttled low (memory.events high, stall) and
-high still stayed at the no-policy level. So the assertions are on the
-mean of the 4 repeats, with a margin a single such run cannot undo: a mean
-of at least twice the no-policy mean fails only if two of the four runs
-miss *and* the others are weak, while a policy without effect (the
-detached runs, ratio ~1) always fails it.
-
-- policy vs none, high's mean > RATIO_HIGH_POLICY_VS_NONE x none's;
-- low's mean under the policy < LOW_VS_HIGH_UNDER_POLICY x high's;
-- detached vs none, high's median within DETACHED_BAND of none's.
+See harness.throttle.mechanism_failures() for the exact conditions and
+their margins. Throughput (does high run faster?) depends on the machine
+and is not asserted here: `harness throttle` and the main job report it,
+every run shown.
 """
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
-RATIO_HIGH_POLICY_VS_NONE = 2.0
-LOW_VS_HIGH_UNDER_POLICY = 0.5
-DETACHED_BAND = (0.6, 1.6)
+REPEATS = 2
 
 
 @pytest.fixture(scope="module")
 def experiment(pipeline):
     from harness.build import guest_tools_dir
-    from harness.throttle import SHORT_SCENARIOS, Params
+    from harness.throttle import MECHANISM_SCENARIOS, Params
     if not (guest_tools_dir(pipeline.build_dir) / "memcg").exists():
         pytest.skip("samples/bpf/memcg was not built (series not applied?)")
-    params = Params(scenarios=list(SHORT_SCENARIOS), repeats=4)
-    return pipeline.throttle(params, name="throttle-short")
+    params = Params(scenarios=list(MECHANISM_SCENARIOS), repeats=REPEATS)
+    return pipeline.throttle(params, name="throttle-mechanism")
 
 
-def med(experiment, scenario, side):
-    e = experiment["summary"][scenario].get(side)
-    assert e, f"no {side} throughput for {scenario}: {experiment['summary'][scenario]}"
-    return e["median"]
+def runs_of(experiment, scenario):
+    runs = [r for r in experiment["runs"] if r.scenario == scenario]
+    assert len(runs) == REPEATS, f"{scenario}: {len(runs)} of {REPEATS} runs finished"
+    return runs
 
 
-def mean(experiment, scenario, side):
-    e = experiment["summary"][scenario].get(side)
-    assert e, f"no {side} throughput for {scenario}: {experiment['summary'][scenario]}"
-    return statistics.mean(e["values"])
+def explain(experiment, run, failures):
+    return (f"{run.scenario} #{run.repeat}: " + "; ".join(failures)
+            + f"\n(traces: {experiment['traces']}; every run:\n{experiment['every_run']})")
 
 
 def test_every_run_completed(experiment):
-    errors = [r.error for r in experiment["runs"] if r.error]
+    errors = [f"{r.scenario} #{r.repeat}: {r.error}" for r in experiment["runs"] if r.error]
     assert not errors, errors
-    assert len(experiment["runs"]) == 16
 
 
-def test_policy_keeps_high_above_no_policy(experiment):
-    with_policy = mean(experiment, "both_policy", "high")
-    without = mean(experiment, "both_none", "high")
-    assert with_policy > RATIO_HIGH_POLICY_VS_NONE * without, experiment["table"]
+@pytest.mark.parametrize("scenario", ["idle_policy", "policy_detach"])
+def test_policy_attaches(experiment, scenario):
+    for r in runs_of(experiment, scenario):
+        assert r.nr_triggers is not None, f"{scenario} #{r.repeat}: no detach summary"
 
 
-def test_policy_throttles_low_below_high(experiment):
-    low = mean(experiment, "both_policy", "low")
-    high = mean(experiment, "both_policy", "high")
-    assert low < LOW_VS_HIGH_UNDER_POLICY * high, experiment["table"]
+def test_no_trigger_while_high_is_idle(experiment):
+    from harness.throttle import mechanism_failures
+    for r in runs_of(experiment, "idle_policy"):
+        failures = mechanism_failures(r)
+        assert not failures, explain(experiment, r, failures)
 
 
-def test_policy_throttled_low_through_memory_high(experiment):
-    """The effect comes through memory.high events of low, none without
-    the policy."""
-    s = experiment["summary"]
-    assert s["both_policy"].get("low_high_events", 0) > 0, s["both_policy"]
-    assert s["both_none"].get("low_high_events", 0) == 0, s["both_none"]
-
-
-def test_detached_is_back_to_no_policy(experiment):
-    detached = med(experiment, "both_detached", "high")
-    none = med(experiment, "both_none", "high")
-    lo, hi = DETACHED_BAND
-    assert lo * none < detached < hi * none, experiment["table"]
+def test_trigger_throttle_detach_release(experiment):
+    from harness.throttle import mechanism_failures
+    for r in runs_of(experiment, "policy_detach"):
+        failures = mechanism_failures(r)
+        assert not failures, explain(experiment, r, failures)

@@ -4,20 +4,28 @@
 Two cgroups, `high` and `low`, each runs the same stress-ng --vm stressor
 (fixed method and seed, --metrics --yaml), in scenarios that differ only in
 the policy: none, the series' sample (samples/bpf/memcg) attached to low,
-memory.low protecting high, a static memory.high on low. The guest has swap
-on a file of an ext4 virtio disk. While a scenario runs, a sampler reads
-the two cgroups' memory.stat (pgscan), memory.events (high) and
-memory.pressure every 100 ms. Everything is written to OUT for the host to
-judge; nothing is judged here.
+memory.low protecting high, a static memory.high on low. Two more scenarios
+check the policy's mechanism: `idle_policy` (high holds memory and sleeps
+while low runs: the policy must not trigger) and `policy_detach` (the
+policy is detached in the middle of a `both_policy` run, with both cgroups
+kept). The guest has swap on a file of an ext4 virtio disk. While a
+scenario runs, a sampler reads the two cgroups' memory.stat (pgscan,
+pgsteal), memory.current, memory.swap.current, memory.events (high) and
+memory.pressure every 100 ms, and the sample's lines (its trigger and
+release times) are kept with the time they were read. Everything is
+written to OUT for the host to judge; nothing is judged here.
 
 Usage: throttle.py OUT --disk-serial PATH --sample PROG --scenarios a,b
                         --repeats N --seconds S --vm-bytes 1200M ...
+       throttle.py hold BYTES   (touch BYTES of anonymous memory, say
+                                 "held", sleep until killed)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import signal
 import subprocess
@@ -30,6 +38,7 @@ from disk import find_disk, mount_ext4  # harness/guest/disk.py
 
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
+MIN_PEAK = 32 << 20  # policy_detach: low's usage "fell" only from a peak this large
 
 
 def sh(argv: list[str]) -> subprocess.CompletedProcess:
@@ -79,12 +88,12 @@ def read_pressure(path: Path) -> dict[str, int]:
 
 
 class Sampler(threading.Thread):
-    def __init__(self, period: float = 0.1):
+    def __init__(self, t0: float, period: float = 0.1):
         super().__init__(daemon=True)
         self.period = period
         self.samples: list[dict] = []
         self.stop = threading.Event()
-        self.t0 = time.monotonic()
+        self.t0 = t0
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -120,9 +129,11 @@ def reset_cgroups() -> None:
         (CG / side / "memory.high").write_text("max")
 
 
-def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str) -> subprocess.Popen:
+def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str,
+             seconds: int) -> subprocess.Popen:
+    """stress-ng in its own session (killpg stops its workers too)."""
     argv = ["stress-ng", "--vm", "1", "--vm-bytes", args.vm_bytes, "--vm-keep",
-            "--vm-method", args.vm_method, "--seed", str(args.seed), "-t", str(args.seconds),
+            "--vm-method", args.vm_method, "--seed", str(args.seed), "-t", str(seconds),
             "--metrics", "--yaml", str(yaml)]
     procs = str(CG / side / "cgroup.procs")
 
@@ -131,13 +142,119 @@ def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str) -> subpr
             f.write("0")
 
     return subprocess.Popen(argv, cwd=cwd, preexec_fn=join, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for(pred, deadline: float, period: float = 0.05) -> bool:
+    """Poll pred() until it holds (True) or CLOCK_MONOTONIC passes deadline."""
+    while not pred():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(period)
+    return True
+
+
+def last(sampler: Sampler, side: str, key: str) -> int:
+    return sampler.samples[-1][side][key] if sampler.samples else 0
+
+
+def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sampler,
+                    policy: Policy, t0: float) -> None:
+    """The mechanism scenarios wait for events, not for fixed times, so that
+    a slow machine (TCG, a loaded host) only takes longer:
+
+    idle_policy: until some of high's pages have been scanned (low's
+    reclaim reaches high's memory), then --observe-s more;
+    policy_detach: until the policy has triggered, then until it is
+    triggered while low's memory.current is at most --fall of its peak so
+    far (a peak of 32 MiB at least; or --fall-wait-s passed), then detach,
+    then --observe-s more. Every wait is bounded by --mechanism-cap-s after the
+    start; what was reached is in rec["reached"]."""
+    cap = t0 + args.mechanism_cap_s
+    reached = rec["reached"] = {}
+    if name == "idle_policy":
+        scan0 = None
+
+        def scanned() -> bool:
+            nonlocal scan0
+            if not sampler.samples:
+                return False
+            scan0 = sampler.samples[0]["high"]["pgscan"] if scan0 is None else scan0
+            return last(sampler, "high", "pgscan") - scan0 >= args.idle_scans
+        reached["high_scanned_s"] = (round(time.monotonic() - t0, 3)
+                                     if wait_for(scanned, cap) else None)
+        wait_for(lambda: False, min(cap, time.monotonic() + args.observe_s))
+        return
+    if not wait_for(policy.triggered, cap):
+        reached["triggered_s"] = None
+        return
+    reached["triggered_s"] = round(time.monotonic() - t0, 3)
+    deadline = min(cap, time.monotonic() + args.fall_wait_s)
+
+    def fell() -> bool:
+        peak = max((x["low"]["current"] for x in sampler.samples), default=0)
+        return (policy.triggered() and peak >= MIN_PEAK
+                and last(sampler, "low", "current") <= args.fall * peak)
+    reached["fell"] = wait_for(fell, deadline)
+    if not reached["fell"]:  # detach while triggered all the same
+        wait_for(policy.triggered, cap)
+    rec["detach_sent_s"] = round(time.monotonic() - t0, 3)
+    rec["policy_rc"] = policy.detach()
+    rec["detached_s"] = round(time.monotonic() - t0, 3)
+    wait_for(lambda: False, min(cap + args.observe_s, time.monotonic() + args.observe_s))
+
+
+def hold(nbytes: int) -> int:
+    """`throttle.py hold BYTES`: an idle but resident task."""
+    m = mmap.mmap(-1, nbytes)
+    for off in range(0, nbytes, mmap.PAGESIZE):
+        m[off] = 1
+    print("held", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+class Policy:
+    """The sample, attached to low; its lines are read as they come (so it
+    never blocks on a full pipe), each with the CLOCK_MONOTONIC time it was
+    read."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.proc = subprocess.Popen(
+            [args.sample, "--window-ms", str(args.window_ms), str(CG / "low"),
+             str(CG / "high"), str(args.threshold), str(args.over_high)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[tuple[float, str]] = []
+        self.attached = self.proc.stdout.readline()  # its "attached" line: in place
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def triggered(self) -> bool:
+        """Whether its last line says it is triggered (not yet released)."""
+        for _, line in reversed(self.lines):
+            if ": triggered" in line:
+                return True
+            if ": released" in line or "detached" in line:
+                return False
+        return False
+
+    def detach(self) -> int:
+        """SIGTERM, and wait until it has detached and exited."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.reader.join(timeout=10)
+        return rc
 
 
 def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: str) -> dict:
     reset_cgroups()
-    sides = {"high_alone": ["high"], "low_alone": ["low"]}.get(name, list(SIDES))
-    policy = None
+    sides = {"high_alone": ["high"], "low_alone": ["low"], "idle_policy": ["low"]}.get(
+        name, list(SIDES))
+    policy = holder = None
     rec: dict = {"scenario": name, "repeat": rep, "sides": sides}
     if name == "both_memory_low":
         (CG / "high" / "memory.low").write_text(args.protect)
@@ -145,30 +262,56 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
     elif name == "both_memory_high":
         (CG / "low" / "memory.high").write_text(args.low_high)
         rec["memory.high"] = args.low_high
-    elif name == "both_policy":
-        policy = subprocess.Popen(
-            [args.sample, "--window-ms", str(args.window_ms), str(CG / "low"),
-             str(CG / "high"), str(args.threshold), str(args.over_high)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # its "attached" line says it is in place
-        line = policy.stdout.readline()
-        rec["policy_attached"] = line.strip()
-        if "attached" not in line:
-            policy.wait()
-            rec["policy_error"] = line + policy.stdout.read()
+    if name == "idle_policy":
+        # high: resident, then idle for the whole run
+        join = f"echo $$ > {CG / 'high' / 'cgroup.procs'} && exec "
+        holder = subprocess.Popen(
+            ["sh", "-c", join + f"python3 {Path(__file__).resolve()} hold {args.idle_bytes}"],
+            stdout=subprocess.PIPE, text=True)
+        line = holder.stdout.readline()
+        if line.strip() != "held":
+            holder.kill()
+            holder.wait()
+            rec["policy_error"] = f"the idle holder in high did not start: {line!r}"
             return rec
-    sampler = Sampler()
-    sampler.start()
+        rec["idle_bytes"] = args.idle_bytes
+    if name in ("both_policy", "policy_detach", "idle_policy"):
+        policy = Policy(args)
+        rec["policy_attached"] = policy.attached.strip()
+        if "attached" not in policy.attached:
+            policy.proc.wait()
+            policy.reader.join(timeout=10)
+            rec["policy_error"] = policy.attached + "\n".join(x for _, x in policy.lines)
+            if holder:
+                holder.kill()
+                holder.wait()
+            return rec
     t0 = time.monotonic()
-    procs = {s: stressor(s, args, out / f"{name}-{rep}-{s}.yaml", cwd) for s in sides}
+    rec["t0_monotonic"] = t0
+    sampler = Sampler(t0)
+    sampler.start()
+    mechanism = name in ("idle_policy", "policy_detach")
+    # mechanism runs are stopped when they have shown what they show
+    seconds = args.mechanism_cap_s + 2 * args.observe_s if mechanism else args.seconds
+    procs = {s: stressor(s, args, out / f"{name}-{rep}-{s}.yaml", cwd, seconds) for s in sides}
+    if mechanism:
+        drive_mechanism(name, args, rec, sampler, policy, t0)
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+        rec["stopped"] = True
     logs = {s: p.communicate()[0] for s, p in procs.items()}
     rec["wall_s"] = round(time.monotonic() - t0, 2)
     sampler.stop.set()
     sampler.join()
+    if holder is not None:
+        holder.kill()
+        holder.wait()
     if policy is not None:
-        policy.send_signal(signal.SIGTERM)
-        rec["policy_log"] = policy.communicate(timeout=30)[0]
-        rec["policy_rc"] = policy.returncode
+        if policy.proc.returncode is None:
+            rec["policy_rc"] = policy.detach()
+        rec["policy_log"] = "\n".join(x for _, x in policy.lines)
+        rec["policy_lines"] = [[round(t - t0, 3), x] for t, x in policy.lines]
     rec["rc"] = {s: p.returncode for s, p in procs.items()}
     rec["stress_log"] = {s: logs[s][-2000:] for s in sides}
     rec["yaml"] = {s: f"{name}-{rep}-{s}.yaml" for s in sides}
@@ -177,6 +320,8 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["hold"]:
+        return hold(int(sys.argv[2]))
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--disk-serial", required=True)
@@ -193,6 +338,19 @@ def main() -> int:
     ap.add_argument("--window-ms", type=int, default=1000)
     ap.add_argument("--protect", default="300M", help="memory.low of high")
     ap.add_argument("--low-high", default="100M", help="memory.high of low")
+    ap.add_argument("--idle-bytes", type=int, default=150 << 20,
+                    help="idle_policy: what high holds while it sleeps")
+    ap.add_argument("--idle-scans", type=int, default=1000,
+                    help="idle_policy: pages of high's scanned by others before observing")
+    ap.add_argument("--fall", type=float, default=0.75,
+                    help="policy_detach: detach once low's memory.current is at most this "
+                    "times its value at the first trigger")
+    ap.add_argument("--fall-wait-s", type=float, default=20.0,
+                    help="policy_detach: how long to wait for that")
+    ap.add_argument("--observe-s", type=float, default=8.0,
+                    help="mechanism runs: observed after the event (scans; detach)")
+    ap.add_argument("--mechanism-cap-s", type=float, default=90.0,
+                    help="mechanism runs: no wait goes on past this after the start")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,11 @@ def test_stress_ng_rate_without_vm_metrics():
         th.stress_ng_rate("---\nmetrics:\n    - stressor: cpu\n      bogo-ops: 1\n")
 
 
-def sample(t, scan, events, some=0):
-    return {"t": t, "high": {"pgscan": scan, "high_events": 0, "pressure": {}},
-            "low": {"pgscan": 0, "high_events": events, "pressure": {"some": some}}}
+def sample(t, scan, events, some=0, high_cur=0, low_cur=0):
+    return {"t": t, "high": {"pgscan": scan, "high_events": 0, "pressure": {},
+                             "current": high_cur, "swap": 0},
+            "low": {"pgscan": 0, "high_events": events, "pressure": {"some": some},
+                    "current": low_cur, "swap": 0}}
 
 
 def test_onset_delay():
@@ -94,8 +96,105 @@ def test_failed_stressor_and_policy_are_errors(tmp_path):
         th.parse_runs(tmp_path / "missing")
 
 
+POLICY_LOG = """memcg: attached to /sys/fs/cgroup/low (cgroup id 5): 262144 pages ...
+memcg: 105.250: triggered (1 time(s))
+memcg: 107.900: released
+memcg: 108.125: triggered (2 time(s))
+memcg: detached; triggered 2 time(s), first at 105.250 s (CLOCK_MONOTONIC), 77 call(s) ...
+"""
+
+
+def test_policy_periods():
+    periods, total = th.policy_periods(POLICY_LOG, t0=100.0)
+    assert periods == [[5.25, 7.9], [8.125, None]] and total == 2
+    assert th.policy_periods("memcg: attached ...\n", 0.0) == ([], None)  # killed, no summary
+    v1 = "memcg: 41.121: triggered 1 time(s), 4 throttling call(s)\n"
+    assert th.policy_periods(v1, 40.0) == ([[1.121, 1.121]], None)
+    assert th.policy_periods("memcg: detached; triggered 0 time(s), first at 0.000 s", 0.0) \
+        == ([], 0)
+
+
+def test_helped_classification_and_every_run(tmp_path):
+    runs = [("both_none", 0, {"high": 500, "low": 500}),
+            ("both_none", 1, {"high": 610, "low": 490}),
+            ("both_policy", 0, {"high": 4000, "low": 400}),
+            ("both_policy", 1, {"high": 1200, "low": 450})]  # 1200 < 2 x 610
+    write_guest_output(tmp_path, runs)
+    _, parsed = th.parse_runs(tmp_path)
+    summ = th.summarize(parsed, ["both_none", "both_policy"])
+    assert [r.helped for r in parsed] == [None, None, True, False]
+    assert summ["both_policy"]["helped"] == [1, 2] and "helped" not in summ["both_none"]
+    assert th.table_rows(summ)[1][5] == "1/2"
+    rows = th.run_rows(parsed)
+    assert [r[4] for r in rows] == ["", "", "yes", "NO"]
+    assert len(rows[0]) == len(th.RUN_HEADERS)
+    png = th.plot_traces(parsed, tmp_path / "t.png", "test")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_params_validate():
     th.Params(scenarios=list(th.SHORT_SCENARIOS)).validate()
     with pytest.raises(HarnessError):
         th.Params(scenarios=["both_magic"]).validate()
     assert "--over-high" in th.Params().guest_args()
+    th.Params(scenarios=list(th.MECHANISM_SCENARIOS)).validate()
+    with pytest.raises(HarnessError, match="fall"):
+        th.Params(fall=1.5).validate()
+    p = th.Params(scenarios=["both_none", "policy_detach"], repeats=2, seconds=20)
+    assert p.estimate_s() == 2 * (24 + 30) + 60
+    assert p.timeout_s() == p.estimate_s() * 2 + 300 + 2 * (90 + 16)
+
+
+def detach_run(trigger=5.0, detached=12.0, low_cur=None, events=None, nr=1, end=None):
+    """A policy_detach Run: 20 s of 100 ms samples; low_cur(t) and events(t)
+    give low's memory.current (MiB) and memory.high events; the policy
+    triggered at `trigger` until `end`, detached at `detached`."""
+    at = 99.0 if trigger is None else trigger
+    low_cur = low_cur or (lambda t: 200 if t < at + 1 or t > detached + 2 else 100)
+    events = events or (lambda t: 0 if t < at else int(10 * (min(t, detached) - at)))
+    samples = [sample(i / 10, 0, events(i / 10), low_cur=low_cur(i / 10) << 20)
+               for i in range(200)]
+    return th.Run("policy_detach", 0, {}, samples=samples,
+                  triggers=[[trigger, end]] if trigger is not None else [], nr_triggers=nr,
+                  detached_s=detached, detach_sent_s=detached - 0.05)
+
+
+def test_mechanism_detach_passes_and_each_broken_part_fails():
+    assert th.mechanism_failures(detach_run()) == []
+    # the hook returning 0: triggered, but low neither gets events nor shrinks
+    broken = th.mechanism_failures(detach_run(low_cur=lambda t: 200, events=lambda t: 0))
+    assert any("no memory.high event" in f for f in broken)
+    assert any("fell only to 200 MiB" in f for f in broken)
+    # never triggered, or only after the detach
+    assert "did not trigger" in th.mechanism_failures(detach_run(trigger=None, nr=0))[0]
+    assert "did not trigger" in th.mechanism_failures(detach_run(trigger=13.0))[0]
+    # released (no more events) well before the detach: the detach shows nothing
+    idle = th.mechanism_failures(detach_run(
+        end=7.0, events=lambda t: 0 if t < 5 else int(10 * (min(t, 7.0) - 5))))
+    assert any("not throttling when it was detached" in f for f in idle)
+    assert any("not triggered when it was detached" in f for f in idle)
+    # the detach did not stop it: events go on, low stays small
+    on = th.mechanism_failures(detach_run(
+        low_cur=lambda t: 200 if t < 6 else 100, events=lambda t: int(10 * max(0, t - 5))))
+    assert any("after the detach at 12.0 s" in f for f in on)
+    assert any("did not recover" in f for f in on)
+    # no summary line from the sample
+    assert "no detach summary" in th.mechanism_failures(detach_run(nr=None))[0]
+    assert th.mechanism_failures(th.Run("policy_detach", 0, {}, error="boom")) == ["boom"]
+
+
+def idle_run(scanned=1500, triggers=(), nr=0, events=0, reached=3.0):
+    samples = [sample(i / 10, scanned * i // 199, events * i // 199) for i in range(200)]
+    return th.Run("idle_policy", 0, {}, samples=samples, triggers=list(triggers),
+                  nr_triggers=nr, low_high_events=events,
+                  reached={"high_scanned_s": reached})
+
+
+def test_mechanism_idle():
+    assert th.mechanism_failures(idle_run()) == []
+    # a trigger that counts anyone's scans of high's pages fires here
+    f = th.mechanism_failures(idle_run(triggers=[[6.0, 9.0]], nr=1, events=40))
+    assert "triggered 1 time(s) while high was idle" in f[0] and "40 memory.high" in f[1]
+    # no reclaim reached high: the run cannot tell
+    assert "shows nothing" in th.mechanism_failures(idle_run(scanned=0, reached=None))[0]
+    assert "shows nothing" in th.mechanism_failures(idle_run(reached=None))[0]
