@@ -233,6 +233,12 @@ class SeriesCheck:
         files = touched_c_files(texts)
         self.dirs = touched_dirs(files)
         self.libbpf = touches_libbpf(texts)
+        with series.keep_mtimes(self.pl.tree, series.series_files()):
+            self._prefixes_and_configs(q, names, frags, files)
+        return self.items
+
+    def _prefixes_and_configs(self, q: series.Quilt, names: list[str], frags: list[Path],
+                              files: list[str]) -> None:
         try:
             if self.prefixes:
                 kb = self._kb("prefix")
@@ -256,7 +262,6 @@ class SeriesCheck:
                                     series.series_digest(), verify_only=[frag])
         finally:
             q.push_all()
-        return self.items
 
 
 def items_dict(items: list[Item]) -> list[dict]:

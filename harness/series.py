@@ -9,9 +9,12 @@ is popped back to clean.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +60,42 @@ def series_digest(patches: Path = PATCHES) -> str:
             raise HarnessError(f"patches/series lists {n}, which does not exist")
         parts.append(p.read_bytes())
     return paths.short_hash(*parts, n=16)
+
+
+def series_files(patches: Path = PATCHES) -> list[str]:
+    """The paths the series' patches touch (their `+++ b/` lines)."""
+    files: set[str] = set()
+    for n in series_names(patches):
+        for line in (patches / n).read_text(errors="replace").splitlines():
+            if line.startswith("+++ b/"):
+                files.add(line[6:].split("\t")[0].strip())
+    return sorted(files)
+
+
+@contextmanager
+def keep_mtimes(tree: Path, files: list[str]) -> Iterator[None]:
+    """Give each file that has the same content after the block as before
+    it its old mtime back. quilt pop and push rewrite every file they
+    touch; without this, a `check` (which pops the series and pushes it
+    again) would make the next build recompile everything that includes
+    include/linux/bpf.h, although nothing changed."""
+    def digest(p: Path) -> bytes:
+        return hashlib.sha256(p.read_bytes()).digest()
+
+    before = {}
+    for f in files:
+        p = tree / f
+        if p.is_file():
+            before[p] = (p.stat().st_mtime_ns, digest(p))
+    try:
+        yield
+    finally:
+        for p, (mtime, old) in before.items():
+            try:
+                if p.stat().st_mtime_ns != mtime and digest(p) == old:
+                    os.utime(p, ns=(mtime, mtime))
+            except OSError:
+                pass  # gone: the next build sees that anyway
 
 
 def series_digest_prefix(n: int, patches: Path = PATCHES) -> str:

@@ -39,6 +39,7 @@ from disk import find_disk, mount_ext4  # harness/guest/disk.py
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
 MIN_PEAK = 32 << 20  # policy_detach: low's usage "fell" only from a peak this large
+RECOVER, RECOVER_MIN = 1.25, 16 << 20  # ... and "recovered" by this factor and this much
 
 
 def sh(argv: list[str]) -> subprocess.CompletedProcess:
@@ -119,6 +120,12 @@ def _read_int(path: Path) -> int:
 
 
 def reset_cgroups() -> None:
+    """Fresh cgroups, and every run from the same memory state: the page
+    cache dropped, and with it the shadow entries the previous run's
+    reclaim left (else the next run's first reads of stress-ng's own
+    files are refaults, which the sample counts as high stalling)."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3")
     for side in SIDES:
         d = CG / side
         if d.exists():
@@ -168,7 +175,9 @@ def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sam
     policy_detach: until the policy has triggered, then until it is
     triggered while low's memory.current is at most --fall of its peak so
     far (a peak of 32 MiB at least; or --fall-wait-s passed), then detach,
-    then --observe-s more. Every wait is bounded by --mechanism-cap-s after the
+    then until low's memory.current has grown again from its lowest after
+    the detach (RECOVER times it and RECOVER_MIN more, or --recover-wait-s
+    passed), and 2 s more. Every wait is bounded by --mechanism-cap-s after the
     start; what was reached is in rec["reached"]."""
     cap = t0 + args.mechanism_cap_s
     reached = rec["reached"] = {}
@@ -201,7 +210,14 @@ def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sam
     rec["detach_sent_s"] = round(time.monotonic() - t0, 3)
     rec["policy_rc"] = policy.detach()
     rec["detached_s"] = round(time.monotonic() - t0, 3)
-    wait_for(lambda: False, min(cap + args.observe_s, time.monotonic() + args.observe_s))
+    detached = time.monotonic() - t0
+
+    def recovered() -> bool:
+        after = [x["low"]["current"] for x in sampler.samples if x["t"] >= detached]
+        return bool(after) and after[-1] >= max(RECOVER * min(after), min(after) + RECOVER_MIN)
+    reached["recovered"] = wait_for(recovered, min(cap + args.recover_wait_s,
+                                                   time.monotonic() + args.recover_wait_s))
+    wait_for(lambda: False, time.monotonic() + 2.0)  # and a little more
 
 
 def hold(nbytes: int) -> int:
@@ -348,7 +364,9 @@ def main() -> int:
     ap.add_argument("--fall-wait-s", type=float, default=20.0,
                     help="policy_detach: how long to wait for that")
     ap.add_argument("--observe-s", type=float, default=8.0,
-                    help="mechanism runs: observed after the event (scans; detach)")
+                    help="idle_policy: observed after high's pages were scanned")
+    ap.add_argument("--recover-wait-s", type=float, default=20.0,
+                    help="policy_detach: how long to wait for low to grow again")
     ap.add_argument("--mechanism-cap-s", type=float, default=90.0,
                     help="mechanism runs: no wait goes on past this after the start")
     args = ap.parse_args()

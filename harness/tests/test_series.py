@@ -190,3 +190,29 @@ def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path, tree):
     assert q.push_all() == "applied"
     assert "Line2" in (tree / "mm/memcontrol.c").read_text()
     assert (tree / "mm/other.c").read_text() == "z\n"
+
+
+def test_series_files(tmp_path):
+    p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-bad.patch": BAD})
+    assert series.series_files(p) == ["mm/memcontrol.c"]
+
+
+@needs_quilt
+def test_pop_and_push_keep_the_mtime_of_unchanged_files(tmp_path, tree):
+    """What `check` does to the tree (pop all, push again) must not make
+    the next build recompile: same content, same mtime."""
+    import os
+    p = make_series(tmp_path, {"0001-good.patch": GOOD})
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    q.push_all()
+    f = tree / "mm/memcontrol.c"
+    os.utime(f, ns=(10**18, 10**18))
+    with series.keep_mtimes(tree, series.series_files(p)):
+        q.pop_all()
+        q.push_all()
+        assert f.stat().st_mtime_ns != 10**18  # quilt rewrote it
+    assert f.stat().st_mtime_ns == 10**18
+    # a file whose content changed keeps its new mtime
+    with series.keep_mtimes(tree, ["mm/memcontrol.c"]):
+        f.write_text("changed\n")
+    assert f.stat().st_mtime_ns != 10**18

@@ -142,7 +142,7 @@ def test_params_validate():
         th.Params(fall=1.5).validate()
     p = th.Params(scenarios=["both_none", "policy_detach"], repeats=2, seconds=20)
     assert p.estimate_s() == 2 * (24 + 30) + 60
-    assert p.timeout_s() == p.estimate_s() * 2 + 300 + 2 * (90 + 16)
+    assert p.timeout_s() == p.estimate_s() * 2 + 300 + 2 * (90 + 8 + 20 + 2)
 
 
 def detach_run(trigger=5.0, detached=12.0, low_cur=None, events=None, nr=1, end=None):
@@ -177,7 +177,7 @@ def test_mechanism_detach_passes_and_each_broken_part_fails():
     on = th.mechanism_failures(detach_run(
         low_cur=lambda t: 200 if t < 6 else 100, events=lambda t: int(10 * max(0, t - 5))))
     assert any("after the detach at 12.0 s" in f for f in on)
-    assert any("did not recover" in f for f in on)
+    assert any("did not grow again" in f for f in on)
     # no summary line from the sample
     assert "no detach summary" in th.mechanism_failures(detach_run(nr=None))[0]
     assert th.mechanism_failures(th.Run("policy_detach", 0, {}, error="boom")) == ["boom"]
@@ -198,3 +198,11 @@ def test_mechanism_idle():
     # no reclaim reached high: the run cannot tell
     assert "shows nothing" in th.mechanism_failures(idle_run(scanned=0, reached=None))[0]
     assert "shows nothing" in th.mechanism_failures(idle_run(reached=None))[0]
+
+
+def test_mechanism_detach_low_dips_before_it_grows_again():
+    # seen in a real run: global reclaim went on taking low's pages for 3 s
+    # after the detach (high still faulting its pages back in), then low grew
+    def cur(t):
+        return 200 if t < 8 else 140 if t < 12.5 else 83 if t < 15 else 141
+    assert th.mechanism_failures(detach_run(low_cur=cur)) == []
