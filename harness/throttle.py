@@ -193,6 +193,7 @@ class Run:
     nr_triggers: int | None = None
     detached_s: float | None = None
     detach_sent_s: float | None = None
+    stopped_s: float | None = None  # mechanism runs: when the stressors were killed
     reached: dict = field(default_factory=dict)  # mechanism runs: what the guest waited for
     helped: bool | None = None  # both_policy: high above every no-policy run
     samples: list = field(default_factory=list, repr=False)  # the 100 ms samples
@@ -214,6 +215,7 @@ def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
             continue
         run.reached = r.get("reached") or {}
         run.detach_sent_s = r.get("detach_sent_s")
+        run.stopped_s = r.get("stopped_s")
         for side in [] if r.get("stopped") else r["sides"]:  # mechanism runs: no rates
             y = gout / r["yaml"][side]
             if r["rc"].get(side) != 0 or not y.exists():
@@ -459,7 +461,8 @@ def mechanism_failures(run: Run) -> list[str]:
     after the detach and RECOVERS_MIN more, or more."""
     if run.error:
         return [run.error]
-    s = run.samples
+    # what the samples show after the guest killed the stressors is the kill
+    s = [x for x in run.samples if run.stopped_s is None or x["t"] <= run.stopped_s]
     if len(s) < 10:
         return [f"only {len(s)} samples"]
     out = []

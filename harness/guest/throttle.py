@@ -312,6 +312,7 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
     procs = {s: stressor(s, args, out / f"{name}-{rep}-{s}.yaml", cwd, seconds) for s in sides}
     if mechanism:
         drive_mechanism(name, args, rec, sampler, policy, t0)
+        rec["stopped_s"] = round(time.monotonic() - t0, 3)  # samples after it: the kill
         for p in procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)

@@ -206,3 +206,9 @@ def test_mechanism_detach_low_dips_before_it_grows_again():
     def cur(t):
         return 200 if t < 8 else 140 if t < 12.5 else 83 if t < 15 else 141
     assert th.mechanism_failures(detach_run(low_cur=cur)) == []
+    # the samples after the guest stopped the stressors (at 19 s) show the
+    # kill, not the policy
+    killed = detach_run(low_cur=lambda t: 0 if t > 19 else cur(t))
+    assert "did not grow again" in " ".join(th.mechanism_failures(killed))
+    killed.stopped_s = 19.0
+    assert th.mechanism_failures(killed) == []
