@@ -344,7 +344,9 @@ def plot(summary: dict, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scs = [s for s in summary if not s.endswith("_alone")] or list(summary)
+    # the mechanism scenarios have no throughput (their runs are stopped)
+    scs = [s for s in summary if not s.endswith("_alone")
+           and ("high" in summary[s] or "low" in summary[s])] or list(summary)
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     width = 0.38
     for k, (side, color) in enumerate((("high", "#1f77b4"), ("low", "#ff7f0e"))):
