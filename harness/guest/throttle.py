@@ -39,7 +39,7 @@ from disk import find_disk, mount_ext4  # harness/guest/disk.py
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
 MIN_PEAK = 32 << 20  # policy_detach: low's usage "fell" only from a peak this large
-RECOVER, RECOVER_MIN = 1.25, 16 << 20  # ... and "recovered" by this factor and this much
+RECOVER, RECOVER_MIN = 1.1, 8 << 20  # ... and "recovered" by this factor and this much
 
 
 def sh(argv: list[str]) -> subprocess.CompletedProcess:
@@ -161,6 +161,10 @@ def wait_for(pred, deadline: float, period: float = 0.05) -> bool:
     return True
 
 
+def sleep_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
 def last(sampler: Sampler, side: str, key: str) -> int:
     return sampler.samples[-1][side][key] if sampler.samples else 0
 
@@ -177,22 +181,18 @@ def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sam
     far (a peak of 32 MiB at least; or --fall-wait-s passed), then detach,
     then until low's memory.current has grown again from its lowest after
     the detach (RECOVER times it and RECOVER_MIN more, or --recover-wait-s
-    passed), and 2 s more. Every wait is bounded by --mechanism-cap-s after the
-    start; what was reached is in rec["reached"]."""
+    passed), and 2 s more. Every wait is bounded by --mechanism-cap-s after
+    the start; what was reached is in rec["reached"]."""
     cap = t0 + args.mechanism_cap_s
     reached = rec["reached"] = {}
     if name == "idle_policy":
-        scan0 = None
-
         def scanned() -> bool:
-            nonlocal scan0
-            if not sampler.samples:
-                return False
-            scan0 = sampler.samples[0]["high"]["pgscan"] if scan0 is None else scan0
-            return last(sampler, "high", "pgscan") - scan0 >= args.idle_scans
+            return len(sampler.samples) > 1 and (last(sampler, "high", "pgscan")
+                                                 - sampler.samples[0]["high"]["pgscan"]
+                                                 >= args.idle_scans)
         reached["high_scanned_s"] = (round(time.monotonic() - t0, 3)
                                      if wait_for(scanned, cap) else None)
-        wait_for(lambda: False, min(cap, time.monotonic() + args.observe_s))
+        sleep_until(min(cap, time.monotonic() + args.observe_s))
         return
     if not wait_for(policy.triggered, cap):
         reached["triggered_s"] = None
@@ -217,7 +217,7 @@ def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sam
         return bool(after) and after[-1] >= max(RECOVER * min(after), min(after) + RECOVER_MIN)
     reached["recovered"] = wait_for(recovered, min(cap + args.recover_wait_s,
                                                    time.monotonic() + args.recover_wait_s))
-    wait_for(lambda: False, time.monotonic() + 2.0)  # and a little more
+    sleep_until(time.monotonic() + 2.0)  # and a little more
 
 
 def hold(nbytes: int) -> int:
@@ -362,13 +362,13 @@ def main() -> int:
     ap.add_argument("--fall", type=float, default=0.75,
                     help="policy_detach: detach once low's memory.current is at most this "
                     "times its value at the first trigger")
-    ap.add_argument("--fall-wait-s", type=float, default=20.0,
+    ap.add_argument("--fall-wait-s", type=float, default=60.0,
                     help="policy_detach: how long to wait for that")
     ap.add_argument("--observe-s", type=float, default=8.0,
                     help="idle_policy: observed after high's pages were scanned")
-    ap.add_argument("--recover-wait-s", type=float, default=20.0,
+    ap.add_argument("--recover-wait-s", type=float, default=40.0,
                     help="policy_detach: how long to wait for low to grow again")
-    ap.add_argument("--mechanism-cap-s", type=float, default=90.0,
+    ap.add_argument("--mechanism-cap-s", type=float, default=150.0,
                     help="mechanism runs: no wait goes on past this after the start")
     args = ap.parse_args()
 
