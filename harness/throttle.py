@@ -76,7 +76,7 @@ class Params:
     # The mechanism runs wait for events, each wait bounded (see
     # harness/guest/throttle.py drive_mechanism):
     idle_scans: int = 1000  # idle_policy: high's pages scanned by others, then observe
-    fall: float = 0.75  # policy_detach: detach once low is at most this x its size at trigger
+    fall: float = 0.75  # policy_detach: detach once low is at most this x its peak
     fall_wait_s: float = 60.0  # ... or after this long
     observe_s: float = 8.0  # idle_policy: observed after high's pages were scanned
     recover_wait_s: float = 40.0  # policy_detach: waiting for low to grow again
