@@ -252,10 +252,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                   f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
                   flush=True)
             r = pl.throttle(params)
-            print()
-            print(r["table"])
-            print("\nevery run:\n" + r["every_run"])
-            print(f"\nresults: {r['results']}\nplot: {r['png']}\ntraces: {r['traces']}")
+            print("\n" + throttle_report(r))
             extra["throttle"] = str(r["results"])
         elif verb == "run":
             pl.prepare()
@@ -272,14 +269,19 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                   f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
             r = pl.throttle(params)
             print("\nthrottling experiment (short matrix; reported, not asserted):\n"
-                  + r["table"] + "\n\nevery run:\n" + r["every_run"]
-                  + f"\nplot: {r['png']}\ntraces: {r['traces']}\nresults: {r['results']}")
+                  + throttle_report(r))
             extra["throttle"] = str(r["results"])
     except HarnessError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         finish(pl, extra)
         return 2
     return finish(pl, extra)
+
+
+def throttle_report(r: dict) -> str:
+    """What Pipeline.throttle() returned, for the terminal."""
+    return (f"{r['table']}\n\nevery run:\n{r['every_run']}\n\nresults: {r['results']}\n"
+            f"plot: {r['png']}\ntraces: {r['traces']}")
 
 
 def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:

@@ -274,7 +274,8 @@ class Pipeline:
         tools = kbuild.guest_tools_dir(self.build_dir)
         sample = tools / params.sample
         if set(th.POLICY_SCENARIOS) & set(params.scenarios) and not sample.exists():
-            raise HarnessError("samples/bpf/memcg was not built (is the series applied?)",
+            raise HarnessError(f"no policy program {sample} (samples/bpf/memcg is built "
+                               "with the series; others: selftests/mutate_sample.py)",
                                hint="harness build")
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)

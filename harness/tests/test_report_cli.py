@@ -56,3 +56,11 @@ def test_cli_vm_missing_script(tmp_path, capsys):
     rc = cli.main(["vm", "--script", str(tmp_path / "nope.sh"), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "--script" in capsys.readouterr().err
+
+
+def test_throttle_report_names_every_output():
+    from harness.cli import throttle_report
+    text = throttle_report({"table": "T", "every_run": "E", "results": "r.json",
+                            "png": "p.png", "traces": "t.png"})
+    assert text.index("T") < text.index("every run:\nE") < text.index("results: r.json")
+    assert "plot: p.png" in text and "traces: t.png" in text
