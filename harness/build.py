@@ -312,7 +312,7 @@ def kernel_has_memcg_bpf_ops(build: Path) -> bool:
     """Whether the built kernel has memcg_bpf_ops (the series is applied),
     judged from its symbol table."""
     smap = build / "System.map"
-    return smap.exists() and " memcg_bpf_ops_reg\n" in smap.read_text()
+    return smap.exists() and " __memcg_bpf_nr_pages_over_high\n" in smap.read_text()
 
 
 def built_info(build: Path) -> dict:
