@@ -75,7 +75,7 @@ def sample(smoke):
     _, facts = smoke
     data = facts.get("sample_cli")
     if data is None:
-        pytest.skip("samples/bpf/memcg was not built (series without patch 8?)")
+        pytest.skip("samples/bpf/memcg was not built (series without its sample patch?)")
     return data
 
 
