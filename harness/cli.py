@@ -36,6 +36,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_vm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
                    help="auto probes KVM with a short boot and falls back to TCG")
+    p.add_argument("--kernel-arg", action="append", default=[], dest="kernel_args",
+                   help="append to the guest kernel's command line (repeatable; e.g. "
+                   "no5lvl)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -152,7 +155,8 @@ def options(args: argparse.Namespace) -> Options:
                    accel=getattr(args, "accel", "auto"),
                    fragments=getattr(args, "fragments", []),
                    refresh=getattr(args, "refresh", False),
-                   unpatched=getattr(args, "unpatched", False))
+                   unpatched=getattr(args, "unpatched", False),
+                   kernel_args=getattr(args, "kernel_args", []))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ class Options:
     fragments: list[Path] = field(default_factory=list)
     refresh: bool = False
     unpatched: bool = False  # the tree without the series (baselines)
+    kernel_args: list[str] = field(default_factory=list)  # appended to the guest's
 
     @classmethod
     def from_env(cls) -> Options:
@@ -44,6 +45,7 @@ class Options:
             accel=e.get("MEMCG_BPF_ACCEL", "auto"),
             fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
             unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
+            kernel_args=e.get("MEMCG_BPF_KERNEL_ARGS", "").split(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -56,6 +58,8 @@ class Options:
             env["MEMCG_BPF_BUILD_DIR"] = str(self.build_dir)
         if self.unpatched:
             env["MEMCG_BPF_UNPATCHED"] = "1"
+        if self.kernel_args:
+            env["MEMCG_BPF_KERNEL_ARGS"] = " ".join(self.kernel_args)
         return env
 
     @property
@@ -349,7 +353,8 @@ class Pipeline:
                 rodirs.append((vm.guest_build(tc.root, tools), tools))
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
-                               rodirs=rodirs, name=name, disks=list(disks or []))
+                               rodirs=rodirs, name=name, disks=list(disks or []),
+                               append=list(self.opts.kernel_args))
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
