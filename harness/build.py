@@ -225,9 +225,9 @@ class KernelBuild:
             f"VMLINUX_BTF={self.build / 'vmlinux'}", f"-j{jobs()}",
             f"CLANG={CLANG}", f"LLC={LLC}", f"LLVM_STRIP={LLVM_STRIP}",
             "BPF_STRICT_BUILD=0", "SKIP_DOCS=1", "SKIP_LLVM=1",
-            # CONFIG_MODULES=n: no bpf_testmod.ko, and not against whatever
-            # kernel happens to be in /lib/modules either.
-            f"KDIR={self.build}/no-modules",
+            # bpf_testmod.ko and the other test modules, against this build
+            # (O=), never against whatever is in /lib/modules
+            f"O={self.build}",
             # No ccache: with CCACHE_BASEDIR its dependency files name
             # sources relative to the object's directory, which breaks make.
             "test_progs",
@@ -245,6 +245,10 @@ class KernelBuild:
         dropped = sorted({m.group(1) for m in _SKIPPED.finditer(text)
                           if any(m.group(1).startswith(t) for t in required)})
         missing = [t for t in required if not (bpf_out / f"{t}.test.o").exists()]
+        # the series' infrastructure test needs bpf_testmod.ko
+        if bpf and required and kconfig_has(self.build, "CONFIG_MODULES") \
+                and not (bpf_out / "bpf_testmod.ko").exists():
+            missing.append("bpf_testmod.ko")
         if dropped or missing:
             errors = [x for x in text.splitlines()
                       if any(t in x for t in required) and "error" in x][:15]
@@ -264,11 +268,20 @@ class KernelBuild:
 _SKIPPED = re.compile(r"^\s*SKIP-(?:BPF|SKEL|TEST|LSKEL)\s+(\S+)", re.M)
 
 
+SERIES_BPF_TESTS = ("memcg_ops*.c", "cgroup_struct_ops.c")
+
+
 def required_bpf_tests(tree: Path) -> list[str]:
-    """The test_progs tests of the series (prog_tests/memcg_ops*.c), if the
-    tree has them."""
+    """The test_progs tests of the series (prog_tests/memcg_ops*.c and
+    cgroup_struct_ops.c), those the tree has."""
     d = tree / "tools/testing/selftests/bpf/prog_tests"
-    return sorted(p.stem for p in d.glob("memcg_ops*.c"))
+    return sorted({p.stem for g in SERIES_BPF_TESTS for p in d.glob(g)})
+
+
+def kconfig_has(build: Path, option: str) -> bool:
+    """`option`=y in the build's .config."""
+    dot = build / ".config"
+    return dot.exists() and f"\n{option}=y\n" in "\n" + dot.read_text()
 
 
 def selftests_dir(build: Path) -> Path:
@@ -312,7 +325,7 @@ def kernel_has_memcg_bpf_ops(build: Path) -> bool:
     """Whether the built kernel has memcg_bpf_ops (the series is applied),
     judged from its symbol table."""
     smap = build / "System.map"
-    return smap.exists() and " memcg_bpf_ops_reg\n" in smap.read_text()
+    return smap.exists() and " __memcg_bpf_nr_pages_over_high\n" in smap.read_text()
 
 
 def built_info(build: Path) -> dict:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from harness import host, paths, send
 from harness.errors import HarnessError
-from harness.pipeline import Options, Pipeline
+from harness.pipeline import PEER_TESTS, SERIES_TESTS, Options, Pipeline, is_peer
 from harness.record import SKIP
 from harness.report import stage_table, table, write_json
 from harness.throttle import ALL_SCENARIOS
 
 BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
+PEER_BASELINE = paths.REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -35,6 +36,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_vm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
                    help="auto probes KVM with a short boot and falls back to TCG")
+    p.add_argument("--kernel-arg", action="append", default=[], dest="kernel_args",
+                   help="append to the guest kernel's command line (repeatable; e.g. "
+                   "no5lvl)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -88,7 +92,14 @@ def make_parser() -> argparse.ArgumentParser:
     add_common(p)
     add_vm(p)
     p.add_argument("-t", "--filter", action="append", default=[], dest="filters",
-                   help="test_progs -t (default: the series' tests, memcg_ops)")
+                   help="test_progs -t (default: the series' tests, "
+                   f"{', '.join(SERIES_TESTS)}; none with --unpatched)")
+    p.add_argument("--peers", action="store_true",
+                   help="also the peer set, upstream's struct_ops and cgroup BPF tests "
+                   f"({' '.join(PEER_TESTS)}): what passes on the unpatched kernel "
+                   "(--peer-baseline) must pass")
+    p.add_argument("--peer-baseline", type=Path, default=PEER_BASELINE,
+                   help="the peer set's results on the unpatched kernel")
     p.add_argument("--repeat", type=int, default=1, help="run test_progs N times in one boot")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="test_progs -v: keep every test's log (out/selftests-out/results/)")
@@ -101,7 +112,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", type=Path, default=BASELINE,
                    help="test_memcontrol results of the unpatched kernel to compare with")
     p.add_argument("--write-baseline", action="store_true",
-                   help="with --unpatched: save test_memcontrol's results as the baseline")
+                   help="with --unpatched: save test_memcontrol's results (and with "
+                   "--peers, the peer set's) as the baselines")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before the VM is killed")
 
     p = sub.add_parser("throttle", help="the throttling experiment: stress-ng in cgroups "
@@ -143,7 +155,8 @@ def options(args: argparse.Namespace) -> Options:
                    accel=getattr(args, "accel", "auto"),
                    fragments=getattr(args, "fragments", []),
                    refresh=getattr(args, "refresh", False),
-                   unpatched=getattr(args, "unpatched", False))
+                   unpatched=getattr(args, "unpatched", False),
+                   kernel_args=getattr(args, "kernel_args", []))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -290,14 +303,19 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
     if args.write_baseline and not args.unpatched:
         raise HarnessError("--write-baseline needs --unpatched (the baseline is the tree "
                            "without the series)")
-    pl.prepare()
+    # Unpatched, the baselines are of interest: test_memcontrol's and, with
+    # --peers, the peer set's; the series' own tests do not exist there.
+    filters = list(args.filters) or ([] if args.unpatched else list(SERIES_TESTS))
+    if args.peers:
+        filters += PEER_TESTS
+    pl.prepare(bpf_selftests=bool(filters))
     extra["source"] = pl.source().__dict__
-    # Unpatched, only test_memcontrol is of interest (the baseline).
-    runs = pl.selftests(args.filters or ["memcg_ops"], repeat=args.repeat,
-                        memcontrol=not args.no_memcontrol, test_progs=not args.unpatched,
+    runs = pl.selftests(filters, repeat=args.repeat,
+                        memcontrol=not args.no_memcontrol, test_progs=bool(filters),
                         memcontrol_repeat=args.memcontrol_repeat, timeout=args.timeout,
                         baseline=None if args.unpatched else args.baseline,
-                        verbose=args.verbose)
+                        peer_baseline=args.peer_baseline if args.peers and not args.unpatched
+                        else None, verbose=args.verbose)
     cases = [c for r in runs for c in r.cases]
     rows = []
     for c in cases:
@@ -312,6 +330,35 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
             st = [c.status for c in cases if c.name == name]
             print(f"{name}: {st.count('OK')}/{len(st)} OK over {args.repeat} runs")
     mc = [r for r in runs if r.suite == "test_memcontrol"]
+    tp = [r for r in runs if r.suite == "test_progs"]
+    if args.write_baseline and args.peers and tp:
+        data = results.to_dict(tp) | {"kernel": pl.source().label(), "peers": list(PEER_TESTS),
+                                      "note": "the peer set (test_progs) on the tree without "
+                                      "the series, same config and guest as the patched runs "
+                                      "(harness test --unpatched --peers --write-baseline)"}
+        args.peer_baseline.parent.mkdir(parents=True, exist_ok=True)
+        args.peer_baseline.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"baseline written: {args.peer_baseline}")
+    elif args.peers and not args.unpatched:
+        with pl._stage("peers-vs-unpatched") as rec:
+            if not args.peer_baseline.exists():
+                rec.status = STAGE_FAIL
+                rec.summary = (f"no baseline {args.peer_baseline}: make it with harness test "
+                               "--unpatched --peers --write-baseline --no-memcontrol")
+            else:
+                base = [c for r in results.load(args.peer_baseline) for c in r.cases]
+                now = [c for r in tp for c in r.cases if is_peer(c.name)]
+                regs = results.regressions(now, base)
+                st = results.baseline_status(base)
+                stable = sum(1 for v in st.values() if v == results.OK)
+                rec.details = {"baseline": str(args.peer_baseline), "regressions": regs,
+                               "passing_unpatched": stable,
+                               "not_passing_unpatched": {n: v for n, v in st.items()
+                                                         if v != results.OK}}
+                rec.summary = (f"{len(regs)} regression(s): {regs[0]}" if regs else
+                               f"the {stable} peer tests and subtests passing unpatched pass")
+                if regs:
+                    rec.status = STAGE_FAIL
     if args.write_baseline and mc:
         data = results.to_dict(mc) | {"kernel": pl.source().label(),
                                       "note": "test_memcontrol on the tree without the series, "

@@ -31,6 +31,7 @@ class Options:
     fragments: list[Path] = field(default_factory=list)
     refresh: bool = False
     unpatched: bool = False  # the tree without the series (baselines)
+    kernel_args: list[str] = field(default_factory=list)  # appended to the guest's
 
     @classmethod
     def from_env(cls) -> Options:
@@ -44,6 +45,7 @@ class Options:
             accel=e.get("MEMCG_BPF_ACCEL", "auto"),
             fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
             unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
+            kernel_args=e.get("MEMCG_BPF_KERNEL_ARGS", "").split(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -56,6 +58,8 @@ class Options:
             env["MEMCG_BPF_BUILD_DIR"] = str(self.build_dir)
         if self.unpatched:
             env["MEMCG_BPF_UNPATCHED"] = "1"
+        if self.kernel_args:
+            env["MEMCG_BPF_KERNEL_ARGS"] = " ".join(self.kernel_args)
         return env
 
     @property
@@ -170,20 +174,23 @@ class Pipeline:
             rec.details = info
             return info
 
-    def selftests_build(self) -> dict:
+    def selftests_build(self, bpf: bool | None = None) -> dict:
+        """test_progs and test_memcontrol; unpatched, test_progs only if
+        asked (`bpf`: the peer set's baseline), as only test_memcontrol
+        runs there otherwise."""
         kb = self.kernel()
+        bpf = not self.opts.unpatched if bpf is None else bpf
         with self._stage("selftests-build") as rec:
             rec.log = str(self.opts.logs / "selftests-build.log")
-            # Unpatched, only test_memcontrol runs (the baseline).
-            info = kb.build_selftests(bpf=not self.opts.unpatched)
-            rec.summary = (f"test_progs ({', '.join(info['required']) or 'no memcg_ops'}; "
+            info = kb.build_selftests(bpf=bpf)
+            rec.summary = (f"test_progs ({', '.join(info['required']) or 'no series tests'}; "
                            f"{info['skipped_objects']} objects skipped) and test_memcontrol, "
-                           f"{info['duration_s']:.0f}s" if not self.opts.unpatched else
+                           f"{info['duration_s']:.0f}s" if bpf else
                            f"test_memcontrol, {info['duration_s']:.0f}s")
             rec.details = info
             return info
 
-    def prepare(self) -> dict:
+    def prepare(self, bpf_selftests: bool | None = None) -> dict:
         """source -> series -> config -> build -> guest tools -> selftests;
         what every guest test needs."""
         self.source()
@@ -191,17 +198,19 @@ class Pipeline:
         self.config()
         info = self.build()
         self.guest_tools()
-        self.selftests_build()
+        self.selftests_build(bpf=bpf_selftests)
         return info
 
     def selftests(self, filters: list[str] | None = None, repeat: int = 1,
                   memcontrol: bool = True, test_progs: bool = True, name: str = "selftests",
                   memcontrol_repeat: int = 1, baseline: Path | None = None,
-                  verbose: bool = False,
+                  peer_baseline: Path | None = None, verbose: bool = False,
                   timeout: float = 1800) -> list[results.RunResult]:
         """Boot once; run test_progs (-t each filter; `repeat` times) and
         test_memcontrol in the guest; parse, and write <out>/<name>/
-        results.json and junit.xml. A failed case fails the stage."""
+        results.json and junit.xml. A failed case fails the stage, unless
+        it does not pass on the unpatched kernel either: `baseline` for
+        test_memcontrol, `peer_baseline` for test_progs (the peer set)."""
         root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
         gtools = vm.guest_build(root, tools)
@@ -233,16 +242,15 @@ class Pipeline:
         with self._stage(f"{name}-results") as rec:
             data = results.to_dict(runs) | {"vm": res.to_dict()}
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-            known = {}
-            if baseline is not None and baseline.exists():
-                base = [c for r in results.load(baseline) for c in r.cases]
-                known = {n: st for n, st in results.baseline_status(base).items() if st != "OK"}
+            known = {"test_memcontrol": not_passing(baseline),
+                     "test_progs": not_passing(peer_baseline)}
             for r in runs:
-                for c in r.cases if r.suite == "test_memcontrol" else []:
-                    if c.status == results.FAIL and c.name in known:
+                base_name, kn = known.get(r.suite, (None, {}))
+                for c in r.cases:
+                    if c.status == results.FAIL and c.name in kn:
                         c.status = results.KNOWN
-                        c.message = (f"FAIL, and {known[c.name]} on the unpatched kernel "
-                                     f"({baseline.name})\n{c.message}")
+                        c.message = (f"FAIL, and {kn[c.name]} on the unpatched kernel "
+                                     f"({base_name})\n{c.message}")
             junit = results.write_junit(out / "junit.xml", runs)
             rec.log = str(junit)
             cases = [c for r in runs for c in r.cases]
@@ -345,7 +353,8 @@ class Pipeline:
                 rodirs.append((vm.guest_build(tc.root, tools), tools))
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
-                               rodirs=rodirs, name=name, disks=list(disks or []))
+                               rodirs=rodirs, name=name, disks=list(disks or []),
+                               append=list(self.opts.kernel_args))
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
@@ -388,6 +397,34 @@ class Pipeline:
                 rec.summary = (f"{passed} passed, {counts['failures']} failed, "
                                f"{counts['errors']} errors, {counts['skipped']} skipped")
             return r.returncode
+
+
+# The series' own test_progs tests, what `harness test` runs by default.
+SERIES_TESTS = ("memcg_ops", "cgroup_struct_ops")
+
+# The peer set: upstream's test_progs tests of struct_ops and of cgroup BPF
+# attachment, the code the series changes for its own struct_ops type
+# (test_progs -t globs). `harness test --peers` runs them and compares with
+# the same tests on the unpatched kernel (selftests/baselines/).
+PEER_TESTS = ("*struct_ops*", "dummy_st_ops", "cgroup_link", "cgroup_attach_*",
+              "cgroup_mprog_*", "cgroup_preorder", "cgroup_iter_memcg", "bpf_tcp_ca")
+
+
+def is_peer(name: str) -> bool:
+    """`name` (a test or test/subtest) belongs to the peer set."""
+    import fnmatch
+    top = name.split("/")[0]
+    return any(fnmatch.fnmatchcase(top, g) for g in PEER_TESTS)
+
+
+def not_passing(baseline: Path | None) -> tuple[str | None, dict[str, str]]:
+    """(file name, {test: status}) of the tests a baseline does not pass
+    every time."""
+    if baseline is None or not baseline.exists():
+        return None, {}
+    base = [c for r in results.load(baseline) for c in r.cases]
+    return baseline.name, {n: st for n, st in results.baseline_status(base).items()
+                           if st != results.OK}
 
 
 def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult]:

@@ -1,14 +1,16 @@
 """The kernel's own selftests, run in the guest by `harness test`'s machinery
-(one boot): test_progs' memcg_ops (the series' BPF selftests) and the
-memory controller's test_memcontrol. Each subtest is a pytest result.
+(one boot): test_progs' memcg_ops and cgroup_struct_ops (the series' BPF
+selftests), the peer set (upstream's struct_ops and cgroup BPF tests) and
+the memory controller's test_memcontrol. Each subtest is a pytest result.
 
-- memcg_ops: the subtests are the ones prog_tests/memcg_ops.c in
-  patches/ declares; one that fails, skips or does not report fails here.
-- test_memcontrol: compared with the same tests on the tree without the
-  series, same config and guest (selftests/baselines/, made with
-  `harness test --unpatched --write-baseline`): what passes there must pass
-  here; what does not pass there is reported as skipped with its baseline
-  status.
+- memcg_ops, cgroup_struct_ops: the subtests are the ones their
+  prog_tests/*.c in patches/ declare; one that fails, skips or does not
+  report fails here.
+- the peer set and test_memcontrol: compared with the same tests on the
+  tree without the series, same config and guest (selftests/baselines/,
+  made with `harness test --unpatched [--peers] --write-baseline`): what
+  passes there must pass here; what does not pass there is reported as
+  skipped with its baseline status.
 """
 
 from __future__ import annotations
@@ -22,35 +24,42 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from harness.pipeline import PEER_TESTS, SERIES_TESTS, is_peer  # noqa: E402
+
 BASELINE = REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
+PEER_BASELINE = REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
-def declared_subtests() -> list[str]:
-    """test__start_subtest("x") in the series' prog_tests/memcg_ops.c."""
+def declared_subtests(test: str = "memcg_ops") -> list[str]:
+    """test__start_subtest("x") in the series' prog_tests/<test>.c."""
     names: list[str] = []
     for patch in sorted((REPO / "patches").glob("*.patch")):
         text = patch.read_text()
         for part in re.split(r"^--- ", text, flags=re.M):
-            if part.startswith(("/dev/null\n+++ b/tools/testing/selftests/bpf/prog_tests/"
-                                "memcg_ops.c", "a/tools/testing/selftests/bpf/prog_tests/"
-                                "memcg_ops.c")):
+            if part.startswith((f"/dev/null\n+++ b/tools/testing/selftests/bpf/prog_tests/"
+                                f"{test}.c", f"a/tools/testing/selftests/bpf/prog_tests/"
+                                f"{test}.c")):
                 names += re.findall(r'^\+.*test__start_subtest\("(\w+)"\)', part, re.M)
     return names
 
 
-def baseline_cases() -> list[dict]:
-    if not BASELINE.exists():
+def series_subtests() -> list[str]:
+    return [f"{t}/{s}" for t in SERIES_TESTS for s in declared_subtests(t)]
+
+
+def baseline_cases(path: Path = BASELINE) -> list[dict]:
+    if not path.exists():
         return []
-    data = json.loads(BASELINE.read_text())
+    data = json.loads(path.read_text())
     return [c for r in data["runs"] for c in r["cases"]]
 
 
-def baseline_statuses() -> list[tuple[str, str]]:
+def baseline_statuses(path: Path = BASELINE) -> list[tuple[str, str]]:
     """(test, OK|FAIL|SKIP|FLAKY over every baseline run)."""
     from harness.results import Case, baseline_status
-    st = baseline_status([Case(**c) for c in baseline_cases()])
+    st = baseline_status([Case(**c) for c in baseline_cases(path)])
     return sorted(st.items())
 
 
@@ -59,7 +68,8 @@ def runs(pipeline):
     from harness import results
     if not (pipeline.tree / "tools/testing/selftests/bpf/prog_tests/memcg_ops.c").exists():
         pytest.skip("the tree has no memcg_ops selftests (series not applied?)")
-    rr = pipeline.selftests(["memcg_ops"], baseline=BASELINE)
+    rr = pipeline.selftests([*SERIES_TESTS, *PEER_TESTS], baseline=BASELINE,
+                            peer_baseline=PEER_BASELINE)
     return {r.suite: r for r in rr} | {"_all": rr, "_results": results}
 
 
@@ -76,17 +86,47 @@ def test_runners_reported(runs):
     assert "test_progs" in runs and "test_memcontrol" in runs, list(runs)
 
 
-def test_declared_subtests_found():
-    assert declared_subtests(), "no test__start_subtest() in the series' memcg_ops.c"
+@pytest.mark.parametrize("test", SERIES_TESTS)
+def test_declared_subtests_found(test):
+    assert declared_subtests(test), f"no test__start_subtest() in the series' {test}.c"
 
 
-@pytest.mark.parametrize("subtest", declared_subtests())
-def test_memcg_ops(runs, subtest):
+@pytest.mark.parametrize("subtest", series_subtests())
+def test_series(runs, subtest):
     run = runs.get("test_progs")
     assert run is not None, "test_progs did not run"
-    case = _case(run, f"memcg_ops/{subtest}")
-    assert case is not None, f"memcg_ops/{subtest} did not report (not built? crashed?)"
-    assert case.status == "OK", f"memcg_ops/{subtest}: {case.status}\n{case.message}"
+    case = _case(run, subtest)
+    assert case is not None, f"{subtest} did not report (not built? crashed?)"
+    assert case.status == "OK", f"{subtest}: {case.status}\n{case.message}"
+
+
+def test_peer_baseline_exists():
+    assert baseline_cases(PEER_BASELINE), f"no baseline in {PEER_BASELINE}"
+
+
+@pytest.mark.parametrize("name,base_status", baseline_statuses(PEER_BASELINE))
+def test_peer(runs, name, base_status):
+    """The peer set: upstream's struct_ops and cgroup BPF tests pass as they
+    do on the unpatched kernel."""
+    run = runs.get("test_progs")
+    assert run is not None, "test_progs did not run"
+    if base_status != "OK":
+        pytest.skip(f"{base_status} on the unpatched kernel (every baseline run) too"
+                    if base_status != "FLAKY" else "flaky on the unpatched kernel")
+    case = _case(run, name)
+    assert case is not None, f"{name} passed on the unpatched kernel and did not run now"
+    assert case.status == "OK", (f"{name} passed on every unpatched run, {case.status} now"
+                                 f"\n{case.message}")
+
+
+def test_peers_no_new_failures(runs):
+    """Peer tests the baseline does not know (a newer tree) must not fail."""
+    run = runs.get("test_progs")
+    known = {c["name"] for c in baseline_cases(PEER_BASELINE)}
+    new_bad = [c.name for c in (run.cases if run else [])
+               if is_peer(c.name) and c.name not in known and c.status == "FAIL"
+               and c.name.split("/")[0] not in SERIES_TESTS]
+    assert not new_bad, f"failing, and not in the baseline: {new_bad}"
 
 
 def test_memcontrol_baseline_exists():

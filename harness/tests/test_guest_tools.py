@@ -10,7 +10,7 @@ def test_guest_tools_script_uses_tree_libbpf_and_uapi(tmp_path):
                                  tmp_path / "out", 3)
     assert f"make -s -C {tmp_path}/tree/tools/lib/bpf" in s and "BUILD_STATIC_ONLY=1" in s
     assert f"bpftool btf dump file {tmp_path}/b/vmlinux format c" in s
-    # the tree's uapi (BPF_F_CGROUP_FD) before the system's
+    # the tree's uapi (query.type_id, link_info.struct_ops.cgroup_id) first
     assert s.count(f"-I{tmp_path}/tree/tools/include/uapi") == 4  # check program, sample
     assert "clang-21 " in s and "-target bpf" in s
     assert s.startswith("set -e")
@@ -23,7 +23,7 @@ def test_kernel_has_memcg_bpf_ops(tmp_path):
     assert not build.kernel_has_memcg_bpf_ops(tmp_path)
     (tmp_path / "System.map").write_text("ffffffff81000000 T _text\n")
     assert not build.kernel_has_memcg_bpf_ops(tmp_path)
-    (tmp_path / "System.map").write_text("ffffffff81234560 t memcg_bpf_ops_reg\n")
+    (tmp_path / "System.map").write_text("ffffffff81234560 T __memcg_bpf_nr_pages_over_high\n")
     assert build.kernel_has_memcg_bpf_ops(tmp_path)
 
 

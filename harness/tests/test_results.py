@@ -127,3 +127,31 @@ def test_test_progs_real_failure_log():
     assert fail.status == "FAIL"
     assert "some: high events: actual 0 <= expected 0" in fail.message
     assert len(r.cases) == 6 and not r.problems
+
+
+def test_peer_set_membership():
+    from harness.pipeline import is_peer
+    for name in ("struct_ops_module", "test_struct_ops_maybe_null/x", "bad_struct_ops",
+                 "dummy_st_ops/dummy_init_ret_value", "cgroup_link", "cgroup_attach_multi",
+                 "cgroup_mprog_opts/x", "cgroup_iter_memcg", "bpf_tcp_ca/dctcp",
+                 "cgroup_struct_ops/query"):
+        assert is_peer(name), name
+    for name in ("memcg_ops/update", "cgroup_iter", "bpf_tcp_ca_other_x", "tcp_ca",
+                 "cgroup_v1v2"):
+        assert not is_peer(name), name
+
+
+def test_not_passing_baseline(tmp_path):
+    from harness.pipeline import not_passing
+    C = results.Case
+    r0 = results.RunResult("test_progs", cases=[C("test_progs", "a", "OK"),
+                                                   C("test_progs", "b", "FAIL"),
+                                                   C("test_progs", "c", "OK")])
+    r1 = results.RunResult("test_progs", cases=[C("test_progs", "a", "OK", run=1),
+                                                   C("test_progs", "b", "FAIL", run=1),
+                                                   C("test_progs", "c", "SKIP", run=1)])
+    path = tmp_path / "peers.json"
+    path.write_text(__import__("json").dumps(results.to_dict([r0, r1])))
+    assert not_passing(path) == ("peers.json", {"b": "FAIL", "c": "FLAKY"})
+    assert not_passing(tmp_path / "missing.json") == (None, {})
+    assert not_passing(None) == (None, {})

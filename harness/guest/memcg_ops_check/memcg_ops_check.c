@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * memcg_ops_check [CGROUP2_MOUNT]: attach a counting memcg_bpf_ops to a
- * test cgroup with bpf_map__attach_struct_ops_opts(), watch it apply to a
+ * test cgroup with bpf_map__attach_cgroup_opts(), watch it apply to a
  * child created afterwards, detach it, and print what was seen as JSON.
  * It judges nothing: the harness asserts on the output.
  */
@@ -98,16 +98,14 @@ static int hup_within(struct bpf_link *link, int ms)
 	return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLHUP);
 }
 
-static int attach(struct memcg_ops_check *skel, const char *cg, __u32 flags,
-		  struct bpf_link **link)
+static int attach(struct memcg_ops_check *skel, const char *cg, struct bpf_link **link)
 {
 	int fd = open(cg, O_RDONLY | O_DIRECTORY);
 	int err = 0;
-	LIBBPF_OPTS(bpf_struct_ops_opts, opts, .flags = flags, .target_fd = fd);
 
 	if (fd < 0)
 		return -errno;
-	*link = bpf_map__attach_struct_ops_opts(skel->maps.check_ops, &opts);
+	*link = bpf_map__attach_cgroup_opts(skel->maps.check_ops, fd, NULL);
 	if (!*link)
 		err = -errno;
 	close(fd);
@@ -138,7 +136,7 @@ int main(int argc, char **argv)
 	}
 	printf("{\"load_errno\": 0");
 
-	err = attach(skel, P, BPF_F_CGROUP_FD, &link);
+	err = attach(skel, P, &link);
 	printf(", \"attach_err\": %d", err);
 	if (err)
 		goto out;
@@ -146,8 +144,11 @@ int main(int argc, char **argv)
 	printf(", \"link_info_err\": %d, \"link_cgroup_id\": %llu, \"cgroup_id\": %llu",
 	       err, id, cg_id(P));
 
-	err2 = attach(skel, P, BPF_F_CGROUP_FD, &link2);
+	/* a second policy on the same cgroup: both in effect */
+	err2 = attach(skel, P, &link2);
 	printf(", \"second_attach_err\": %d", err2);
+	bpf_link__destroy(link2);
+	link2 = NULL;
 
 	/* inherited by a child created afterwards */
 	online0 = skel->bss->online_calls;
@@ -182,17 +183,18 @@ int main(int argc, char **argv)
 	printf(", \"child_calls_detached\": %llu, \"online_calls_after_detach_mkdir\": %llu",
 	       child_calls_detached - child_calls,
 	       (unsigned long long)skel->bss->online_calls - online0);
-	err = attach(skel, P, BPF_F_CGROUP_FD, &link2);
+	err = attach(skel, P, &link2);
 	printf(", \"reattach_after_detach_err\": %d", err);
 	bpf_link__destroy(link2);
 	link2 = NULL;
 
 	/* rmdir of the attached cgroup detaches the link by itself */
 	mkdir(R, 0755);
-	err = attach(skel, R, BPF_F_CGROUP_FD, &link3);
+	err = attach(skel, R, &link3);
 	printf(", \"rmdir_attach_err\": %d", err);
 	if (!err) {
 		rmdir(R);
+		printf(", \"hup_right_after_rmdir\": %d", hup_within(link3, 0));
 		printf(", \"hup_after_rmdir\": %d", hup_within(link3, 5000));
 		err = link_cgroup_id(link3, &id);
 		printf(", \"link_cgroup_id_after_rmdir\": %llu", err ? ~0ULL : id);
