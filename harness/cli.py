@@ -297,6 +297,15 @@ def throttle_report(r: dict) -> str:
             f"plot: {r['png']}\ntraces: {r['traces']}")
 
 
+def write_baseline(path: Path, runs: list, kernel: str, note: str, **more) -> None:
+    """Save the unpatched kernel's results of `runs` as a baseline."""
+    from harness import results
+    data = results.to_dict(runs) | {"kernel": kernel, **more, "note": note}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print(f"baseline written: {path}")
+
+
 def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
     from harness import results
     from harness.record import FAIL as STAGE_FAIL
@@ -332,13 +341,10 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
     mc = [r for r in runs if r.suite == "test_memcontrol"]
     tp = [r for r in runs if r.suite == "test_progs"]
     if args.write_baseline and args.peers and tp:
-        data = results.to_dict(tp) | {"kernel": pl.source().label(), "peers": list(PEER_TESTS),
-                                      "note": "the peer set (test_progs) on the tree without "
-                                      "the series, same config and guest as the patched runs "
-                                      "(harness test --unpatched --peers --write-baseline)"}
-        args.peer_baseline.parent.mkdir(parents=True, exist_ok=True)
-        args.peer_baseline.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        print(f"baseline written: {args.peer_baseline}")
+        write_baseline(args.peer_baseline, tp, pl.source().label(),
+                       "the peer set (test_progs) on the tree without the series, same config "
+                       "and guest as the patched runs (harness test --unpatched --peers "
+                       "--write-baseline)", peers=list(PEER_TESTS))
     elif args.peers and not args.unpatched:
         with pl._stage("peers-vs-unpatched") as rec:
             if not args.peer_baseline.exists():
@@ -360,13 +366,9 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
                 if regs:
                     rec.status = STAGE_FAIL
     if args.write_baseline and mc:
-        data = results.to_dict(mc) | {"kernel": pl.source().label(),
-                                      "note": "test_memcontrol on the tree without the series, "
-                                      "same config and guest as the patched runs "
-                                      "(harness test --unpatched --write-baseline)"}
-        args.baseline.parent.mkdir(parents=True, exist_ok=True)
-        args.baseline.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        print(f"baseline written: {args.baseline}")
+        write_baseline(args.baseline, mc, pl.source().label(),
+                       "test_memcontrol on the tree without the series, same config and guest "
+                       "as the patched runs (harness test --unpatched --write-baseline)")
     elif mc and args.baseline.exists() and not args.unpatched:
         base = [c for r in results.load(args.baseline) for c in r.cases]
         regs = results.regressions([c for r in mc for c in r.cases], base)
