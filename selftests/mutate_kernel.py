@@ -5,7 +5,9 @@ that covers it fail:
 
 then `harness test --kernel-dir KERNEL_TREE -t memcg_ops/...`, then revert.
 NAME: no-inheritance (inheritance, order, combine, query fail),
-no-auto-detach (inheritance), update-gap (update), last-wins (combine).
+no-auto-detach (inheritance), update-gap (update), last-wins (combine),
+inline-throttle (no_lock_throttle), unbounded (episode_bound),
+min-ignored (min_floor), cgroup-wide-penalty (task_penalty).
 The tree must have the series applied; the original file is kept in
 KERNEL_TREE/.mutate-backup until revert."""
 import shutil
@@ -49,6 +51,37 @@ MUT = {
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));
 \tpl->kdata = bpf_struct_ops_map_kdata(new_map);
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));"""),
+ "inline-throttle": ("mm/memcontrol.c",
+  """	if (current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH &&
+	    !(current->flags & PF_MEMALLOC) &&
+	    gfpflags_allow_blocking(gfp_mask))
+		handle_over_high(gfp_mask, false);""",
+  """	if ((current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH ||
+	     memcg_bpf_ops_effective(orig_memcg)) && /* MUTATION: inline */
+	    !(current->flags & PF_MEMALLOC) &&
+	    gfpflags_allow_blocking(gfp_mask)) {
+		current->memcg_nr_pages_bpf += batch;
+		handle_over_high(gfp_mask, true);
+	}"""),
+ "unbounded": ("mm/bpf_memcontrol.c",
+  """		if (READ_ONCE(memcg->bpf_high))
+			continue;
+		usage = page_counter_read(&memcg->memory);
+		cmpxchg(&memcg->bpf_high, 0, usage > nr ? usage - nr : 1);""",
+  """		usage = page_counter_read(&memcg->memory); /* MUTATION: target recedes */
+		WRITE_ONCE(memcg->bpf_high, usage > nr ? usage - nr : 1);"""),
+ "min-ignored": ("mm/bpf_memcontrol.h",
+  """	return max(high, READ_ONCE(memcg->memory.min));""",
+  """	return high; /* MUTATION: memory.min ignored */"""),
+ "cgroup-wide-penalty": ("mm/memcontrol.c",
+  """		memcg_bpf_update_high(memcg);
+	}""",
+  """		memcg_bpf_update_high(memcg);
+		/* MUTATION: the penalty scaled by the cgroup's whole overage */
+		nr_pages = max_t(unsigned long, nr_pages,
+				 page_counter_read(&memcg->memory) -
+				 min(page_counter_read(&memcg->memory), memcg_bpf_high(memcg)));
+	}"""),
  "last-wins": ("mm/bpf_memcontrol.c",
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",
