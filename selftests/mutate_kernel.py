@@ -52,36 +52,36 @@ MUT = {
 \tpl->kdata = bpf_struct_ops_map_kdata(new_map);
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));"""),
  "inline-throttle": ("mm/memcontrol.c",
-  """	if (current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH &&
-	    !(current->flags & PF_MEMALLOC) &&
-	    gfpflags_allow_blocking(gfp_mask))
-		handle_over_high(gfp_mask, false);""",
-  """	if ((current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH ||
-	     memcg_bpf_ops_effective(orig_memcg)) && /* MUTATION: inline */
-	    !(current->flags & PF_MEMALLOC) &&
-	    gfpflags_allow_blocking(gfp_mask)) {
-		current->memcg_nr_pages_bpf += batch;
-		handle_over_high(gfp_mask, true);
-	}"""),
+  """\tif (current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH &&
+\t    !(current->flags & PF_MEMALLOC) &&
+\t    gfpflags_allow_blocking(gfp_mask))
+\t\thandle_over_high(gfp_mask, false);""",
+  """\tif ((current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH ||
+\t     memcg_bpf_ops_effective(orig_memcg)) && /* MUTATION: inline */
+\t    !(current->flags & PF_MEMALLOC) &&
+\t    gfpflags_allow_blocking(gfp_mask)) {
+\t\tcurrent->memcg_nr_pages_bpf += batch;
+\t\thandle_over_high(gfp_mask, true);
+\t}"""),
  "unbounded": ("mm/bpf_memcontrol.c",
-  """		if (READ_ONCE(memcg->bpf_high))
-			continue;
-		usage = page_counter_read(&memcg->memory);
-		cmpxchg(&memcg->bpf_high, 0, usage > nr ? usage - nr : 1);""",
-  """		usage = page_counter_read(&memcg->memory); /* MUTATION: target recedes */
-		WRITE_ONCE(memcg->bpf_high, usage > nr ? usage - nr : 1);"""),
+  """\t\tif (READ_ONCE(memcg->bpf_high))
+\t\t\tcontinue;
+\t\tusage = page_counter_read(&memcg->memory);
+\t\tcmpxchg(&memcg->bpf_high, 0, usage > nr ? usage - nr : 1);""",
+  """\t\tusage = page_counter_read(&memcg->memory); /* MUTATION: target recedes */
+\t\tWRITE_ONCE(memcg->bpf_high, usage > nr ? usage - nr : 1);"""),
  "min-ignored": ("mm/bpf_memcontrol.h",
-  """	return max(high, READ_ONCE(memcg->memory.min));""",
-  """	return high; /* MUTATION: memory.min ignored */"""),
+  """\treturn max(high, READ_ONCE(memcg->memory.min));""",
+  """\treturn high; /* MUTATION: memory.min ignored */"""),
  "cgroup-wide-penalty": ("mm/memcontrol.c",
-  """		memcg_bpf_update_high(memcg);
-	}""",
-  """		memcg_bpf_update_high(memcg);
-		/* MUTATION: the penalty scaled by the cgroup's whole overage */
-		nr_pages = max_t(unsigned long, nr_pages,
-				 page_counter_read(&memcg->memory) -
-				 min(page_counter_read(&memcg->memory), memcg_bpf_high(memcg)));
-	}"""),
+  """\t\tmemcg_bpf_update_high(memcg);
+\t}""",
+  """\t\tmemcg_bpf_update_high(memcg);
+\t\t/* MUTATION: the penalty scaled by the cgroup's whole overage */
+\t\tnr_pages = max_t(unsigned long, nr_pages,
+\t\t\t\t page_counter_read(&memcg->memory) -
+\t\t\t\t min(page_counter_read(&memcg->memory), memcg_bpf_high(memcg)));
+\t}"""),
  "last-wins": ("mm/bpf_memcontrol.c",
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",
