@@ -14,7 +14,8 @@ filesystem (its page-cache tests cannot reclaim shmem without swap).
 
 With --swap-mb, test_progs runs with a swap file on the scratch disk (the
 memcg_ops subtests that reclaim anonymous memory need it); it is removed
-before test_memcontrol, which runs as upstream's CI runs it. With
+before test_memcontrol, which runs as upstream's CI runs it. test_progs
+gets MEMCG_OPS_DIR, the scratch disk's mount, for memcg_ops' page cache. With
 --memcontrol-policy (memcg_ops_check), test_memcontrol runs with a
 memcg_bpf_ops policy that answers 0 attached to the root cgroup, above
 all of its cgroups, and the run records how often the policy was asked.
@@ -123,6 +124,8 @@ def main() -> int:
         if args.swap_mb and mnt:
             env["swap_error"] = swap_on(mnt, args.swap_mb)
             env["swap"] = Path("/proc/swaps").read_text()
+        if mnt:  # memcg_ops/min_floor's page cache: a disk-backed filesystem
+            os.environ["MEMCG_OPS_DIR"] = mnt
         for i in range(args.repeat):
             argv = [tp, "-J", str(args.out / f"test_progs-{i}.json")]
             if args.verbose:
