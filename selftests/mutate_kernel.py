@@ -74,14 +74,16 @@ MUT = {
   """\treturn max(high, READ_ONCE(memcg->memory.min));""",
   """\treturn high; /* MUTATION: memory.min ignored */"""),
  "cgroup-wide-penalty": ("mm/memcontrol.c",
-  """\t\tmemcg_bpf_update_high(memcg);
-\t}""",
-  """\t\tmemcg_bpf_update_high(memcg);
-\t\t/* MUTATION: the penalty scaled by the cgroup's whole overage */
-\t\tnr_pages = max_t(unsigned long, nr_pages,
-\t\t\t\t page_counter_read(&memcg->memory) -
-\t\t\t\t min(page_counter_read(&memcg->memory), memcg_bpf_high(memcg)));
-\t}"""),
+  """\t\tif (bpf)
+\t\t\tnr_pages += bpf_pages;""",
+  """\t\tif (bpf) {
+\t\t\tnr_pages += bpf_pages;
+\t\t\t/* MUTATION: the penalty scaled by the cgroup's whole overage */
+\t\t\tnr_pages = max_t(unsigned long, nr_pages,
+\t\t\t\t\t page_counter_read(&memcg->memory) -
+\t\t\t\t\t min(page_counter_read(&memcg->memory),
+\t\t\t\t\t     memcg_bpf_high(memcg)));
+\t\t}"""),
  "last-wins": ("mm/bpf_memcontrol.c",
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",
