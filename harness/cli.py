@@ -107,6 +107,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--memcontrol-repeat", type=int, default=1,
                    help="run test_memcontrol N times (a baseline wants 3 or more: a test "
                    "that does not pass every time is flaky, not a baseline pass)")
+    p.add_argument("--no-zero-policy", action="store_true",
+                   help="do not run test_memcontrol a second time with an N = 0 "
+                   "memcg_bpf_ops policy attached above its cgroups")
+    p.add_argument("--swap-mb", type=int, default=256,
+                   help="swap in the guest while test_progs runs (0: none)")
     p.add_argument("--unpatched", action="store_true",
                    help="build and test the tree without the series (own build dir)")
     p.add_argument("--baseline", type=Path, default=BASELINE,
@@ -115,6 +120,18 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --unpatched: save test_memcontrol's results (and with "
                    "--peers, the peer set's) as the baselines")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before the VM is killed")
+
+    p = sub.add_parser("bench", help="what the memcg_bpf_ops hook costs: a charge-path "
+                       "microbenchmark on the unpatched and the patched kernel, no debug "
+                       "options, ratios with 95 %% intervals")
+    add_common(p)
+    add_vm(p)
+    p.add_argument("--boots", type=int, default=2, help="boots of each kernel (default 2)")
+    p.add_argument("--reps", type=int, default=5,
+                   help="runs per variant and workload per boot (default 5)")
+    p.add_argument("--secs", type=float, default=1.0, help="seconds per run (default 1)")
+    p.add_argument("--mb", type=int, default=32, help="membench's working set (default 32)")
+    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
 
     p = sub.add_parser("throttle", help="the throttling experiment: stress-ng in cgroups "
                        "high and low under no policy, the BPF sample, memory.low, memory.high")
@@ -267,6 +284,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             r = pl.throttle(params)
             print("\n" + throttle_report(r))
             extra["throttle"] = str(r["results"])
+        elif verb == "bench":
+            from harness.bench import BenchParams
+            params = BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
+                                 mb=args.mb, seed=args.seed)
+            r = pl.bench(params)
+            extra["source"] = pl.source().__dict__
+            print("\n" + r["table"])
+            print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r['png']}")
+            extra["bench"] = str(r["results"])
         elif verb == "run":
             pl.prepare()
             src = pl.source()
@@ -324,7 +350,8 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
                         memcontrol_repeat=args.memcontrol_repeat, timeout=args.timeout,
                         baseline=None if args.unpatched else args.baseline,
                         peer_baseline=args.peer_baseline if args.peers and not args.unpatched
-                        else None, verbose=args.verbose)
+                        else None, verbose=args.verbose, swap_mb=args.swap_mb,
+                        zero_policy=not (args.unpatched or args.no_zero_policy))
     cases = [c for r in runs for c in r.cases]
     rows = []
     for c in cases:

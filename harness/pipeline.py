@@ -205,12 +205,17 @@ class Pipeline:
                   memcontrol: bool = True, test_progs: bool = True, name: str = "selftests",
                   memcontrol_repeat: int = 1, baseline: Path | None = None,
                   peer_baseline: Path | None = None, verbose: bool = False,
+                  swap_mb: int = 256, zero_policy: bool = False,
                   timeout: float = 1800) -> list[results.RunResult]:
         """Boot once; run test_progs (-t each filter; `repeat` times) and
         test_memcontrol in the guest; parse, and write <out>/<name>/
         results.json and junit.xml. A failed case fails the stage, unless
         it does not pass on the unpatched kernel either: `baseline` for
-        test_memcontrol, `peer_baseline` for test_progs (the peer set)."""
+        test_memcontrol, `peer_baseline` for test_progs (the peer set).
+        test_progs runs with `swap_mb` of swap. With `zero_policy`,
+        test_memcontrol runs once more with a memcg_bpf_ops policy that
+        answers 0 attached above its cgroups, judged by the same baseline;
+        a policy that was not attached or never asked is a problem."""
         root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
         gtools = vm.guest_build(root, tools)
@@ -226,13 +231,19 @@ class Pipeline:
         cmd = [f"python3 {vm.guest_src(root)}/harness/guest/selftests.py {gout}/results",
                f"--repeat {repeat}", f"--disk-serial {disk}"]
         if test_progs:
-            cmd.append(f"--test-progs {gtools}/selftests/bpf")
+            cmd.append(f"--test-progs {gtools}/selftests/bpf --swap-mb {swap_mb}")
             cmd += [f"--filter {shlex.quote(f)}" for f in (filters or [])]
             if verbose:
                 cmd.append("--verbose")
         if memcontrol:
             cmd.append(f"--memcontrol {gtools}/selftests/cgroup/test_memcontrol "
                        f"--memcontrol-repeat {memcontrol_repeat}")
+            if zero_policy:
+                if not (tools / "memcg_ops_check").exists():
+                    raise HarnessError("--zero-policy needs the guest check program, "
+                                       f"{tools}/memcg_ops_check (built with the series)",
+                                       hint="harness build")
+                cmd.append(f"--memcontrol-policy {gtools}/memcg_ops_check")
         res = self.boot(" ".join(cmd), name=name, timeout=timeout, disks=[disk])
         disk.unlink(missing_ok=True)
         required = kbuild.required_bpf_tests(self.tree) if test_progs else []
@@ -243,6 +254,7 @@ class Pipeline:
             data = results.to_dict(runs) | {"vm": res.to_dict()}
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             known = {"test_memcontrol": not_passing(baseline),
+                     ZERO_POLICY_SUITE: not_passing(baseline),
                      "test_progs": not_passing(peer_baseline)}
             for r in runs:
                 base_name, kn = known.get(r.suite, (None, {}))
@@ -336,6 +348,104 @@ class Pipeline:
         return {"summary": summary, "table": text, "every_run": every, "runs": runs,
                 "png": png, "traces": traces, "results": out / "results.json", "vm": res}
 
+    def bench(self, params, name: str = "bench") -> dict:
+        """harness bench (harness/bench.py): build the unpatched and the
+        patched kernel with nodebug.config, each in a build directory of
+        its own; boot them in turn, params.boots times each; write
+        <out>/<name>/results.json, table.txt and bench.png."""
+        import dataclasses
+
+        from harness import bench as hb
+        from harness.report import table
+        params.validate()
+        frags = [*self.opts.fragments, paths.REPO / hb.NODEBUG]
+        base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
+        kernels = {}
+        for kernel in ("unpatched", "patched"):  # the tree ends with the series applied
+            opts = dataclasses.replace(
+                self.opts, fragments=frags, unpatched=kernel == "unpatched",
+                build_dir=base.with_name(base.name + ("-bench-unpatched" if kernel ==
+                                                      "unpatched" else "-bench")))
+            pl = Pipeline(opts)
+            pl._src, pl._tc = self._src, self._tc
+            pl.records = self.records
+            pl.source()
+            pl.series("pop" if kernel == "unpatched" else "apply")
+            pl.config()
+            pl.build()
+            if kernel == "patched":
+                info = pl.guest_tools()
+                if "skipped" in info:
+                    raise HarnessError("bench needs the series' memcg_bpf_ops in the patched "
+                                       f"kernel: {info['skipped']}")
+            kernels[kernel] = pl
+        # membench runs on both kernels: the unpatched boots get a copy
+        src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
+        dst = kbuild.guest_tools_dir(kernels["unpatched"].build_dir)
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / "membench")
+        shutil.copy2(src.with_name("memcg_ops_check"), dst / "memcg_ops_check")
+
+        out = self.opts.out / name
+        out.mkdir(parents=True, exist_ok=True)
+        root = self.toolchain().root
+        results_files = []
+        accel = ""
+        for boot in range(params.boots):
+            for kernel in ("unpatched", "patched"):
+                pl = kernels[kernel]
+                bname = f"{name}-{kernel}-{boot}"
+                shared = self.opts.out / f"{bname}-out"
+                if (shared / "results").exists():
+                    shutil.rmtree(shared / "results")
+                gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared,
+                                    root=root).guest_out
+                tools = vm.guest_build(root, kbuild.guest_tools_dir(pl.build_dir))
+                cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/bench.py",
+                                f"{gout}/results", f"--tools {tools}",
+                                *map(shlex.quote, params.guest_args(kernel, boot))])
+                res = pl.boot(cmd, name=bname, timeout=params.timeout_s(),
+                              memory=params.memory, cpus=params.cpus)
+                accel = res.accel
+                results_files.append(shared / "results" / "runs.jsonl")
+        with self._stage(f"{name}-results") as rec:
+            runs = hb.parse_runs(results_files)
+            summary = hb.summarize(runs)
+            cfg = kbuild.built_info(kernels["patched"].build_dir)
+            env = {"config": hb.NODEBUG, "config_sha256": paths.short_hash(
+                       (kernels["patched"].build_dir / ".config").read_bytes(), n=16),
+                   "kernel": self.source().label(), "accel": accel,
+                   "release": cfg.get("release"), "build_dirs": {
+                       k: str(v.build_dir) for k, v in kernels.items()}}
+            data = hb.to_json(params, runs, summary, env)
+            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+            text = table(hb.table_rows(summary), hb.TABLE_HEADERS)
+            added = [r for r in summary if "added_ns_per_page" in r]
+            for r in added:
+                text += (f"\n{r['workload']}: an active policy adds {r['added_ns_per_page']} "
+                         f"ns per page (95 % interval {r['added_ci'][0]} .. "
+                         f"{r['added_ci'][1]}), {r['added_ns_per_batch']} ns per 64-page "
+                         "charge batch, over the patched kernel without a policy")
+            every = table([[r["boot"], r["order"], r["kernel"], r["variant"], r["workload"],
+                            r["ns_per_page"], r["pages"], r["high_events"]] for r in runs],
+                          ["boot", "order", "kernel", "variant", "workload", "ns/page",
+                           "pages", "high events"])
+            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+            title = (f"membench {params.mb} MB x {params.secs} s, {params.reps} runs per "
+                     f"variant per boot, {params.boots} boots per kernel; nodebug.config; "
+                     f"{params.cpus} vCPUs" + (" (QEMU TCG)" if accel == "tcg" else ""))
+            png = hb.plot(runs, summary, out / "bench.png", title)
+            rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                           "table": str(out / "table.txt")}
+            rec.log = str(out / "results.json")
+            expected = params.boots * params.reps * len(hb.WORKLOADS) * len(hb.VARIANTS)
+            rec.summary = f"{len(runs)} runs of {expected}"
+            if len(runs) < expected:
+                rec.status = FAIL
+                rec.summary += f"; only {len(runs)} of {expected} finished"
+        return {"summary": summary, "table": text, "every_run": every, "runs": runs,
+                "png": png, "results": out / "results.json"}
+
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
              memory: str = "2G", cpus: int = 2,
              disks: list[Path] | None = None) -> vm.VmResult:
@@ -400,6 +510,10 @@ class Pipeline:
 
 
 # The series' own test_progs tests, what `harness test` runs by default.
+# The guest runner's suite name for test_memcontrol run with an N = 0
+# memcg_bpf_ops policy above its cgroups (harness/guest/selftests.py).
+ZERO_POLICY_SUITE = "test_memcontrol_zero_policy"
+
 SERIES_TESTS = ("memcg_ops", "cgroup_struct_ops")
 
 # The peer set: upstream's test_progs tests of struct_ops and of cgroup BPF
@@ -443,6 +557,11 @@ def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult
             r.cases += results.required_missing(r, required)
         else:
             r = results.parse_ktap(text, entry["suite"], run=entry["run"])
+            pol = entry.get("policy")
+            if pol is not None and (pol.get("attach_err") != 0 or pol.get("rc") != 0):
+                r.problems.append(f"{entry['suite']}: the N = 0 policy was not held: {pol}")
+            elif pol is not None and not pol.get("over_high_total"):
+                r.problems.append(f"{entry['suite']}: the N = 0 policy was never asked")
         r.rc = entry["rc"]
         if entry["rc"] is None:
             r.problems.append(f"{entry['suite']} killed after a timeout")

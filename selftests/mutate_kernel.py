@@ -5,7 +5,9 @@ that covers it fail:
 
 then `harness test --kernel-dir KERNEL_TREE -t memcg_ops/...`, then revert.
 NAME: no-inheritance (inheritance, order, combine, query fail),
-no-auto-detach (inheritance), update-gap (update), last-wins (combine).
+no-auto-detach (inheritance), update-gap (update), last-wins (combine),
+inline-throttle (no_lock_throttle), unbounded (episode_bound),
+min-ignored (min_floor), cgroup-wide-penalty (task_penalty).
 The tree must have the series applied; the original file is kept in
 KERNEL_TREE/.mutate-backup until revert."""
 import shutil
@@ -49,6 +51,39 @@ MUT = {
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));
 \tpl->kdata = bpf_struct_ops_map_kdata(new_map);
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));"""),
+ "inline-throttle": ("mm/memcontrol.c",
+  """\tif (current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH &&
+\t    !(current->flags & PF_MEMALLOC) &&
+\t    gfpflags_allow_blocking(gfp_mask))
+\t\thandle_over_high(gfp_mask, false);""",
+  """\tif ((current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH ||
+\t     memcg_bpf_ops_effective(orig_memcg)) && /* MUTATION: inline */
+\t    !(current->flags & PF_MEMALLOC) &&
+\t    gfpflags_allow_blocking(gfp_mask)) {
+\t\tcurrent->memcg_nr_pages_bpf += batch;
+\t\thandle_over_high(gfp_mask, true);
+\t}"""),
+ "unbounded": ("mm/bpf_memcontrol.c",
+  """\t\tif (READ_ONCE(memcg->bpf_high))
+\t\t\tcontinue;
+\t\tusage = page_counter_read(&memcg->memory);
+\t\tcmpxchg(&memcg->bpf_high, 0, usage > nr ? usage - nr : 1);""",
+  """\t\tusage = page_counter_read(&memcg->memory); /* MUTATION: target recedes */
+\t\tWRITE_ONCE(memcg->bpf_high, usage > nr ? usage - nr : 1);"""),
+ "min-ignored": ("mm/bpf_memcontrol.h",
+  """\treturn max(high, READ_ONCE(memcg->memory.min));""",
+  """\treturn high; /* MUTATION: memory.min ignored */"""),
+ "cgroup-wide-penalty": ("mm/memcontrol.c",
+  """\t\tif (bpf)
+\t\t\tnr_pages += bpf_pages;""",
+  """\t\tif (bpf) {
+\t\t\tnr_pages += bpf_pages;
+\t\t\t/* MUTATION: the penalty scaled by the cgroup's whole overage */
+\t\t\tnr_pages = max_t(unsigned long, nr_pages,
+\t\t\t\t\t page_counter_read(&memcg->memory) -
+\t\t\t\t\t min(page_counter_read(&memcg->memory),
+\t\t\t\t\t     memcg_bpf_high(memcg)));
+\t\t}"""),
  "last-wins": ("mm/bpf_memcontrol.c",
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",

@@ -11,6 +11,15 @@ the memory controller's test_memcontrol. Each subtest is a pytest result.
   made with `harness test --unpatched [--peers] --write-baseline`): what
   passes there must pass here; what does not pass there is reported as
   skipped with its baseline status.
+- test_memcontrol runs MEMCONTROL_REPEAT times as it is, and as many times
+  with a memcg_bpf_ops policy answering N = 0 attached to the root cgroup,
+  above all of its cgroups (suite test_memcontrol_zero_policy): N = 0 must
+  change nothing. A test that passes in every baseline run must pass in
+  every run; one that is flaky there (test_memcg_min and test_memcg_low
+  passed 4 of 5 unpatched runs) must pass in at least one of the
+  MEMCONTROL_REPEAT runs of each suite: with 3, a test that passes 4 times
+  in 5 fails all three 1 time in 125, and one that never passes (what a
+  broken protection gives) fails every time.
 """
 
 from __future__ import annotations
@@ -24,12 +33,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from harness.pipeline import PEER_TESTS, SERIES_TESTS, is_peer  # noqa: E402
+from harness.pipeline import (  # noqa: E402
+    PEER_TESTS,
+    SERIES_TESTS,
+    ZERO_POLICY_SUITE,
+    is_peer,
+)
 
 BASELINE = REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
 PEER_BASELINE = REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
+
+MEMCONTROL_REPEAT = 3
+MEMCONTROL_SUITES = ("test_memcontrol", ZERO_POLICY_SUITE)
 
 
 def declared_subtests(test: str = "memcg_ops") -> list[str]:
@@ -69,8 +86,13 @@ def runs(pipeline):
     if not (pipeline.tree / "tools/testing/selftests/bpf/prog_tests/memcg_ops.c").exists():
         pytest.skip("the tree has no memcg_ops selftests (series not applied?)")
     rr = pipeline.selftests([*SERIES_TESTS, *PEER_TESTS], baseline=BASELINE,
-                            peer_baseline=PEER_BASELINE)
-    return {r.suite: r for r in rr} | {"_all": rr, "_results": results}
+                            peer_baseline=PEER_BASELINE, zero_policy=True,
+                            memcontrol_repeat=MEMCONTROL_REPEAT)
+    by_suite: dict = {}
+    for r in rr:
+        by_suite.setdefault(r.suite, []).append(r)
+    return ({s: v[0] for s, v in by_suite.items()} |
+            {"_all": rr, "_results": results, "_by_suite": by_suite})
 
 
 def _case(run, name):
@@ -84,6 +106,9 @@ def test_runners_reported(runs):
     problems = [p for r in runs["_all"] for p in r.problems]
     assert not problems, "\n".join(problems)
     assert "test_progs" in runs and "test_memcontrol" in runs, list(runs)
+    for suite in MEMCONTROL_SUITES:
+        assert len(runs["_by_suite"].get(suite, [])) == MEMCONTROL_REPEAT, (
+            suite, [r.suite for r in runs["_all"]])
 
 
 @pytest.mark.parametrize("test", SERIES_TESTS)
@@ -133,23 +158,32 @@ def test_memcontrol_baseline_exists():
     assert baseline_cases(), f"no baseline in {BASELINE}"
 
 
+@pytest.mark.parametrize("suite", MEMCONTROL_SUITES)
 @pytest.mark.parametrize("name,base_status", baseline_statuses())
-def test_memcontrol(runs, name, base_status):
-    run = runs.get("test_memcontrol")
-    assert run is not None, "test_memcontrol did not run"
-    case = _case(run, name)
-    if base_status != "OK":
-        pytest.skip(f"{base_status} on the unpatched kernel (every baseline run) too"
-                    if base_status != "FLAKY" else "flaky on the unpatched kernel")
-    assert case is not None, f"{name} passed on the unpatched kernel and did not run now"
-    assert case.status == "OK", (f"{name} passed on every unpatched run, {case.status} now"
-                                 f"\n{case.message}")
+def test_memcontrol(runs, suite, name, base_status):
+    """As unpatched: in every run if it always passes there, in at least
+    one run if it is flaky there; test_memcontrol_zero_policy is the same
+    with an N = 0 policy above every cgroup of the test."""
+    rr = runs["_by_suite"].get(suite, [])
+    assert rr, f"{suite} did not run"
+    if base_status not in ("OK", "FLAKY"):
+        pytest.skip(f"{base_status} on the unpatched kernel (every baseline run) too")
+    cases = [_case(r, name) for r in rr]
+    statuses = [c.status if c else "MISSING" for c in cases]
+    if base_status == "OK":
+        assert statuses == ["OK"] * len(rr), (
+            f"{name} passed on every unpatched run; {suite} now: {statuses}")
+    else:
+        assert "OK" in statuses, (
+            f"{name} is flaky on the unpatched kernel, and never passed in {len(rr)} "
+            f"runs of {suite}: {statuses}\n" +
+            "\n".join(c.message for c in cases if c and c.message))
 
 
-def test_memcontrol_no_new_failures(runs):
+@pytest.mark.parametrize("suite", MEMCONTROL_SUITES)
+def test_memcontrol_no_new_failures(runs, suite):
     """Tests the baseline does not know (a newer tree) must not fail."""
-    run = runs.get("test_memcontrol")
     known = {c["name"] for c in baseline_cases()}
-    new_bad = [c.name for c in (run.cases if run else [])
+    new_bad = [c.name for r in runs["_by_suite"].get(suite, []) for c in r.cases
                if c.name not in known and c.status == "FAIL"]
     assert not new_bad, f"failing, and not in the baseline: {new_bad}"

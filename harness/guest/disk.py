@@ -32,3 +32,24 @@ def mount_ext4(serial: str, mnt: str = "/tmp/disk") -> tuple[str | None, str]:
         if r.returncode:
             return None, f"{' '.join(argv)}: {r.stderr.strip()[-300:]}"
     return mnt, ""
+
+
+def swap_on(mnt: str, size_mb: int) -> str:
+    """A swap file of size_mb on the mounted scratch disk, enabled; "" or
+    what went wrong."""
+    for argv in (["fallocate", "-l", f"{size_mb}M", f"{mnt}/swapfile"],
+                 ["chmod", "600", f"{mnt}/swapfile"],
+                 ["mkswap", f"{mnt}/swapfile"], ["swapon", f"{mnt}/swapfile"]):
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode:
+            return f"{' '.join(argv)}: {r.stderr.strip()[-300:]}"
+    return ""
+
+
+def swap_off(mnt: str) -> str:
+    """Disable and remove the swap file of swap_on(); "" or what went wrong."""
+    r = subprocess.run(["swapoff", f"{mnt}/swapfile"], capture_output=True, text=True)
+    if r.returncode:
+        return f"swapoff: {r.stderr.strip()[-300:]}"
+    Path(mnt, "swapfile").unlink(missing_ok=True)
+    return ""

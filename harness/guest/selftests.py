@@ -4,12 +4,21 @@ controller's own selftests (test_memcontrol), each output kept in a file
 under OUT for the host to parse. It judges nothing itself.
 
 Usage: selftests.py OUT [--test-progs DIR] [--filter T] [--repeat N]
-                        [--memcontrol FILE] [--disk-serial NAME]
+                        [--swap-mb MB] [--memcontrol FILE]
+                        [--memcontrol-policy PROGRAM] [--disk-serial NAME]
 
 The environment the upstream runners expect: bpffs on /sys/fs/bpf, tmpfs on
 /tmp, loopback up, test_progs in a fresh session keyring (it adds its
 signing key there), test_memcontrol in a directory on a disk-backed
 filesystem (its page-cache tests cannot reclaim shmem without swap).
+
+With --swap-mb, test_progs runs with a swap file on the scratch disk (the
+memcg_ops subtests that reclaim anonymous memory need it); it is removed
+before test_memcontrol, which runs as upstream's CI runs it. test_progs
+gets MEMCG_OPS_DIR, the scratch disk's mount, for memcg_ops' page cache. With
+--memcontrol-policy (memcg_ops_check), test_memcontrol runs with a
+memcg_bpf_ops policy that answers 0 attached to the root cgroup, above
+all of its cgroups, and the run records how often the policy was asked.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from disk import find_disk, mount_ext4  # harness/guest/disk.py
+from disk import find_disk, mount_ext4, swap_off, swap_on  # harness/guest/disk.py
 
 
 def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:
@@ -51,6 +60,31 @@ def disk_dir(serial: str, env: dict) -> str | None:
     return mnt
 
 
+# test_memcontrol, run with an N = 0 policy on the root cgroup
+ZERO_POLICY_SUITE = "test_memcontrol_zero_policy"
+
+
+def hold_policy(program: str) -> subprocess.Popen:
+    """memcg_ops_check --hold: an N = 0 policy on the root cgroup, attached
+    once the first line is out, until its stdin closes."""
+    p = subprocess.Popen([program, "--hold", "/sys/fs/cgroup"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    p.attached = p.stdout.readline().strip()  # type: ignore[attr-defined]
+    return p
+
+
+def release_policy(p: subprocess.Popen) -> dict:
+    """{"attach_err": E, "over_high_total": N, "rc": rc} of a held policy."""
+    out, _ = p.communicate(timeout=60)
+    res: dict = {"rc": p.returncode}
+    for line in (p.attached, *out.splitlines()):  # type: ignore[attr-defined]
+        try:
+            res.update(json.loads(line))
+        except ValueError:
+            res.setdefault("unparsed", []).append(line)
+    return res
+
+
 def run(argv: list[str], log: Path, cwd: str, timeout: float) -> dict:
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -75,6 +109,8 @@ def main() -> int:
     ap.add_argument("--memcontrol", help="the test_memcontrol binary")
     ap.add_argument("--memcontrol-repeat", type=int, default=1)
     ap.add_argument("--disk-serial", default="", help="host path of the scratch disk")
+    ap.add_argument("--swap-mb", type=int, default=0, help="swap for test_progs")
+    ap.add_argument("--memcontrol-policy", help="memcg_ops_check: hold an N=0 policy")
     ap.add_argument("--timeout", type=float, default=1200)
     args = ap.parse_args()
 
@@ -82,8 +118,14 @@ def main() -> int:
     env: dict = {"uname": os.uname().release}
     setup(env)
     runs = []
+    mnt = disk_dir(args.disk_serial, env) if args.disk_serial else None
     if args.test_progs:
         tp = str(Path(args.test_progs) / "test_progs")
+        if args.swap_mb and mnt:
+            env["swap_error"] = swap_on(mnt, args.swap_mb)
+            env["swap"] = Path("/proc/swaps").read_text()
+        if mnt:  # memcg_ops/min_floor's page cache: a disk-backed filesystem
+            os.environ["MEMCG_OPS_DIR"] = mnt
         for i in range(args.repeat):
             argv = [tp, "-J", str(args.out / f"test_progs-{i}.json")]
             if args.verbose:
@@ -96,18 +138,27 @@ def main() -> int:
             r.update(suite="test_progs", run=i)
             runs.append(r)
             print(f"test_progs run {i}: rc {r['rc']} in {r['duration_s']}s", flush=True)
+        if args.swap_mb and mnt and not env["swap_error"]:
+            env["swapoff_error"] = swap_off(mnt)
     if args.memcontrol:
-        cwd = disk_dir(args.disk_serial, env)
+        cwd = mnt
         if cwd is None:
             print("no disk for test_memcontrol: running it on tmpfs "
                   "(its page-cache tests will fail)", flush=True)
             cwd = "/tmp"
+        suites = ["test_memcontrol"]
+        if args.memcontrol_policy:
+            suites.append(ZERO_POLICY_SUITE)
         for i in range(args.memcontrol_repeat):
-            r = run([args.memcontrol], args.out / f"test_memcontrol-{i}.log", cwd,
-                    args.timeout)
-            r.update(suite="test_memcontrol", run=i)
-            runs.append(r)
-            print(f"test_memcontrol run {i}: rc {r['rc']} in {r['duration_s']}s", flush=True)
+            for suite in suites:
+                policy = hold_policy(args.memcontrol_policy) if suite != suites[0] else None
+                r = run([args.memcontrol], args.out / f"{suite}-{i}.log", cwd, args.timeout)
+                if policy:
+                    r["policy"] = release_policy(policy)
+                r.update(suite=suite, run=i)
+                runs.append(r)
+                print(f"{suite} run {i}: rc {r['rc']} in {r['duration_s']}s "
+                      f"{r.get('policy', '')}", flush=True)
     (args.out / "runs.json").write_text(json.dumps({"env": env, "runs": runs}, indent=2))
     return 0
 

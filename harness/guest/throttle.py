@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from disk import find_disk, mount_ext4  # harness/guest/disk.py
+from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
 
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
@@ -51,12 +51,9 @@ def setup_swap(serial: str, size_mb: int, env: dict) -> str:
     mnt, err = mount_ext4(serial)
     if not mnt:
         raise SystemExit(err)
-    for argv in (["fallocate", "-l", f"{size_mb}M", f"{mnt}/swapfile"],
-                 ["chmod", "600", f"{mnt}/swapfile"],
-                 ["mkswap", f"{mnt}/swapfile"], ["swapon", f"{mnt}/swapfile"]):
-        r = sh(argv)
-        if r.returncode:
-            raise SystemExit(f"{' '.join(argv)}: {r.stderr.strip()}")
+    err = swap_on(mnt, size_mb)
+    if err:
+        raise SystemExit(err)
     env["swap"] = Path("/proc/swaps").read_text()
     env["disk"] = find_disk(serial)
     return mnt

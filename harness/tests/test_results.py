@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -97,6 +98,25 @@ def test_collect_selftests(tmp_path):
     assert ("memcg_ops_other", "MISSING") in [(c.name, c.status) for c in tp.cases]
     assert mc.problems == ["test_memcontrol killed after a timeout"]
     assert collect_selftests(tmp_path / "nothing", [])[0].problems
+
+
+def test_collect_selftests_zero_policy(tmp_path):
+    """test_memcontrol under an N = 0 policy: a policy that was not held,
+    or never asked, is a problem of the run; one asked is not."""
+    from harness.pipeline import ZERO_POLICY_SUITE
+    for i in range(3):
+        (tmp_path / f"z{i}.log").write_text("1..1\nok 1 a\n")
+    runs = [{"suite": ZERO_POLICY_SUITE, "run": i, "log": f"z{i}.log", "rc": 0,
+             "policy": pol} for i, pol in enumerate([
+                 {"attach_err": 0, "over_high_total": 1234, "rc": 0},
+                 {"attach_err": 0, "over_high_total": 0, "rc": 0},
+                 {"attach_err": -22, "rc": 1}])]
+    (tmp_path / "runs.json").write_text(json.dumps({"env": {}, "runs": runs}))
+    ok, never, unheld = collect_selftests(tmp_path, [])
+    assert ok.problems == [] and ok.suite == ZERO_POLICY_SUITE
+    assert ok.cases[0].status == "OK"
+    assert "never asked" in never.problems[0]
+    assert "not held" in unheld.problems[0]
 
 
 def test_test_progs_real_pass_log():

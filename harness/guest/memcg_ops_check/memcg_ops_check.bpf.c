@@ -18,6 +18,7 @@ struct {
 	__type(value, __u64);
 } over_high_calls SEC(".maps");
 
+__u64 over_high_total;
 __u64 online_calls;
 __u64 offline_calls;
 __u64 last_online_id;
@@ -33,6 +34,7 @@ unsigned int BPF_PROG(check_over_high, struct mem_cgroup *memcg)
 {
 	__u64 id = memcg_id(memcg), one = 1, *n;
 
+	__sync_fetch_and_add(&over_high_total, 1);
 	n = bpf_map_lookup_elem(&over_high_calls, &id);
 	if (n)
 		__sync_fetch_and_add(n, 1);
@@ -60,4 +62,21 @@ struct memcg_bpf_ops check_ops = {
 	.memcg_nr_pages_over_high = (void *)check_over_high,
 	.handle_cgroup_online = (void *)check_online,
 	.handle_cgroup_offline = (void *)check_offline,
+};
+
+/*
+ * A policy that only answers: memcg_nr_pages_over_high() is `answer` for
+ * every memcg. harness bench measures with it what a policy costs.
+ */
+__u32 answer;
+
+SEC("struct_ops/memcg_nr_pages_over_high")
+unsigned int BPF_PROG(answer_over_high, struct mem_cgroup *memcg)
+{
+	return answer;
+}
+
+SEC(".struct_ops.link")
+struct memcg_bpf_ops answer_ops = {
+	.memcg_nr_pages_over_high = (void *)answer_over_high,
 };

@@ -4,6 +4,14 @@
  * test cgroup with bpf_map__attach_cgroup_opts(), watch it apply to a
  * child created afterwards, detach it, and print what was seen as JSON.
  * It judges nothing: the harness asserts on the output.
+ *
+ * memcg_ops_check --hold CGROUP: attach the policy, which answers 0, to
+ * CGROUP; print {"attach_err": E} and, once stdin is closed, how often
+ * the policy was asked, as {"over_high_total": N}. The harness holds it
+ * attached above test_memcontrol's cgroups this way.
+ *
+ * memcg_ops_check --hold-answer CGROUP N: the same with a policy that
+ * only answers N (harness bench).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,18 +106,53 @@ static int hup_within(struct bpf_link *link, int ms)
 	return poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLHUP);
 }
 
-static int attach(struct memcg_ops_check *skel, const char *cg, struct bpf_link **link)
+static int attach_map(struct bpf_map *map, const char *cg, struct bpf_link **link)
 {
 	int fd = open(cg, O_RDONLY | O_DIRECTORY);
 	int err = 0;
 
 	if (fd < 0)
 		return -errno;
-	*link = bpf_map__attach_cgroup_opts(skel->maps.check_ops, fd, NULL);
+	*link = bpf_map__attach_cgroup_opts(map, fd, NULL);
 	if (!*link)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+static int attach(struct memcg_ops_check *skel, const char *cg, struct bpf_link **link)
+{
+	return attach_map(skel->maps.check_ops, cg, link);
+}
+
+/* Attach check_ops, or answer_ops answering @answer if @answer >= 0. */
+static int hold(const char *cg, long answer)
+{
+	struct memcg_ops_check *skel;
+	struct bpf_link *link = NULL;
+	char buf[64];
+	int err;
+
+	skel = memcg_ops_check__open_and_load();
+	if (!skel) {
+		printf("{\"load_errno\": %d}\n", errno);
+		return 1;
+	}
+	if (answer >= 0) {
+		skel->bss->answer = answer;
+		err = attach_map(skel->maps.answer_ops, cg, &link);
+	} else {
+		err = attach(skel, cg, &link);
+	}
+	printf("{\"attach_err\": %d}\n", err);
+	fflush(stdout);
+	while (!err && read(0, buf, sizeof(buf)) > 0)
+		;
+	printf("{\"over_high_total\": %llu}\n",
+	       (unsigned long long)skel->bss->over_high_total);
+	bpf_link__destroy(link);
+	memcg_ops_check__destroy(skel);
+	return err ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -119,6 +162,11 @@ int main(int argc, char **argv)
 	struct bpf_link *link = NULL, *link2 = NULL, *link3 = NULL;
 	struct memcg_ops_check *skel;
 	int err, err2, i;
+
+	if (argc > 2 && !strcmp(argv[1], "--hold"))
+		return hold(argv[2], -1);
+	if (argc > 3 && !strcmp(argv[1], "--hold-answer"))
+		return hold(argv[2], atol(argv[3]));
 
 	snprintf(P, sizeof(P), "%s/memcg_ops_check", root);
 	snprintf(C, sizeof(C), "%s/child", P);

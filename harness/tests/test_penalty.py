@@ -1,0 +1,55 @@
+"""harness.penalty against values worked out by hand."""
+from harness import penalty as pen
+
+MB = 256  # pages per MiB
+
+
+def test_kernel_comment_table():
+    # mm/memcontrol.c's own table, "with a high of 100 megabytes", HZ=1000:
+    # 101M: overage = (256 << 20) // 25600 = 10485;
+    # 10485**2 * 1000 >> 34 = 109935225000 >> 34 = 6 jiffies = 6 ms.
+    assert pen.calculate_overage(101 * MB, 100 * MB) == 10485
+    assert pen.calculate_high_delay(10485, 64, 1000) == 6
+    assert pen.sleep_jiffies(101 * MB, 100 * MB, 64, 1000) == 0  # 6 <= HZ/100: no sleep
+    # 110M: overage = (2560 << 20) // 25600 = 104857; 104857**2 * 1000 >> 34 = 639
+    assert pen.sleep_jiffies(110 * MB, 100 * MB, 64, 1000) == 639
+    # 118M is past the 2 s clamp
+    assert pen.sleep_jiffies(118 * MB, 100 * MB, 64, 1000) == 2000
+
+
+def test_episode_start():
+    # 100 MiB used, N = 1024: high = 25600 - 1024 = 24576 pages;
+    # overage = (1024 << 20) // 24576 = 43690;
+    # HZ=250: 43690**2 * 250 >> 34 = 477204025000 >> 34 = 27 jiffies = 108 ms
+    # HZ=1000: 1908816100000 >> 34 = 111 jiffies = 111 ms
+    assert pen.calculate_overage(100 * MB, 100 * MB - 1024) == 43690
+    assert pen.episode_sleep_ms(100 * MB, 1024, 250) == 108
+    assert pen.episode_sleep_ms(100 * MB, 1024, 1000) == 111
+    # 1 GiB used, N = 1024: overage = (1024 << 20) // 261120 = 4112;
+    # 4112**2 * 1000 >> 34 = 0: no sleep at all
+    assert pen.episode_sleep_ms(1024 * MB, 1024, 1000) == 0
+
+
+def test_task_share_scales_the_penalty():
+    # a task that charged 4 batches pays 4 times a 1-batch task (before the
+    # clamp): 639 * 256 // 64 = 2556
+    one = pen.calculate_high_delay(pen.calculate_overage(110 * MB, 100 * MB), 64, 1000)
+    four = pen.calculate_high_delay(pen.calculate_overage(110 * MB, 100 * MB), 256, 1000)
+    assert (one, four) == (639, 2556)
+    # ... and the clamp holds it at 2 s
+    assert pen.sleep_jiffies(110 * MB, 100 * MB, 256, 1000) == 2000
+
+
+def test_n_at_or_above_usage():
+    # N >= usage: high is 1 page, the overage huge, the sleep the clamp
+    assert pen.episode_sleep_ms(100 * MB, 100 * MB, 250) == 2000
+    assert pen.episode_sleep_ms(100 * MB, 10 * 100 * MB, 1000) == 2000
+
+
+def test_parse_size_and_table():
+    assert pen.parse_size("100M") == 25600
+    assert pen.parse_size("1G") == 262144
+    assert pen.parse_size("4096") == 4096
+    t = pen.table(["100M"], ["1024"], [250, 1000]).splitlines()
+    assert t[0] == "| usage | N (pages) | HZ=250 | HZ=1000 |"
+    assert t[2] == "| 100M | 1024 | 108 ms | 111 ms |"
