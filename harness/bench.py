@@ -7,6 +7,11 @@ boot harness/guest/bench.py runs membench `reps` times per variant and
 workload, in a shuffled order. Each variant's runs are compared with the
 unpatched kernel's: the ratio of the medians of ns per page, with a 95 %
 bootstrap interval. Every run is kept and plotted.
+
+With `srcu`, a third kernel is built: the series with an SRCU-fast read
+side around the callbacks (SRCU_READ_SIDE below), the protection the RFC
+had, on top of the RCU that the effective arrays need anyway. Its zero and
+active variants measure what SRCU would add to the series' hook.
 """
 
 from __future__ import annotations
@@ -22,14 +27,73 @@ from harness.errors import HarnessError
 
 NODEBUG = "kernel-config/extra/nodebug.config"
 VARIANTS = ("unpatched", "nothing", "unrelated", "zero", "active")
+SRCU_VARIANTS = ("srcu-zero", "srcu-active")
 WORKLOADS = ("fault", "over_high")
+# The variant a kernel's boots run, by kernel.
+KERNEL_VARIANTS = {"unpatched": ("unpatched",),
+                   "patched": ("nothing", "unrelated", "zero", "active"),
+                   "srcu": SRCU_VARIANTS}
+# (what, compared with): the ns per page a variant adds over another.
+ADDED = {"active": "nothing", "srcu-zero": "zero", "srcu-active": "active"}
 DESCRIPTION = {
     "unpatched": "the kernel without the series",
     "nothing": "patched, no policy attached",
     "unrelated": "patched, a policy (N = 0) on another cgroup",
     "zero": "patched, a policy answering N = 0 on the measured cgroup",
     "active": "patched, a policy answering N = 1 on it (an episode, held at memory.min)",
+    "srcu-zero": "as zero, on the series with an SRCU-fast read side added",
+    "srcu-active": "as active, on the series with an SRCU-fast read side added",
 }
+
+# The read side the RFC had, for `--srcu`: srcu_read_lock_fast() around the
+# walk in __memcg_bpf_nr_pages_over_high(), in addition to the rcu_read_lock()
+# that the infrastructure's effective arrays need (they are kfree_rcu()d).
+# Only the read side: a kernel built with it is for measuring, and detaching
+# in it waits for no SRCU grace period. (file, text, replacement) each.
+SRCU_READ_SIDE = [
+    ("mm/bpf_memcontrol.c", "/**\n * __memcg_bpf_nr_pages_over_high - ",
+     "DEFINE_STATIC_SRCU_FAST(memcg_bpf_srcu);\n\n"
+     "/**\n * __memcg_bpf_nr_pages_over_high - "),
+    ("mm/bpf_memcontrol.c",
+     "unsigned long __memcg_bpf_nr_pages_over_high(struct mem_cgroup *memcg)\n{\n",
+     "unsigned long __memcg_bpf_nr_pages_over_high(struct mem_cgroup *memcg)\n{\n"
+     "\tstruct srcu_ctr __percpu *scp;\n"),
+    ("mm/bpf_memcontrol.c",
+     "\trcu_read_lock();\n\t/*\n\t * No policy applies in a removed cgroup.",
+     "\tscp = srcu_read_lock_fast(&memcg_bpf_srcu);\n"
+     "\trcu_read_lock();\n\t/*\n\t * No policy applies in a removed cgroup."),
+    ("mm/bpf_memcontrol.c",
+     "\t\tmemcg_bpf_ops_exit();\n\t}\n\trcu_read_unlock();\n\n\treturn nr;\n}\n",
+     "\t\tmemcg_bpf_ops_exit();\n\t}\n\trcu_read_unlock();\n"
+     "\tsrcu_read_unlock_fast(&memcg_bpf_srcu, scp);\n\n\treturn nr;\n}\n"),
+    ("mm/bpf_memcontrol.c", "#include <linux/sched.h>\n",
+     "#include <linux/sched.h>\n#include <linux/srcu.h>\n"),
+]
+
+
+def edit_tree(tree: Path, edits: list[tuple[str, str, str]]) -> dict[Path, str]:
+    """Apply `edits` to `tree`; return the original texts, for restore_tree().
+    Each text must occur exactly once: a series that moved on fails here,
+    not with a kernel that silently measures something else."""
+    orig: dict[Path, str] = {}
+    new: dict[Path, str] = {}
+    for rel, old, repl in edits:
+        f = tree / rel
+        text = new.get(f) if f in new else f.read_text()
+        orig.setdefault(f, f.read_text())
+        if text.count(old) != 1:
+            raise HarnessError(f"bench --srcu: {rel} has {text.count(old)} copies of the "
+                               f"text to edit (want 1): {old.splitlines()[0]!r}; update "
+                               "SRCU_READ_SIDE in harness/bench.py for this series")
+        new[f] = text.replace(old, repl)
+    for f, text in new.items():
+        f.write_text(text)
+    return orig
+
+
+def restore_tree(orig: dict[Path, str]) -> None:
+    for f, text in orig.items():
+        f.write_text(text)
 
 
 @dataclass
@@ -41,6 +105,18 @@ class BenchParams:
     seed: int = 1
     memory: str = "1G"
     cpus: int = 2
+    srcu: bool = False
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return ("unpatched", "patched", "srcu") if self.srcu else ("unpatched", "patched")
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return VARIANTS + (SRCU_VARIANTS if self.srcu else ())
+
+    def expected_runs(self) -> int:
+        return self.boots * self.reps * len(WORKLOADS) * len(self.variants)
 
     def validate(self) -> None:
         if self.boots < 1 or self.reps < 1 or self.secs <= 0 or self.mb < 1:
@@ -88,14 +164,14 @@ def parse_runs(paths: list[Path]) -> list[dict]:
 
 def summarize(runs: list[dict]) -> list[dict]:
     """One row per workload and variant: runs, median, ratio to unpatched
-    with its interval; for `active`, the ns per page it adds over `nothing`."""
+    with its interval; for the variants in ADDED, the ns per page they add
+    over the variant they are compared with (active over nothing, the SRCU
+    kernel's over the series')."""
     rows = []
     for w in WORKLOADS:
         base = [r["ns_per_page"] for r in runs if r["workload"] == w
                 and r["variant"] == "unpatched"]
-        nothing = [r["ns_per_page"] for r in runs if r["workload"] == w
-                   and r["variant"] == "nothing"]
-        for v in VARIANTS:
+        for v in VARIANTS + SRCU_VARIANTS:
             xs = [r["ns_per_page"] for r in runs if r["workload"] == w and r["variant"] == v]
             if not xs:
                 continue
@@ -108,9 +184,11 @@ def summarize(runs: list[dict]) -> list[dict]:
                 row |= {"ratio": round(pt, 4), "ci_low": round(lo, 4), "ci_high": round(hi, 4),
                         "ci_contains_1": lo <= 1.0 <= hi,
                         "ci_halfwidth_pct": round(50 * (hi - lo), 2)}
-            if v == "active" and nothing:
-                pt, lo, hi = bootstrap_diff(xs, nothing, seed=7)
-                row |= {"added_ns_per_page": round(pt, 1),
+            other = [r["ns_per_page"] for r in runs if r["workload"] == w
+                     and r["variant"] == ADDED.get(v)]
+            if other:
+                pt, lo, hi = bootstrap_diff(xs, other, seed=7)
+                row |= {"added_over": ADDED[v], "added_ns_per_page": round(pt, 1),
                         "added_ci": [round(lo, 1), round(hi, 1)],
                         "added_ns_per_batch": round(64 * pt)}
             rows.append(row)
@@ -137,10 +215,11 @@ def plot(runs: list[dict], summary: list[dict], path: Path, title: str) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(6 * len(WORKLOADS), 4.5),
-                             squeeze=False)
+    variants = [v for v in VARIANTS + SRCU_VARIANTS if any(r["variant"] == v for r in runs)]
+    fig, axes = plt.subplots(1, len(WORKLOADS), squeeze=False,
+                             figsize=(max(6.0, 1.15 * len(variants)) * len(WORKLOADS), 4.5))
     for ax, w in zip(axes[0], WORKLOADS, strict=True):
-        for i, v in enumerate(VARIANTS):
+        for i, v in enumerate(variants):
             pts = [r for r in runs if r["workload"] == w and r["variant"] == v]
             for r in pts:  # every run, jittered, one marker per boot
                 ax.plot(i + 0.25 * ((r["order"] * 7919 % 100) / 100 - 0.5), r["ns_per_page"],
@@ -154,7 +233,7 @@ def plot(runs: list[dict], summary: list[dict], path: Path, title: str) -> Path:
                     ax.annotate(f"{row['ratio']:.3f}\n[{row['ci_low']:.3f}, "
                                 f"{row['ci_high']:.3f}]", (i, med), fontsize=7,
                                 xytext=(0, 12), textcoords="offset points", ha="center")
-        ax.set_xticks(range(len(VARIANTS)), VARIANTS, fontsize=8)
+        ax.set_xticks(range(len(variants)), variants, fontsize=7)
         ax.set_title(w)
         ax.set_ylabel("ns per page (every run; marker = boot)")
     fig.suptitle(title, fontsize=9)

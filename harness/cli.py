@@ -132,6 +132,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--secs", type=float, default=1.0, help="seconds per run (default 1)")
     p.add_argument("--mb", type=int, default=32, help="membench's working set (default 32)")
     p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+    p.add_argument("--srcu", action="store_true",
+                   help="also build the series with an SRCU-fast read side around the "
+                   "callbacks (the RFC's), and measure what it adds (srcu-zero, srcu-active)")
 
     p = sub.add_parser("throttle", help="the throttling experiment: stress-ng in cgroups "
                        "high and low under no policy, the BPF sample, memory.low, memory.high")
@@ -287,7 +290,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         elif verb == "bench":
             from harness.bench import BenchParams
             params = BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
-                                 mb=args.mb, seed=args.seed)
+                                 mb=args.mb, seed=args.seed, srcu=args.srcu)
             r = pl.bench(params)
             extra["source"] = pl.source().__dict__
             print("\n" + r["table"])

@@ -360,31 +360,42 @@ class Pipeline:
         params.validate()
         frags = [*self.opts.fragments, paths.REPO / hb.NODEBUG]
         base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
+        suffix = {"unpatched": "-bench-unpatched", "patched": "-bench", "srcu": "-bench-srcu"}
         kernels = {}
-        for kernel in ("unpatched", "patched"):  # the tree ends with the series applied
+        # unpatched first, then the series: the tree ends with it applied
+        for kernel in params.kernels:
             opts = dataclasses.replace(
                 self.opts, fragments=frags, unpatched=kernel == "unpatched",
-                build_dir=base.with_name(base.name + ("-bench-unpatched" if kernel ==
-                                                      "unpatched" else "-bench")))
+                build_dir=base.with_name(base.name + suffix[kernel]))
             pl = Pipeline(opts)
             pl._src, pl._tc = self._src, self._tc
             pl.records = self.records
             pl.source()
             pl.series("pop" if kernel == "unpatched" else "apply")
             pl.config()
-            pl.build()
+            if kernel == "srcu":
+                orig = hb.edit_tree(pl.tree, hb.SRCU_READ_SIDE)
+                try:
+                    pl.build()
+                finally:
+                    hb.restore_tree(orig)
+            else:
+                pl.build()
             if kernel == "patched":
                 info = pl.guest_tools()
                 if "skipped" in info:
                     raise HarnessError("bench needs the series' memcg_bpf_ops in the patched "
                                        f"kernel: {info['skipped']}")
             kernels[kernel] = pl
-        # membench runs on both kernels: the unpatched boots get a copy
+        # membench and the policy holder run on every kernel: the others get a copy
         src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
-        dst = kbuild.guest_tools_dir(kernels["unpatched"].build_dir)
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst / "membench")
-        shutil.copy2(src.with_name("memcg_ops_check"), dst / "memcg_ops_check")
+        for kernel in params.kernels:
+            if kernel == "patched":
+                continue
+            dst = kbuild.guest_tools_dir(kernels[kernel].build_dir)
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / "membench")
+            shutil.copy2(src.with_name("memcg_ops_check"), dst / "memcg_ops_check")
 
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
@@ -392,7 +403,7 @@ class Pipeline:
         results_files = []
         accel = ""
         for boot in range(params.boots):
-            for kernel in ("unpatched", "patched"):
+            for kernel in params.kernels:
                 pl = kernels[kernel]
                 bname = f"{name}-{kernel}-{boot}"
                 shared = self.opts.out / f"{bname}-out"
@@ -412,7 +423,9 @@ class Pipeline:
             runs = hb.parse_runs(results_files)
             summary = hb.summarize(runs)
             cfg = kbuild.built_info(kernels["patched"].build_dir)
-            env = {"config": hb.NODEBUG, "config_sha256": paths.short_hash(
+            env = {"config": hb.NODEBUG, "kernels": list(params.kernels),
+                   "srcu_read_side": hb.SRCU_READ_SIDE if params.srcu else None,
+                   "config_sha256": paths.short_hash(
                        (kernels["patched"].build_dir / ".config").read_bytes(), n=16),
                    "kernel": self.source().label(), "accel": accel,
                    "release": cfg.get("release"), "build_dirs": {
@@ -422,10 +435,10 @@ class Pipeline:
             text = table(hb.table_rows(summary), hb.TABLE_HEADERS)
             added = [r for r in summary if "added_ns_per_page" in r]
             for r in added:
-                text += (f"\n{r['workload']}: an active policy adds {r['added_ns_per_page']} "
-                         f"ns per page (95 % interval {r['added_ci'][0]} .. "
-                         f"{r['added_ci'][1]}), {r['added_ns_per_batch']} ns per 64-page "
-                         "charge batch, over the patched kernel without a policy")
+                text += (f"\n{r['workload']}: {r['variant']} adds {r['added_ns_per_page']} "
+                         f"ns per page over {r['added_over']} (95 % interval "
+                         f"{r['added_ci'][0]} .. {r['added_ci'][1]}), "
+                         f"{r['added_ns_per_batch']} ns per 64-page charge batch")
             every = table([[r["boot"], r["order"], r["kernel"], r["variant"], r["workload"],
                             r["ns_per_page"], r["pages"], r["high_events"]] for r in runs],
                           ["boot", "order", "kernel", "variant", "workload", "ns/page",
@@ -438,7 +451,7 @@ class Pipeline:
             rec.details = {"results": str(out / "results.json"), "plot": str(png),
                            "table": str(out / "table.txt")}
             rec.log = str(out / "results.json")
-            expected = params.boots * params.reps * len(hb.WORKLOADS) * len(hb.VARIANTS)
+            expected = params.expected_runs()
             rec.summary = f"{len(runs)} runs of {expected}"
             if len(runs) < expected:
                 rec.status = FAIL

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs in the guest: one boot's share of `harness bench`.
 
-Usage: bench.py OUT --tools DIR --kernel unpatched|patched [--reps R]
+Usage: bench.py OUT --tools DIR --kernel unpatched|patched|srcu [--reps R]
                 [--secs S] [--mb MB] [--seed N] [--boot B]
 
 membench (harness/guest/memcg_ops_check/membench.c) maps, touches and
@@ -24,7 +24,9 @@ hook, not a policy's decisions. Variants (patched kernel):
   zero       a policy answering 0 on the measured cgroup;
   active     a policy answering 1 on the measured cgroup (an episode).
 
-On the unpatched kernel the only variant is "unpatched". Runs go in an
+On the unpatched kernel the only variant is "unpatched"; on the series
+with an SRCU read side added (harness bench --srcu), srcu-zero and
+srcu-active, as zero and active. Runs go in an
 order shuffled with the seed; each is a line of OUT/runs.jsonl. It judges
 nothing: the host computes the ratios and their intervals.
 """
@@ -40,7 +42,9 @@ import time
 from pathlib import Path
 
 CG = Path("/sys/fs/cgroup")
-PATCHED_VARIANTS = ("nothing", "unrelated", "zero", "active")
+KERNEL_VARIANTS = {"unpatched": ("unpatched",),
+                   "patched": ("nothing", "unrelated", "zero", "active"),
+                   "srcu": ("srcu-zero", "srcu-active")}
 WORKLOADS = ("fault", "over_high")
 
 
@@ -93,7 +97,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--tools", type=Path, required=True)
-    ap.add_argument("--kernel", choices=("unpatched", "patched"), required=True)
+    ap.add_argument("--kernel", choices=tuple(KERNEL_VARIANTS), required=True)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--secs", type=float, default=1.0)
     ap.add_argument("--mb", type=int, default=32)
@@ -103,14 +107,15 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cgs = setup(args.mb, args.tools, args.secs)
     high = int((cgs["over_high"] / "memory.high").read_text())
-    variants = PATCHED_VARIANTS if args.kernel == "patched" else ("unpatched",)
+    variants = KERNEL_VARIANTS[args.kernel]
     order = [(v, w, i) for v in variants for w in WORKLOADS for i in range(args.reps)]
     random.Random(args.seed).shuffle(order)
     with open(args.out / "runs.jsonl", "w") as f:
         for n, (variant, workload, rep) in enumerate(order):
             target = {"unrelated": cgs["other"], "zero": cgs[workload],
-                      "active": cgs[workload]}.get(variant)
-            policy = hold(args.tools, target, 1 if variant == "active" else 0) \
+                      "active": cgs[workload], "srcu-zero": cgs[workload],
+                      "srcu-active": cgs[workload]}.get(variant)
+            policy = hold(args.tools, target, 1 if variant.endswith("active") else 0) \
                 if target else None
             try:
                 r = membench(args.tools, cgs[workload], args.mb, args.secs)

@@ -4,6 +4,7 @@ import random
 
 from harness import bench as hb
 from harness.bench import BenchParams
+from harness.errors import HarnessError
 
 
 def runs_for(medians: dict[str, float], n: int = 10, noise: float = 0.01, seed: int = 3):
@@ -81,3 +82,70 @@ def test_parse_runs(tmp_path):
     f = tmp_path / "runs.jsonl"
     f.write_text(json.dumps({"a": 1}) + "\n\n" + json.dumps({"a": 2}) + "\n")
     assert hb.parse_runs([f, tmp_path / "missing.jsonl"]) == [{"a": 1}, {"a": 2}]
+
+
+def test_srcu_variants_are_compared_with_the_series(tmp_path):
+    runs = runs_for({"unpatched": 1000, "nothing": 1000, "unrelated": 1000, "zero": 1000,
+                     "active": 1000, "srcu-zero": 1000, "srcu-active": 1050})
+    rows = {(r["workload"], r["variant"]): r for r in hb.summarize(runs)}
+    sa = rows[("fault", "srcu-active")]
+    assert sa["added_over"] == "active" and 30 < sa["added_ns_per_page"] < 70
+    assert rows[("fault", "srcu-zero")]["added_over"] == "zero"
+    assert "added_over" not in rows[("fault", "zero")]
+    assert hb.plot(runs, hb.summarize(runs), tmp_path / "b.png", "t").stat().st_size > 1000
+    p = BenchParams(boots=2, reps=3, srcu=True)
+    assert p.kernels == ("unpatched", "patched", "srcu")
+    assert p.expected_runs() == 2 * 3 * 2 * 7
+    assert BenchParams(boots=2, reps=3).expected_runs() == 2 * 3 * 2 * 5
+
+
+SRC = """#include <linux/sched.h>
+
+/**
+ * __memcg_bpf_nr_pages_over_high - ask
+ */
+unsigned long __memcg_bpf_nr_pages_over_high(struct mem_cgroup *memcg)
+{
+\tunsigned long nr = 0;
+
+\trcu_read_lock();
+\t/*
+\t * No policy applies in a removed cgroup. Its effective arrays are
+\t */
+\tif (x) {
+\t\tmemcg_bpf_ops_exit();
+\t}
+\trcu_read_unlock();
+
+\treturn nr;
+}
+"""
+
+
+def test_srcu_read_side_edit_and_restore(tmp_path):
+    f = tmp_path / "mm" / "bpf_memcontrol.c"
+    f.parent.mkdir()
+    f.write_text(SRC)
+    orig = hb.edit_tree(tmp_path, hb.SRCU_READ_SIDE)
+    text = f.read_text()
+    assert text.index("DEFINE_STATIC_SRCU_FAST(memcg_bpf_srcu);") < text.index("/**") < \
+        text.index("unsigned long __memcg_bpf") < text.index("struct srcu_ctr __percpu *scp;")
+    lock = text.index("scp = srcu_read_lock_fast(&memcg_bpf_srcu);")
+    assert lock < text.index("rcu_read_lock();") < text.index("rcu_read_unlock();") < \
+        text.index("srcu_read_unlock_fast(&memcg_bpf_srcu, scp);")
+    assert "#include <linux/srcu.h>" in text
+    hb.restore_tree(orig)
+    assert f.read_text() == SRC
+
+
+def test_srcu_read_side_refuses_a_tree_that_moved_on(tmp_path):
+    f = tmp_path / "mm" / "bpf_memcontrol.c"
+    f.parent.mkdir()
+    f.write_text(SRC.replace("\trcu_read_unlock();\n", "\tsrcu_read_unlock(&s, i);\n"))
+    try:
+        hb.edit_tree(tmp_path, hb.SRCU_READ_SIDE)
+    except HarnessError as e:
+        assert "SRCU_READ_SIDE" in str(e) and "0 copies" in str(e)
+    else:
+        raise AssertionError("an edit that does not apply was accepted")
+    assert "scp" not in f.read_text()  # nothing written: all or nothing
