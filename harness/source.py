@@ -115,12 +115,37 @@ def write_apt_config() -> None:
         f"deb [signed-by={KEYRING}] {MIRROR} {s} main\n" for s in SUITES))
 
 
+def deb_file_version(deb: Path) -> str:
+    """The version in apt's file name PACKAGE_VERSION_ARCH.deb (an epoch's
+    colon is written %3a)."""
+    name = deb.name.removesuffix(".deb")
+    return name.split("_")[1].replace("%3a", ":")
+
+
+def dpkg_newer(a: str, b: str) -> bool:
+    """Debian version a > b, by dpkg itself (7.3.10 > 7.3.9; 7.3.4-1 >
+    7.3.4-1~bpo13+1): a string sort gets both wrong."""
+    require("dpkg", "dpkg")
+    r = subprocess.run(["dpkg", "--compare-versions", a, "gt", b], capture_output=True,
+                       timeout=30)
+    return r.returncode == 0
+
+
+def newest_deb(debs: list[Path]) -> Path | None:
+    best = None
+    for d in debs:
+        if best is None or dpkg_newer(deb_file_version(d), deb_file_version(best)):
+            best = d
+    return best
+
+
 def fetch_deb(log: Path, refresh: bool) -> Path:
-    """The newest linux-source-7.3 .deb, downloaded once and kept."""
+    """The newest linux-source-7.3 .deb (by dpkg's version order),
+    downloaded once and kept."""
     debs = apt_dir() / "debs"
-    cached = sorted(debs.glob(f"{PACKAGE}_*_all.deb")) if debs.exists() else []
+    cached = list(debs.glob(f"{PACKAGE}_*_all.deb")) if debs.exists() else []
     if cached and not refresh:
-        return cached[-1]
+        return newest_deb(cached)
     require("apt-get", "apt")
     if not Path(KEYRING).exists():
         raise HarnessError(f"{KEYRING} missing", hint="apt-get install -y debian-archive-keyring")
@@ -135,16 +160,16 @@ def fetch_deb(log: Path, refresh: bool) -> Path:
                    timeout=1200, append=True)
     if r.returncode != 0:
         raise HarnessError(f"apt-get download {PACKAGE} failed:\n{tail(log)}", log=str(log))
-    cached = sorted(debs.glob(f"{PACKAGE}_*_all.deb"))
+    cached = list(debs.glob(f"{PACKAGE}_*_all.deb"))
     if not cached:
         raise HarnessError(f"apt-get download left no {PACKAGE} .deb in {debs}", log=str(log))
-    return cached[-1]
+    return newest_deb(cached)
 
 
 def deb_version(deb: Path) -> str:
     require("dpkg-deb", "dpkg")
     return subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, timeout=60).stdout.strip()
 
 
 def extract(deb: Path, dest: Path, log: Path) -> None:

@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import pytest
 
 from harness import source
@@ -62,3 +65,22 @@ def test_tree_with_version_but_missing_parts(tmp_path):
     (tmp_path / "mm/memcontrol.c").unlink()
     with pytest.raises(HarnessError, match="missing: mm/memcontrol.c"):
         source.user_tree(tmp_path)
+
+
+@pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg (Debian)")
+def test_newest_deb_by_dpkg_version_order(tmp_path, monkeypatch):
+    """A string sort picks 7.3.9 over 7.3.10, and the backport over the
+    Debian revision it backports: dpkg's order picks the right one."""
+    monkeypatch.setattr(source, "apt_dir", lambda: tmp_path)
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    names = ["linux-source-7.3_7.3.9-1_all.deb", "linux-source-7.3_7.3.10-1~bpo13+1_all.deb",
+             "linux-source-7.3_7.3.10-1_all.deb", "linux-source-7.3_7.3.4-1~bpo13+1_all.deb"]
+    for n in names:
+        (debs / n).write_bytes(b"")
+    assert sorted(names)[-1] != "linux-source-7.3_7.3.10-1_all.deb"  # what used to win
+    got = source.fetch_deb(tmp_path / "log", refresh=False)
+    assert got.name == "linux-source-7.3_7.3.10-1_all.deb"
+    assert source.deb_file_version(Path("linux-source-7.3_1%3a7.3.1-1_all.deb")) == "1:7.3.1-1"
+    assert source.newest_deb([debs / names[0], Path("linux-source-7.3_1%3a7.3.1-1_all.deb")]) \
+        .name.startswith("linux-source-7.3_1%3a")
