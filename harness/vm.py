@@ -228,18 +228,39 @@ def kvm_usable_device() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
+def tool_version(argv: list[str]) -> str:
+    """The first line of `argv --version`, or "" if it cannot be run."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (r.stdout.strip().splitlines() or [""])[0]
+
+
 def probe_key() -> str:
-    qemu = shutil.which("qemu-system-x86_64") or ""
-    qemu_id = str(Path(qemu).stat().st_mtime) if qemu else ""
-    return paths.short_hash(os.uname().release, os.uname().version, qemu_id)
+    """What a cached KVM verdict depends on: the host kernel, QEMU's and
+    vng's versions (a new QEMU or vng is probed again)."""
+    qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
+    try:
+        vng = vng_path()
+    except HarnessError:
+        vng = "vng"
+    return paths.short_hash(os.uname().release, os.uname().version,
+                            tool_version([qemu, "--version"]), tool_version([vng, "--version"]))
 
 
 def probe_cache() -> Path:
     return paths.cache_root() / "kvm-probe.json"
 
 
+TCG_PROBE_TIMEOUT = 180.0
+
+
 def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str]:
-    """Boot `true` under KVM with a short timeout. Cached per host."""
+    """Boot `true` under KVM with a short timeout. A success is cached per
+    host (probe_key()); a failure only if it is KVM's: the same boot under
+    TCG works. A kernel or root that fails either way says nothing about
+    KVM, and the next run probes again."""
     cache = probe_cache()
     key = probe_key()
     if cache.exists():
@@ -260,6 +281,13 @@ def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str
         last = [x for x in res.console.read_text(errors="replace").splitlines() if x.strip()]
         reason = (f"a KVM guest failed (vng rc {res.vng_rc}: "
                   f"{last[-1][:160] if last else 'no output'}; console {res.console})")
+    if not ok:
+        tcg = boot(VmRequest(kernel=kernel, command="true", out_dir=out, accel="tcg",
+                             root=root, memory="512M", cpus=1, timeout=TCG_PROBE_TIMEOUT,
+                             name="tcg-probe"), log_dir)
+        if tcg.guest_rc != 0:
+            return False, (reason + f"; the same boot fails under TCG too (console "
+                           f"{tcg.console}): not a KVM problem, not cached")
     cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}) + "\n")
     return ok, reason
 

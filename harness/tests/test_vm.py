@@ -133,6 +133,8 @@ def test_auto_falls_back_when_probe_hangs(tmp_path, monkeypatch):
 
     def fake_boot(r, log_dir):
         calls.append(r)
+        if r.accel == "tcg":  # the same kernel boots under TCG: KVM's fault
+            return vm.VmResult("tcg", 0, 0, False, log_dir / "t.log", 6.0, 3.0, [])
         return vm.VmResult(accel="kvm", vng_rc=-15, guest_rc=None, timed_out=True,
                            console=log_dir / "c.log", duration_s=30, first_command_s=None,
                            splats=[])
@@ -140,9 +142,41 @@ def test_auto_falls_back_when_probe_hangs(tmp_path, monkeypatch):
     accel, warning = vm.choose_accel("auto", tmp_path / "k", None, tmp_path)
     assert accel == "tcg" and "falling back to TCG" in warning
     assert calls[0].accel == "kvm" and calls[0].timeout == vm.PROBE_TIMEOUT
+    assert calls[1].accel == "tcg"
     # the verdict is cached: no second probe boot
     accel, warning = vm.choose_accel("auto", tmp_path / "k", None, tmp_path)
-    assert accel == "tcg" and "(cached)" in warning and len(calls) == 1
+    assert accel == "tcg" and "(cached)" in warning and len(calls) == 2
+
+
+def test_a_kernel_that_fails_everywhere_is_no_kvm_verdict(tmp_path, monkeypatch):
+    """A kernel that panics under KVM and under TCG says nothing about KVM:
+    nothing is cached, and the next run (a fixed kernel) probes again."""
+    monkeypatch.setattr(vm, "kvm_usable_device", lambda: True)
+    console = tmp_path / "c.log"
+    console.write_text("Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+    calls = []
+
+    def broken(r, d):
+        calls.append(r.accel)
+        return vm.VmResult(r.accel, 255, None, False, console, 2.0, None, [])
+    monkeypatch.setattr(vm, "boot", broken)
+    accel, warning = vm.choose_accel("auto", tmp_path / "k", None, tmp_path)
+    assert accel == "tcg" and "not a KVM problem" in warning and calls == ["kvm", "tcg"]
+    assert not vm.probe_cache().exists()
+    monkeypatch.setattr(vm, "boot", lambda r, d: vm.VmResult(
+        r.accel, 0, 0, False, console, 1.0, 0.5, []))
+    assert vm.choose_accel("auto", tmp_path / "k", None, tmp_path) == ("kvm", None)
+
+
+def test_kvm_verdict_is_keyed_by_qemu_and_vng_versions(tmp_path, monkeypatch):
+    versions = {"qemu": "QEMU emulator version 7.2.19", "vng": "virtme-ng 1.38"}
+    monkeypatch.setattr(vm, "tool_version", lambda argv: versions[
+        "qemu" if "qemu" in argv[0] else "vng"])
+    k1 = vm.probe_key()
+    versions["vng"] = "virtme-ng 1.39"
+    k2 = vm.probe_key()
+    versions["qemu"] = "QEMU emulator version 10.0.2"
+    assert len({k1, k2, vm.probe_key()}) == 3
 
 
 def test_auto_uses_kvm_when_probe_boots(tmp_path, monkeypatch):
