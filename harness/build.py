@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import kconfig, paths
+from harness import kconfig, locks, paths
 from harness.errors import HarnessError
 from harness.proc import Progress, run_logged, tail
 from harness.toolchain import CLANG, LLC, LLVM_STRIP, Toolchain
@@ -66,7 +66,14 @@ class KernelBuild:
     toolchain: Toolchain
     log_dir: Path
 
+    def _lock(self) -> None:
+        """The tree (no push or pop while we build from it) and the build
+        directory are ours until this process exits (harness/locks.py)."""
+        locks.hold(self.tree, "kernel tree")
+        locks.hold(self.build, "build directory")
+
     def _wrap(self, argv: list[str], cwd: Path | None = None) -> list[str]:
+        self._lock()
         return self.toolchain.wrap(argv, env=make_env(), cwd=cwd or self.tree,
                                    binds=[self.tree, self.build, ccache_dir(),
                                           FRAGMENTS.resolve(), GUEST_TOOLS_SRC.resolve()])
@@ -79,6 +86,7 @@ class KernelBuild:
         option, or only those of `verify_only` (for configs that turn off
         something the others need, e.g. CONFIG_BPF_SYSCALL=n)."""
         self.build.mkdir(parents=True, exist_ok=True)
+        self._lock()
         requested = kconfig.load_fragments(verify_only or fragments)
         kconfig.load_fragments(fragments)  # every fragment must parse and say why
         key = paths.short_hash(*(f.read_text() for f in fragments), series_digest,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import build as kbuild
-from harness import paths, results, series, source, toolchain, vm
+from harness import locks, paths, results, series, source, toolchain, vm
 from harness.errors import HarnessError
 from harness.record import FAIL, SKIP, Stage, StageRecord
 
@@ -501,7 +501,8 @@ class Pipeline:
     def pytest(self, suite: Path, junit: Path, extra: list[str] | None = None) -> int:
         """Run a selftests/ suite as a stage (results as JUnit XML)."""
         with self._stage(f"pytest-{suite.stem}") as rec:
-            env = dict(os.environ, **self.opts.to_env())
+            # the suites work on what this process prepared, under its locks
+            env = dict(os.environ, **self.opts.to_env(), **locks.held_env())
             argv = [sys.executable, "-m", "pytest", str(suite), f"--junitxml={junit}",
                     "-o", "junit_family=xunit2", "-q", *(extra or [])]
             rec.command = argv

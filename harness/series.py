@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import paths
+from harness import locks, paths
 from harness.errors import HarnessError
 from harness.proc import require, run_logged
 
@@ -141,6 +141,7 @@ class Quilt:
                         QUILTRC="/dev/null", LC_ALL="C")
         require("quilt", "quilt")
         require("patch", "patch")
+        locks.hold(tree, "kernel tree")  # no two runs push or pop at once
 
     def _adopt(self) -> None:
         """quilt records the patches directory of a tree's first push in

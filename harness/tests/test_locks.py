@@ -1,0 +1,96 @@
+"""harness.locks: two runs on one tree or build directory wait for each
+other instead of corrupting each other."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import build as kbuild
+from harness import locks, series
+from harness.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_locks_left(monkeypatch):
+    monkeypatch.delenv(locks.ENV, raising=False)
+    yield
+    locks.release_all()
+
+
+def holder(target: Path) -> subprocess.Popen:
+    """Another harness process holding the lock on `target`."""
+    code = ("import sys, time; from pathlib import Path; from harness import locks; "
+            "locks.hold(Path(sys.argv[1]), 'kernel tree'); print('held', flush=True); "
+            "time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=REPO,
+                         stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_quilt_on_a_tree_in_use_waits_then_fails(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    monkeypatch.setenv("MEMCG_BPF_LOCK_TIMEOUT", "1")
+    p = holder(tree)
+    try:
+        t = time.monotonic()
+        with pytest.raises(HarnessError, match=f"in use by pid {p.pid}"):
+            series.Quilt(tree, tmp_path / "log")
+        assert time.monotonic() - t >= 1.0
+    finally:
+        p.kill()
+        p.wait()
+    series.Quilt(tree, tmp_path / "log")  # free again: taken at once
+
+
+def test_a_build_in_a_build_dir_in_use_does_not_start(tmp_path, monkeypatch):
+    tree, bdir = tmp_path / "tree", tmp_path / "build"
+    tree.mkdir()
+    bdir.mkdir()
+    (bdir / ".config").write_text("")
+    monkeypatch.setenv("MEMCG_BPF_LOCK_TIMEOUT", "0.5")
+    ran = []
+    monkeypatch.setattr(kbuild, "run_logged", lambda *a, **k: ran.append(a))
+
+    class TC:
+        kind, root = "host", None
+
+        def wrap(self, argv, **kw):
+            return argv
+    kb = kbuild.KernelBuild(tree=tree, build=bdir, toolchain=TC(), log_dir=tmp_path)
+    p = holder(bdir)
+    try:
+        with pytest.raises(HarnessError, match="build directory"):
+            kb.build_kernel()
+    finally:
+        p.kill()
+        p.wait()
+    assert not ran  # make never started
+
+
+def test_a_child_uses_its_parents_locks(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    locks.hold(tree, "kernel tree")
+    env = dict(os.environ, **locks.held_env(), MEMCG_BPF_LOCK_TIMEOUT="1")
+    code = ("import sys; from pathlib import Path; from harness import locks; "
+            "locks.hold(Path(sys.argv[1]), 'kernel tree'); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code, str(tree)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "ok", r.stderr
+    # without the hand-down, the child waits and fails
+    env.pop(locks.ENV)
+    r = subprocess.run([sys.executable, "-c", code, str(tree)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "in use by" in r.stderr
+
+
+def test_the_same_process_takes_its_own_lock_again(tmp_path):
+    locks.hold(tmp_path, "kernel tree")
+    locks.hold(tmp_path, "kernel tree", timeout=0)
