@@ -175,7 +175,7 @@ class SeriesCheck:
         for n in names:
             r = subprocess.run(["perl", str(script), "--strict", "--no-signoff", "--terse",
                                 "--showfile", "--no-tree", str(series.PATCHES / n)],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, timeout=300)
             e, w, c = parse_checkpatch(r.stdout + r.stderr, r.returncode)
             issues = [x for x in r.stdout.splitlines() if ": ERROR:" in x or ": WARNING:" in x
                       or ": CHECK:" in x]

@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -313,11 +314,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             print("\nthrottling experiment (short matrix; reported, not asserted):\n"
                   + throttle_report(r))
             extra["throttle"] = str(r["results"])
-    except HarnessError as e:
-        print(f"\nerror: {e}", file=sys.stderr)
+    except (HarnessError, subprocess.TimeoutExpired) as e:
+        print(f"\nerror: {error_text(e)}", file=sys.stderr)
         finish(pl, extra)
         return 2
     return finish(pl, extra)
+
+
+def error_text(e: Exception) -> str:
+    if isinstance(e, subprocess.TimeoutExpired):
+        cmd = e.cmd if isinstance(e.cmd, str) else " ".join(map(str, e.cmd))
+        return f"{cmd[:200]} did not finish within {e.timeout:.0f} s (killed)"
+    return str(e)
 
 
 def throttle_report(r: dict) -> str:
@@ -428,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "send":
             return send.cmd_send(args)
         return cmd_pipeline(args)
-    except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (HarnessError, subprocess.TimeoutExpired) as e:
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -156,8 +156,8 @@ def install(pkgs: list[str]) -> None:
         raise HarnessError(f"--install supports Debian 12 and 13, not {rel.get('PRETTY_NAME')}",
                            hint="install the equivalents of: " + " ".join(pkgs))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(install_command(pkgs), check=True, env=env)
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=1800)
+    subprocess.run(install_command(pkgs), check=True, env=env, timeout=3600)
 
 
 def all_host_packages() -> list[str]:

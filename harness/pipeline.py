@@ -506,7 +506,8 @@ class Pipeline:
             argv = [sys.executable, "-m", "pytest", str(suite), f"--junitxml={junit}",
                     "-o", "junit_family=xunit2", "-q", *(extra or [])]
             rec.command = argv
-            r = subprocess.run(argv, env=env, cwd=paths.REPO)
+            # each test has its own (pytest-timeout); this bounds the suite
+            r = subprocess.run(argv, env=env, cwd=paths.REPO, timeout=SUITE_TIMEOUT_S)
             from harness.report import junit_counts
             counts = junit_counts(junit) if junit.exists() else {}
             rec.details = counts
@@ -522,6 +523,10 @@ class Pipeline:
                                f"{counts['errors']} errors, {counts['skipped']} skipped")
             return r.returncode
 
+
+# The longest a pytest suite may take (the slowest, the vm suite, takes about
+# 10 minutes warm here); per test, pytest-timeout's own limits apply.
+SUITE_TIMEOUT_S = 3 * 3600
 
 # The series' own test_progs tests, what `harness test` runs by default.
 # The guest runner's suite name for test_memcontrol run with an N = 0

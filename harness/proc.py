@@ -100,7 +100,7 @@ def run_logged(
                     print(line, file=sys.stderr)
                 if on_line:
                     on_line(line)
-            proc.wait()
+            proc.wait(timeout=timeout)  # output ended: it is exiting (or was killed)
         except KeyboardInterrupt:
             kill_group(proc)
             raise

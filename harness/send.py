@@ -55,6 +55,8 @@ BASE_BRANCH = "base"  # the base commit's branch in a repository made from the D
 PATCHES = paths.REPO / "patches"
 COVER = PATCHES / "cover-letter.txt"
 MAGIC_MARKER = "--- b4-submit-tracking ---"  # b4's cover-letter commit
+# git on a kernel tree (a full commit of 90k files takes minutes on a slow disk)
+GIT_TIMEOUT_S = 1800
 # The base commit of a repository made from the Debian tree: fixed author and
 # date, so that the same tree always gives the same commit (and base-commit:).
 BASE_IDENT = {"GIT_AUTHOR_NAME": "memcg-bpf harness", "GIT_AUTHOR_EMAIL": "memcg-bpf@example.org",
@@ -90,7 +92,7 @@ class Identity:
 
 def _git_config(key: str, cwd: Path | None, env: dict[str, str] | None = None) -> str:
     r = subprocess.run(["git", "config", "--get", key], cwd=cwd, capture_output=True,
-                       text=True, env=env)
+                       text=True, env=env, timeout=GIT_TIMEOUT_S)
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
@@ -130,21 +132,22 @@ def b4_argv() -> list[str]:
 
 
 def b4_version(b4: list[str]) -> str:
-    r = subprocess.run([*b4, "--version"], capture_output=True, text=True)
+    r = subprocess.run([*b4, "--version"], capture_output=True, text=True, timeout=120)
     return (r.stdout.strip() or r.stderr.strip()).splitlines()[-1] if r.returncode == 0 else "?"
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None,
         check: bool = True) -> str:
     r = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                       env=env, input=input)
+                       env=env, input=input, timeout=GIT_TIMEOUT_S)
     if check and r.returncode != 0:
         raise HarnessError(f"git {' '.join(args)} failed in {repo}:\n{r.stderr.strip()}")
     return r.stdout
 
 
 def _git_ok(repo: Path, *args: str) -> bool:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True).returncode == 0
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                          timeout=GIT_TIMEOUT_S).returncode == 0
 
 
 def _git_path(repo: Path, name: str) -> Path:
@@ -327,7 +330,7 @@ def user_base(kernel_dir: Path, rev: str | None) -> tuple[Path, str, str]:
     if not tree.is_dir():
         raise HarnessError(f"--kernel-dir {kernel_dir}: no such directory")
     r = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=GIT_TIMEOUT_S)
     if r.returncode != 0 or Path(r.stdout.strip()).resolve() != tree:
         raise HarnessError(f"--kernel-dir {tree} is not the top of a git checkout",
                            hint="send needs your kernel tree as a git repository; without "
@@ -345,7 +348,8 @@ def user_base(kernel_dir: Path, rev: str | None) -> tuple[Path, str, str]:
             f"python3 -m harness series pop --kernel-dir {tree}")
     base = rev or "HEAD"
     r = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "-q",
-                        f"{base}^{{commit}}"], capture_output=True, text=True)
+                        f"{base}^{{commit}}"], capture_output=True, text=True,
+                       timeout=GIT_TIMEOUT_S)
     if r.returncode != 0:
         raise HarnessError(f"--base {base}: no such commit in {tree}")
     original = git(tree, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
@@ -474,7 +478,8 @@ def spdxcheck_problem(repo: Path, env: dict[str, str]) -> str | None:
     py = shutil.which("python3", path=env.get("PATH"))
     if not py:
         return None
-    r = subprocess.run([py, "-c", "import ply, git"], capture_output=True, text=True, env=env)
+    r = subprocess.run([py, "-c", "import ply, git"], capture_output=True, text=True, env=env,
+                       timeout=120)
     if r.returncode == 0:
         return None
     return (f"checkpatch's SPDX check cannot run: scripts/spdxcheck.py needs the Python modules "
@@ -694,7 +699,8 @@ def round_trip(mbox_dir: Path, base_repo: Path, expected: str | Path | Sequence[
                             "pass the base explicitly"]
         base = found.pop()
     r = subprocess.run(["git", "-C", str(base_repo), "rev-parse", "--verify", "-q",
-                        f"{base}^{{commit}}"], capture_output=True, text=True)
+                        f"{base}^{{commit}}"], capture_output=True, text=True,
+                       timeout=GIT_TIMEOUT_S)
     if r.returncode != 0:
         return diffs + [f"base-commit {base} is not in {base_repo}"]
     base = r.stdout.strip()
@@ -728,7 +734,8 @@ def round_trip(mbox_dir: Path, base_repo: Path, expected: str | Path | Sequence[
                              + _tree_diff(wt, qtree, am_tree))
             continue
         r = subprocess.run(["git", "-C", str(base_repo), "rev-parse", "--verify", "-q",
-                            f"{exp}^{{tree}}"], capture_output=True, text=True)
+                            f"{exp}^{{tree}}"], capture_output=True, text=True,
+                           timeout=GIT_TIMEOUT_S)
         if r.returncode != 0:
             diffs.append(f"{exp}: no such commit in {base_repo}")
             continue
@@ -886,7 +893,7 @@ def really_send(repo: Path, b4: list[str], run: Runner, diffs: list[str]) -> boo
         raise HarnessError("--really-send needs a terminal: b4 asks for confirmation")
     print(f"\nb4 send in {repo}: b4 lists the recipients and asks before sending", flush=True)
     run.commands.append(f"(cd {repo} && {shlex.join([*b4, 'send'])})")
-    r = subprocess.run([*b4, "send"], cwd=repo, env=run.env)
+    r = subprocess.run([*b4, "send"], cwd=repo, env=run.env, timeout=3600)
     if r.returncode != 0:
         raise HarnessError(f"b4 send exited with {r.returncode}; nothing or not everything "
                            "was sent (see b4's messages above)")

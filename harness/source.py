@@ -81,7 +81,7 @@ def user_tree(tree: Path) -> SourceInfo:
     describe = None
     if (tree / ".git").exists() and shutil.which("git"):
         r = subprocess.run(["git", "-C", str(tree), "describe", "--always", "--dirty"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=600)
         describe = r.stdout.strip() or None
     if not version.startswith("7.3"):
         print(f"warning: {tree} is Linux {version}; the series targets 7.3")

@@ -28,7 +28,7 @@ def mount_ext4(serial: str, mnt: str = "/tmp/disk") -> tuple[str | None, str]:
         return None, "no scratch disk found"
     os.makedirs(mnt, exist_ok=True)
     for argv in (["mkfs.ext4", "-q", "-F", dev], ["mount", "-t", "ext4", dev, mnt]):
-        r = subprocess.run(argv, capture_output=True, text=True)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         if r.returncode:
             return None, f"{' '.join(argv)}: {r.stderr.strip()[-300:]}"
     return mnt, ""
@@ -40,7 +40,7 @@ def swap_on(mnt: str, size_mb: int) -> str:
     for argv in (["fallocate", "-l", f"{size_mb}M", f"{mnt}/swapfile"],
                  ["chmod", "600", f"{mnt}/swapfile"],
                  ["mkswap", f"{mnt}/swapfile"], ["swapon", f"{mnt}/swapfile"]):
-        r = subprocess.run(argv, capture_output=True, text=True)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         if r.returncode:
             return f"{' '.join(argv)}: {r.stderr.strip()[-300:]}"
     return ""
@@ -48,7 +48,8 @@ def swap_on(mnt: str, size_mb: int) -> str:
 
 def swap_off(mnt: str) -> str:
     """Disable and remove the swap file of swap_on(); "" or what went wrong."""
-    r = subprocess.run(["swapoff", f"{mnt}/swapfile"], capture_output=True, text=True)
+    r = subprocess.run(["swapoff", f"{mnt}/swapfile"], capture_output=True, text=True,
+                       timeout=600)
     if r.returncode:
         return f"swapoff: {r.stderr.strip()[-300:]}"
     Path(mnt, "swapfile").unlink(missing_ok=True)

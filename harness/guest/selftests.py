@@ -35,8 +35,8 @@ from pathlib import Path
 from disk import find_disk, mount_ext4, swap_off, swap_on  # harness/guest/disk.py
 
 
-def sh(argv: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, **kw)
+def sh(argv: list[str], timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def mounted(path: str, fstype: str) -> bool:

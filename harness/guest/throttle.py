@@ -43,7 +43,7 @@ RECOVER, RECOVER_MIN = 1.1, 8 << 20  # ... and "recovered" by this factor and th
 
 
 def sh(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
 def setup_swap(serial: str, size_mb: int, env: dict) -> str:
@@ -284,7 +284,7 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
         line = holder.stdout.readline()
         if line.strip() != "held":
             holder.kill()
-            holder.wait()
+            holder.wait(timeout=60)
             rec["policy_error"] = f"the idle holder in high did not start: {line!r}"
             return rec
         rec["idle_bytes"] = args.idle_bytes
@@ -292,12 +292,12 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
         policy = Policy(args)
         rec["policy_attached"] = policy.attached.strip()
         if "attached" not in policy.attached:
-            policy.proc.wait()
+            policy.proc.wait(timeout=60)
             policy.reader.join(timeout=10)
             rec["policy_error"] = policy.attached + "\n".join(x for _, x in policy.lines)
             if holder:
                 holder.kill()
-                holder.wait()
+                holder.wait(timeout=60)
             return rec
     t0 = time.monotonic()
     rec["t0_monotonic"] = t0
@@ -314,13 +314,19 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
         rec["stopped"] = True
-    logs = {s: p.communicate()[0] for s, p in procs.items()}
+    logs = {}
+    for s, p in procs.items():
+        try:  # stress-ng stops at -t; a throttled one may take a while more
+            logs[s] = p.communicate(timeout=seconds * 5 + 300)[0]
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            logs[s] = p.communicate(timeout=60)[0] + "\n(killed: no exit in time)"
     rec["wall_s"] = round(time.monotonic() - t0, 2)
     sampler.stop.set()
     sampler.join()
     if holder is not None:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=60)
     if policy is not None:
         if policy.proc.returncode is None:
             rec["policy_rc"] = policy.detach()
