@@ -112,6 +112,7 @@ class KernelBuild:
         kconfig.verify(requested, tmp / ".config")
         changed = not dot.exists() or dot.read_bytes() != (tmp / ".config").read_bytes()
         if changed:
+            (self.build / ".harness-build.json").unlink(missing_ok=True)  # not this config's
             shutil.copy2(tmp / ".config", dot)
         shutil.rmtree(tmp)
         stamp.write_text(key + "\n")
@@ -139,6 +140,11 @@ class KernelBuild:
             total = f"/~{expected}" if expected else ""
             prog.maybe(f"{compiled}{total} objects compiled, now {m.group(1)} {m.group(2)}")
 
+        record = self.build / ".harness-build.json"
+        if not targets:
+            # a build that fails or is killed leaves no record of the last good
+            # one: the image on disk is no longer known to match the tree
+            record.unlink(missing_ok=True)
         argv = ["make", f"O={self.build}", f"-j{jobs()}", "CC=ccache gcc",
                 "HOSTCC=ccache gcc", *(extra or []), *(targets or ["all"])]
         prog.maybe(f"make -j{jobs()} in {self.build} (log: {log})", force=True)
@@ -162,7 +168,7 @@ class KernelBuild:
         info = {"compiled": compiled, "objects": objs, "release": release,
                 "image": str(image), "image_sha256": paths.file_sha256(image),
                 "duration_s": round(r.duration_s, 1)}
-        (self.build / ".harness-build.json").write_text(json.dumps(info, indent=2) + "\n")
+        record.write_text(json.dumps(info, indent=2) + "\n")
         return info
 
     def build_libbpf(self, log_name: str = "libbpf.log") -> dict:
