@@ -27,7 +27,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-dir", type=Path,
                    help="O= build directory (default: under ~/.cache/memcg-bpf/build)")
     p.add_argument("--out", type=Path, default=paths.default_out(),
-                   help="where records, logs and reports go (default: ./out)")
+                   help="where records, logs and reports go (default: ./out, from the current "
+                   "directory)")
     p.add_argument("--toolchain", choices=["buildroot", "host"], default="buildroot",
                    help="build in the cached Debian 13 root (default) or with host tools")
     p.add_argument("--fragment", action="append", type=Path, default=[], dest="fragments",

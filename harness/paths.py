@@ -22,7 +22,9 @@ def cache_root() -> Path:
 
 
 def default_out() -> Path:
-    return Path(os.environ.get("MEMCG_BPF_OUT", REPO / "out"))
+    """./out of the directory the harness is run from (as make's O= and
+    tuxmake's outputs are), or $MEMCG_BPF_OUT; absolute."""
+    return Path(os.environ.get("MEMCG_BPF_OUT", "out")).resolve()
 
 
 def short_hash(*parts: str | bytes, n: int = 12) -> str:

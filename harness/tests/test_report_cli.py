@@ -64,3 +64,12 @@ def test_throttle_report_names_every_output():
                             "png": "p.png", "traces": "t.png"})
     assert text.index("T") < text.index("every run:\nE") < text.index("results: r.json")
     assert "plot: p.png" in text and "traces: t.png" in text
+
+
+def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+    from harness import cli
+    monkeypatch.delenv("MEMCG_BPF_OUT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.options(cli.make_parser().parse_args(["build"])).out == tmp_path / "out"
+    args = cli.make_parser().parse_args(["build", "--out", "o2"])
+    assert cli.options(args).out == tmp_path / "o2"
