@@ -56,7 +56,9 @@ def make_env() -> dict[str, str]:
 
 
 def jobs() -> int:
-    return (os.cpu_count() or 2) + 1
+    """make -j: --jobs ($MEMCG_BPF_JOBS), else the CPUs + 1."""
+    env = os.environ.get("MEMCG_BPF_JOBS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 2) + 1
 
 
 @dataclass

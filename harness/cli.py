@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -33,6 +36,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="build in the cached Debian 13 root (default) or with host tools")
     p.add_argument("--fragment", action="append", type=Path, default=[], dest="fragments",
                    help="extra Kconfig fragment (e.g. kernel-config/extra/kasan.config)")
+    p.add_argument("--kconfig-add", action="append", default=[], metavar="CONFIG_X=VALUE",
+                   help="one more config option, after every fragment (repeatable; "
+                   "CONFIG_X=n unsets it)")
+    p.add_argument("--jobs", type=int, help="make -j (default: CPUs + 1)")
 
 
 def add_vm(p: argparse.ArgumentParser) -> None:
@@ -169,16 +176,52 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
+KCONFIG_ADD = re.compile(r'^CONFIG_[A-Za-z0-9_]+=(y|m|n|-?\d+|0x[0-9a-fA-F]+|"[^"\n]*")$')
+
+
+def kconfig_add_fragment(items: list[str], out: Path) -> Path:
+    """--kconfig-add options as a fragment of their own, in --out."""
+    bad = [x for x in items if not KCONFIG_ADD.match(x)]
+    if bad:
+        raise HarnessError(f"--kconfig-add {bad[0]!r}: want CONFIG_NAME=VALUE (y, m, n, a "
+                           'number or a "string")')
+    lines = [f"# {x.split('=')[0]} is not set" if x.endswith("=n") else x for x in items]
+    out.mkdir(parents=True, exist_ok=True)
+    frag = out / "kconfig-add.config"
+    frag.write_text("# --kconfig-add on the command line\n" + "\n".join(lines) + "\n")
+    return frag
+
+
 def options(args: argparse.Namespace) -> Options:
+    out = getattr(args, "out", paths.default_out()).resolve()
+    fragments = list(getattr(args, "fragments", []))
+    if getattr(args, "kconfig_add", None):
+        fragments.append(kconfig_add_fragment(args.kconfig_add, out))
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None:
+        if jobs < 1:
+            raise HarnessError("--jobs must be >= 1")
+        os.environ["MEMCG_BPF_JOBS"] = str(jobs)  # builds here and in the suites
     return Options(kernel_dir=getattr(args, "kernel_dir", None),
                    build_dir=getattr(args, "build_dir", None),
-                   out=getattr(args, "out", paths.default_out()).resolve(),
+                   out=out,
                    toolchain=getattr(args, "toolchain", "buildroot"),
                    accel=getattr(args, "accel", "auto"),
-                   fragments=getattr(args, "fragments", []),
+                   fragments=fragments,
                    refresh=getattr(args, "refresh", False),
                    unpatched=getattr(args, "unpatched", False),
                    kernel_args=getattr(args, "kernel_args", []))
+
+
+def vm_command(argv: list[str]) -> str:
+    """`vm -- CMD...`: one word is a shell command line as it is; several
+    are quoted one by one (shlex.join), so `vm -- sh -c 'a; b'` keeps its
+    quoting."""
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        return "uname -r"
+    return argv[0] if len(argv) == 1 else shlex.join(argv)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -225,7 +268,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         elif verb == "build":
             pl.prepare()
         elif verb == "vm":
-            command = " ".join(a for a in args.command if a != "--") or "uname -r"
+            command = vm_command(args.command)
             if args.script:
                 if not args.script.is_file():
                     raise HarnessError(f"--script {args.script}: no such file")

@@ -1,7 +1,10 @@
 import json
 
+import pytest
+
 from harness import cli, host, report
 from harness.build import _KBUILD_LINE
+from harness.errors import HarnessError
 from harness.record import Stage, StageRecord
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
@@ -73,3 +76,30 @@ def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
     assert cli.options(cli.make_parser().parse_args(["build"])).out == tmp_path / "out"
     args = cli.make_parser().parse_args(["build", "--out", "o2"])
     assert cli.options(args).out == tmp_path / "o2"
+
+
+def test_vm_command_keeps_its_quoting():
+    from harness.cli import vm_command
+    assert vm_command(["--", "sh", "-c", "echo a b; uname -r"]) == \
+        "sh -c 'echo a b; uname -r'"
+    assert vm_command(["--", "cat /proc/meminfo | head -3"]) == "cat /proc/meminfo | head -3"
+    assert vm_command([]) == vm_command(["--"]) == "uname -r"
+    assert vm_command(["--", "grep", "--", "x", "f"]) == "grep -- x f"  # a later -- stays
+
+
+def test_kconfig_add_and_jobs(tmp_path, monkeypatch):
+    from harness import build, cli, kconfig
+    monkeypatch.setenv("MEMCG_BPF_JOBS", "0")  # restored (unset) after the test
+    args = cli.make_parser().parse_args(
+        ["build", "--out", str(tmp_path), "--kconfig-add", "CONFIG_KASAN=y",
+         "--kconfig-add", "CONFIG_DEBUG_INFO_BTF=n", "--kconfig-add", 'CONFIG_X="a b"',
+         "--jobs", "7"])
+    opts = cli.options(args)
+    frag = opts.fragments[-1]
+    got = kconfig.load_fragments([frag])
+    assert got["CONFIG_KASAN"].value == "y" and got["CONFIG_DEBUG_INFO_BTF"].value == "n"
+    assert build.jobs() == 7
+    for bad in ("KASAN=y", "CONFIG_KASAN", "CONFIG_X=yes please"):
+        with pytest.raises(HarnessError, match="--kconfig-add"):
+            cli.options(cli.make_parser().parse_args(["build", "--out", str(tmp_path),
+                                                      "--kconfig-add", bad]))
