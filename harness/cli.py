@@ -246,7 +246,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def finish(pl: Pipeline, extra: dict | None = None) -> int:
     print()
     print(stage_table(pl.records))
-    report = write_json(pl.opts.out, pl.records, extra or {})
+    extra = dict(extra or {})
+    extra["reproducer"] = pl.reproducer()
+    report = write_json(pl.opts.out, pl.records, extra)
     print(f"\nreport: {report}")
     return 0 if all(r.status in ("PASS", SKIP) for r in pl.records) else 1
 

@@ -81,6 +81,47 @@ class Pipeline:
         self.records.append(st.record)
         return st
 
+    def reproducer(self) -> dict:
+        """What it takes to reproduce this run, for report.json: the command
+        line, the tools' versions, the kernel config's hash, free disk.
+        Best effort: what is not known (no toolchain or build yet) is null."""
+        def free(p: Path | None) -> dict | None:
+            while p is not None and not p.exists():
+                p = p.parent if p != p.parent else None
+            if p is None:
+                return None
+            u = shutil.disk_usage(p)
+            return {"path": str(p), "free_gib": round(u.free / 2**30, 1)}
+        try:
+            vng = vm.vng_path()
+        except HarnessError:
+            vng = None
+        tc = self._tc
+        root = tc.root if tc else None
+        build = None
+        if self._src is not None:
+            build = self.build_dir
+        dot = build / ".config" if build else None
+        return {
+            "argv": sys.argv,
+            "cwd": os.getcwd(),
+            "versions": {
+                "python": sys.version.split()[0],
+                "vng": vm.tool_version([vng, "--version"]) if vng else None,
+                "qemu": vm.tool_version([shutil.which("qemu-system-x86_64") or
+                                         "qemu-system-x86_64", "--version"]) or None,
+                "gcc": toolchain.tool_version(["gcc", "--version"], root) if tc else None,
+                "clang": toolchain.tool_version([toolchain.CLANG, "--version"], root)
+                if tc else None,
+                "pahole": toolchain.tool_version(["pahole", "--version"], root) if tc else None,
+                "toolchain": f"{tc.kind} {root}" if tc else None,
+            },
+            "kernel_config_sha256": paths.file_sha256(dot) if dot and dot.exists() else None,
+            "build_dir": str(build) if build else None,
+            "free_disk": {"out": free(self.opts.out), "cache": free(paths.cache_root()),
+                          "build": free(build)},
+        }
+
     # -- stages -----------------------------------------------------------
     def source(self, fetch: bool = True) -> source.SourceInfo:
         if self._src is None:

@@ -103,3 +103,23 @@ def test_kconfig_add_and_jobs(tmp_path, monkeypatch):
         with pytest.raises(HarnessError, match="--kconfig-add"):
             cli.options(cli.make_parser().parse_args(["build", "--out", str(tmp_path),
                                                       "--kconfig-add", bad]))
+
+
+def test_report_json_has_reproducer_metadata(tmp_path, monkeypatch):
+    import hashlib
+
+    from harness import source
+    from harness.pipeline import Options, Pipeline
+    b = tmp_path / "build"
+    b.mkdir()
+    (b / ".config").write_text("CONFIG_MEMCG=y\n")
+    pl = Pipeline(Options(out=tmp_path / "out", build_dir=b))
+    pl._src = source.SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+    monkeypatch.setattr("sys.argv", ["harness", "build", "--jobs", "3"])
+    cli.finish(pl, {"x": 1})
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    r = data["reproducer"]
+    assert r["argv"] == ["harness", "build", "--jobs", "3"] and data["x"] == 1
+    assert r["kernel_config_sha256"] == hashlib.sha256(b"CONFIG_MEMCG=y\n").hexdigest()
+    assert set(r["versions"]) >= {"vng", "qemu", "gcc", "clang", "pahole"}
+    assert r["free_disk"]["build"]["free_gib"] > 0
