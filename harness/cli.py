@@ -29,9 +29,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="your kernel tree (default: Debian's linux-source-7.3, fetched and cached)")
     p.add_argument("--build-dir", type=Path,
                    help="O= build directory (default: under ~/.cache/memcg-bpf/build)")
-    p.add_argument("--out", type=Path, default=paths.default_out(),
-                   help="where records, logs and reports go (default: ./out, from the current "
-                   "directory)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where records, logs and reports go (default: a new directory per "
+                   "run, ./out/VERB-DATE-TIME, with ./out/latest pointing at the last)")
     p.add_argument("--toolchain", choices=["buildroot", "host"], default="buildroot",
                    help="build in the cached Debian 13 root (default) or with host tools")
     p.add_argument("--fragment", action="append", type=Path, default=[], dest="fragments",
@@ -193,7 +193,10 @@ def kconfig_add_fragment(items: list[str], out: Path) -> Path:
 
 
 def options(args: argparse.Namespace) -> Options:
-    out = getattr(args, "out", paths.default_out()).resolve()
+    out = getattr(args, "out", None)
+    if out is None and "MEMCG_BPF_OUT" not in os.environ:
+        out = paths.invocation_out(paths.default_out(), args.verb)
+    out = (out or paths.default_out()).resolve()
     fragments = list(getattr(args, "fragments", []))
     if getattr(args, "kconfig_add", None):
         fragments.append(kconfig_add_fragment(args.kconfig_add, out))

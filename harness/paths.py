@@ -21,6 +21,30 @@ def cache_root() -> Path:
     return root
 
 
+def invocation_out(base: Path, verb: str) -> Path:
+    """A fresh directory for one invocation under `base` (VERB-DATE-TIME,
+    as tuxmake keeps each build's outputs), and `base/latest` pointing at
+    it: a run never mixes its records with an earlier one's."""
+    import time
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    d = base / f"{verb}-{stamp}"
+    n = 1
+    while True:
+        try:
+            d.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            d = base / f"{verb}-{stamp}-{n}"
+    latest = base / "latest"
+    tmp = base / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(d.name)
+    os.replace(tmp, latest)  # atomic: a reader sees the old or the new one
+    return d
+
+
 def default_out() -> Path:
     """./out of the directory the harness is run from (as make's O= and
     tuxmake's outputs are), or $MEMCG_BPF_OUT; absolute."""

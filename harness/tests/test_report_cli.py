@@ -73,9 +73,15 @@ def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
     from harness import cli
     monkeypatch.delenv("MEMCG_BPF_OUT", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert cli.options(cli.make_parser().parse_args(["build"])).out == tmp_path / "out"
+    first = cli.options(cli.make_parser().parse_args(["build"])).out
+    second = cli.options(cli.make_parser().parse_args(["build"])).out
+    assert first.parent == second.parent == tmp_path / "out" and first != second
+    assert first.name.startswith("build-")
+    assert (tmp_path / "out" / "latest").resolve() == second
     args = cli.make_parser().parse_args(["build", "--out", "o2"])
-    assert cli.options(args).out == tmp_path / "o2"
+    assert cli.options(args).out == tmp_path / "o2"  # given: used as it is
+    monkeypatch.setenv("MEMCG_BPF_OUT", str(tmp_path / "o3"))
+    assert cli.options(cli.make_parser().parse_args(["build"])).out == tmp_path / "o3"
 
 
 def test_vm_command_keeps_its_quoting():
