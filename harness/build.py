@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import kconfig, locks, paths
-from harness.errors import HarnessError
+from harness.errors import ChangeFailed, HarnessError
 from harness.proc import Progress, run_logged, tail
 from harness.toolchain import CLANG, LLC, LLVM_STRIP, Toolchain
 
@@ -156,7 +156,7 @@ class KernelBuild:
         if r.returncode != 0:
             errors = [x for x in log.read_text(errors="replace").splitlines()
                       if "error:" in x or "Error " in x][:15]
-            raise HarnessError("kernel build failed:\n" + ("\n".join(errors) or tail(log)),
+            raise ChangeFailed("kernel build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
         if targets:  # a partial build: no image to describe
             return {"targets": targets, "duration_s": round(r.duration_s, 1), "log": str(log)}
@@ -185,7 +185,7 @@ class KernelBuild:
         if r.returncode != 0:
             errors = [x for x in log.read_text(errors="replace").splitlines()
                       if "error" in x][:10]
-            raise HarnessError("libbpf build failed:\n" + ("\n".join(errors) or tail(log)),
+            raise ChangeFailed("libbpf build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
         return {"duration_s": round(r.duration_s, 1), "log": str(log)}
 
@@ -202,7 +202,7 @@ class KernelBuild:
         script = guest_tools_script(self.tree, self.build, GUEST_TOOLS_SRC, out, jobs())
         r = run_logged(self._wrap(["sh", "-c", script]), log, timeout=1800)
         if r.returncode != 0:
-            raise HarnessError(f"building the guest check program failed:\n{tail(log, 20)}",
+            raise ChangeFailed(f"building the guest check program failed:\n{tail(log, 20)}",
                                log=str(log))
         sample = out / "memcg"
         return {"dir": str(out), "program": str(out / "memcg_ops_check"),
@@ -256,7 +256,7 @@ class KernelBuild:
         text = log.read_text(errors="replace")
         if r.returncode != 0:
             errors = [x for x in text.splitlines() if "error" in x.lower()][-15:]
-            raise HarnessError("selftests build failed:\n" + ("\n".join(errors) or tail(log)),
+            raise ChangeFailed("selftests build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
         dropped = sorted({m.group(1) for m in _SKIPPED.finditer(text)
                           if any(m.group(1).startswith(t) for t in required)})
@@ -269,7 +269,7 @@ class KernelBuild:
             errors = [x for x in text.splitlines()
                       if any(t in x for t in required) and "error" in x][:15]
             what = ", ".join(dropped or missing)
-            raise HarnessError(f"the series' BPF selftests did not build ({what}):\n"
+            raise ChangeFailed(f"the series' BPF selftests did not build ({what}):\n"
                                + "\n".join(errors), log=str(log))
         prog.maybe(f"done in {r.duration_s:.0f}s: {counts['CLNG-BPF']} BPF objects and "
                    f"{counts['TEST-OBJ']} test objects compiled, {counts['SKIP']} skipped "

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from harness import host, paths, send
-from harness.errors import HarnessError
+from harness.errors import ChangeFailed, HarnessError
 from harness.pipeline import PEER_TESTS, SERIES_TESTS, Options, Pipeline, is_peer
-from harness.record import SKIP
+from harness.record import ERROR, FAIL, SKIP, StageRecord
 from harness.report import stage_table, table, write_json
 from harness.throttle import ALL_SCENARIOS
 
@@ -246,14 +246,45 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if (missing or bad) else 0
 
 
-def finish(pl: Pipeline, extra: dict | None = None) -> int:
+# The stages each verb runs, in order: a run that stops early records the
+# ones it did not reach as SKIP.
+PREPARE = ["source", "toolchain", "series", "config", "build", "guest-tools",
+           "selftests-build"]
+PLAN = {"config": ["source", "series", "config"], "build": PREPARE,
+        "test": [*PREPARE, "selftests", "selftests-results"],
+        "run": [*PREPARE, "pytest-selftests", "throttle", "throttle-results"],
+        "throttle": [*PREPARE, "throttle", "throttle-results"]}
+
+
+def verdict(records: list, error: BaseException | None = None) -> int:
+    """The exit status: 0 PASS; 1 FAIL, the change under test failed (a
+    patch does not apply, something does not compile, a test fails); 2
+    ERROR, the infrastructure or the usage."""
+    statuses = {r.status for r in records}
+    if (error is not None and not isinstance(error, ChangeFailed)) or ERROR in statuses:
+        return 2
+    if error is not None or FAIL in statuses:
+        return 1
+    return 0
+
+
+def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
+           error: BaseException | None = None) -> int:
+    if error is not None and verb in PLAN:
+        done = {r.stage for r in pl.records}
+        for name in PLAN[verb]:
+            if name not in done:
+                rec = StageRecord(stage=name, status=SKIP,
+                                  summary="not run: an earlier stage stopped the run")
+                rec.write(pl.opts.out)
+                pl.records.append(rec)
     print()
     print(stage_table(pl.records))
     extra = dict(extra or {})
     extra["reproducer"] = pl.reproducer()
     report = write_json(pl.opts.out, pl.records, extra)
     print(f"\nreport: {report}")
-    return 0 if all(r.status in ("PASS", SKIP) for r in pl.records) else 1
+    return verdict(pl.records, error)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -364,10 +395,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                   + throttle_report(r))
             extra["throttle"] = str(r["results"])
     except (HarnessError, subprocess.TimeoutExpired) as e:
-        print(f"\nerror: {error_text(e)}", file=sys.stderr)
-        finish(pl, extra)
-        return 2
-    return finish(pl, extra)
+        kind = "FAIL" if isinstance(e, ChangeFailed) else "error"
+        print(f"\n{kind}: {error_text(e)}", file=sys.stderr)
+        return finish(pl, extra, verb, e)
+    return finish(pl, extra, verb)
 
 
 def error_text(e: Exception) -> str:
@@ -487,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_pipeline(args)
     except (HarnessError, subprocess.TimeoutExpired) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)
-        return 2
+        return verdict([], e)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

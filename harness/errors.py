@@ -19,6 +19,13 @@ class HarnessError(Exception):
         return "\n".join(parts)
 
 
+class ChangeFailed(HarnessError):
+    """The change under test failed: a patch does not apply, the kernel, the
+    selftests or the guest tools do not compile. The run's verdict is FAIL
+    (exit 1), as for a failing test; every other HarnessError is an
+    infrastructure or usage problem: ERROR (exit 2)."""
+
+
 class MissingTool(HarnessError):
     """A host tool is missing; the message names the Debian package."""
 

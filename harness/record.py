@@ -42,7 +42,9 @@ class Stage:
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.record.duration_s = round(time.monotonic() - self._t0, 2)
         if exc is not None:
-            self.record.status = ERROR if not isinstance(exc, AssertionError) else FAIL
+            from harness.errors import ChangeFailed
+            self.record.status = FAIL if isinstance(exc, (AssertionError, ChangeFailed)) \
+                else ERROR
             self.record.summary = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
             log = getattr(exc, "log", None)
             if log and not self.record.log:

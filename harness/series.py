@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import locks, paths
-from harness.errors import HarnessError
+from harness.errors import ChangeFailed, HarnessError
 from harness.proc import require, run_logged
 
 PATCHES = paths.REPO / "patches"
@@ -203,7 +203,7 @@ class Quilt:
             failure = parse_push_failure(out)
             self.pop_all()
             msg = failure.describe() if failure else f"quilt push -a failed (rc {r.returncode})"
-            raise HarnessError(msg + "; the tree was popped back to clean", log=str(self.log))
+            raise ChangeFailed(msg + "; the tree was popped back to clean", log=str(self.log))
         if self.applied() != names:
             got = len(self.applied())
             self.pop_all()
@@ -253,7 +253,7 @@ class Quilt:
         r, out = self._run("push", "--fuzz=0")
         if r.returncode != 0:
             failure = parse_push_failure(out[start:])
-            raise HarnessError((failure.describe() if failure else "quilt push failed"),
+            raise ChangeFailed((failure.describe() if failure else "quilt push failed"),
                                log=str(self.log))
         names = series_names(self.patches)
         if self.applied() == names:

@@ -129,3 +129,38 @@ def test_report_json_has_reproducer_metadata(tmp_path, monkeypatch):
     assert r["kernel_config_sha256"] == hashlib.sha256(b"CONFIG_MEMCG=y\n").hexdigest()
     assert set(r["versions"]) >= {"vng", "qemu", "gcc", "clang", "pahole"}
     assert r["free_disk"]["build"]["free_gib"] > 0
+
+
+@pytest.mark.parametrize("exc,code,status", [
+    ("ChangeFailed", 1, "FAIL"), ("HarnessError", 2, "ERROR")])
+def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
+        tmp_path, monkeypatch, capsys, exc, code, status):
+    from harness import errors, pipeline
+    from harness.source import SourceInfo
+
+    def source(self, fetch=True):
+        with self._stage("source"):
+            self._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+        return self._src
+
+    def series(self, action="apply"):
+        with self._stage("series"):
+            raise getattr(errors, exc)("0005-x.patch does not apply: mm/memcontrol.c hunk 3")
+    monkeypatch.setattr(pipeline.Pipeline, "source", source)
+    monkeypatch.setattr(pipeline.Pipeline, "series", series)
+    assert cli.main(["build", "--out", str(tmp_path / "o")]) == code
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    st = {s["stage"]: s["status"] for s in rep["stages"]}
+    assert st["source"] == "PASS" and st["series"] == status
+    assert st["config"] == st["build"] == st["selftests-build"] == "SKIP"
+    assert rep["status"] == status
+    assert (tmp_path / "o" / "build.json").exists()  # the SKIP records are written too
+
+
+def test_verdict_order():
+    from harness.errors import ChangeFailed
+    from harness.record import StageRecord as R
+    assert cli.verdict([R("a"), R("b", status="SKIP")]) == 0
+    assert cli.verdict([R("a", status="FAIL")]) == 1
+    assert cli.verdict([R("a", status="FAIL"), R("b", status="ERROR")]) == 2
+    assert cli.verdict([], ChangeFailed("x")) == 1 and cli.verdict([], HarnessError("x")) == 2
