@@ -40,6 +40,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="one more config option, after every fragment (repeatable; "
                    "CONFIG_X=n unsets it)")
     p.add_argument("--jobs", type=int, help="make -j (default: CPUs + 1)")
+    p.add_argument("--series", choices=["quilt", "none"], default="quilt",
+                   help="quilt: apply patches/ with quilt (default); none: build the tree as "
+                   "it is (yours, with the series applied by git am or a branch)")
 
 
 def add_vm(p: argparse.ArgumentParser) -> None:
@@ -213,7 +216,8 @@ def options(args: argparse.Namespace) -> Options:
                    fragments=fragments,
                    refresh=getattr(args, "refresh", False),
                    unpatched=getattr(args, "unpatched", False),
-                   kernel_args=getattr(args, "kernel_args", []))
+                   kernel_args=getattr(args, "kernel_args", []),
+                   series=getattr(args, "series", "quilt"))
 
 
 def vm_command(argv: list[str]) -> str:
@@ -322,6 +326,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
         elif verb == "check":
             from harness.check import SeriesCheck, items_dict, stage_status
+            if pl.opts.series == "none":
+                raise HarnessError("check checks the patches in patches/ one by one: it "
+                                   "needs --series quilt")
             pl.source()
             pl.series("apply")
             with pl._stage("check") as rec:

@@ -32,6 +32,7 @@ class Options:
     refresh: bool = False
     unpatched: bool = False  # the tree without the series (baselines)
     kernel_args: list[str] = field(default_factory=list)  # appended to the guest's
+    series: str = "quilt"  # or "none": the tree as it is (the series applied by other means)
 
     @classmethod
     def from_env(cls) -> Options:
@@ -46,6 +47,7 @@ class Options:
             fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
             unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
             kernel_args=e.get("MEMCG_BPF_KERNEL_ARGS", "").split(),
+            series=e.get("MEMCG_BPF_SERIES", "quilt"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -60,6 +62,8 @@ class Options:
             env["MEMCG_BPF_UNPATCHED"] = "1"
         if self.kernel_args:
             env["MEMCG_BPF_KERNEL_ARGS"] = " ".join(self.kernel_args)
+        if self.series != "quilt":
+            env["MEMCG_BPF_SERIES"] = self.series
         return env
 
     @property
@@ -156,6 +160,15 @@ class Pipeline:
         return self._tc
 
     def series(self, action: str = "apply") -> dict:
+        if self.opts.series == "none":
+            with self._stage("series") as rec:
+                if action == "pop":
+                    raise HarnessError("--series none builds the tree as it is: there is no "
+                                       "series to take off for an unpatched baseline",
+                                       hint="use --series quilt on a tree without the series")
+                rec.status = SKIP
+                rec.summary = "--series none: the tree as it is"
+                return {}
         with self._stage("series") as rec:
             q = series.Quilt(self.tree, self.opts.logs / "series.log")
             if action == "apply":
@@ -183,7 +196,8 @@ class Pipeline:
         kb = self.kernel()
         with self._stage("config") as rec:
             frags = kbuild.default_fragments(self.opts.fragments)
-            info = kb.config(frags, "unpatched" if self.opts.unpatched
+            info = kb.config(frags, "unpatched" if self.opts.unpatched else
+                             "tree-as-is" if self.opts.series == "none"
                              else series.series_digest())
             rec.summary = (f"{info['options']} options verified"
                            f"{', .config updated' if info['changed'] else ', unchanged'}")

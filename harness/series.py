@@ -132,6 +132,33 @@ def parse_push_failure(output: str) -> PatchFailure | None:
     return failure
 
 
+def already_applied(tree: Path, patches: Path = PATCHES) -> bool:
+    """Whether `tree` already has the whole series, applied outside quilt
+    (git am, a branch): every patch reverse-applies cleanly, last first.
+    Tried on a copy of the files the series touches, so the tree is not
+    changed."""
+    import shutil
+    import subprocess
+    import tempfile
+    names = series_names(patches)
+    if not names:
+        return False
+    with tempfile.TemporaryDirectory(prefix="series-reverse-") as tmp:
+        for f in series_files(patches):
+            src = tree / f
+            if src.is_file():
+                dst = Path(tmp) / f
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+        for n in reversed(names):
+            r = subprocess.run(["patch", "-p1", "-R", "-s", "-f", "--no-backup-if-mismatch",
+                                "-F0", "-d", tmp, "-i", str((patches / n).resolve())],
+                               capture_output=True, timeout=300)
+            if r.returncode != 0:
+                return False
+    return True
+
+
 class Quilt:
     def __init__(self, tree: Path, log: Path, patches: Path = PATCHES):
         self.tree = tree
@@ -202,6 +229,11 @@ class Quilt:
         if r.returncode != 0:
             failure = parse_push_failure(out)
             self.pop_all()
+            if not self.applied() and already_applied(self.tree, self.patches):
+                raise HarnessError(
+                    f"{self.tree} already has the series (every patch of {self.patches} "
+                    "reverse-applies cleanly): it was applied outside quilt",
+                    hint="build it as it is with --series none", log=str(self.log))
             msg = failure.describe() if failure else f"quilt push -a failed (rc {r.returncode})"
             raise ChangeFailed(msg + "; the tree was popped back to clean", log=str(self.log))
         if self.applied() != names:

@@ -164,3 +164,20 @@ def test_verdict_order():
     assert cli.verdict([R("a", status="FAIL")]) == 1
     assert cli.verdict([R("a", status="FAIL"), R("b", status="ERROR")]) == 2
     assert cli.verdict([], ChangeFailed("x")) == 1 and cli.verdict([], HarnessError("x")) == 2
+
+
+def test_series_none_builds_the_tree_as_it_is(tmp_path, monkeypatch):
+    from harness import pipeline
+    from harness.pipeline import Options, Pipeline
+    from harness.source import SourceInfo
+    pl = Pipeline(Options(out=tmp_path / "o", series="none"))
+    pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+    monkeypatch.setattr(pipeline.series, "Quilt", lambda *a, **k: pytest.fail("quilt used"))
+    assert pl.series("apply") == {}
+    assert pl.records[-1].status == "SKIP" and "as it is" in pl.records[-1].summary
+    with pytest.raises(HarnessError, match="--series quilt"):
+        pl.series("pop")
+    assert Options.from_env().series == "quilt"
+    monkeypatch.setenv("MEMCG_BPF_SERIES", "none")
+    assert Options.from_env().series == "none"
+    assert cli.main(["check", "--series", "none", "--out", str(tmp_path / "c")]) == 2

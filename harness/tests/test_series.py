@@ -216,3 +216,39 @@ def test_pop_and_push_keep_the_mtime_of_unchanged_files(tmp_path, tree):
     with series.keep_mtimes(tree, ["mm/memcontrol.c"]):
         f.write_text("changed\n")
     assert f.stat().st_mtime_ns != 10**18
+
+
+THIRD = """\
+Subject: [PATCH] third
+
+---
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -1,5 +1,5 @@
+ line1
+ LINE2
+-line3
++LINE3
+ line4
+ line5
+"""
+
+
+@needs_quilt
+def test_a_tree_that_already_has_the_series_is_told_so(tmp_path, tree):
+    """A developer's tree with the series applied by git am: quilt's push
+    fails, and the message says what to do instead of a bare failure."""
+    from harness.errors import ChangeFailed
+    p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-third.patch": THIRD})
+    (tree / "mm/memcontrol.c").write_text(ORIG.replace("line2", "LINE2")
+                                          .replace("line3", "LINE3"))
+    before = (tree / "mm/memcontrol.c").read_text()
+    assert series.already_applied(tree, p)
+    q = series.Quilt(tree, tmp_path / "q.log", patches=p)
+    with pytest.raises(HarnessError, match="already has the series") as ei:
+        q.push_all()
+    assert not isinstance(ei.value, ChangeFailed) and "--series none" in str(ei.value)
+    assert (tree / "mm/memcontrol.c").read_text() == before  # nothing changed
+    # only half of it: not "already applied", a patch that does not apply
+    (tree / "mm/memcontrol.c").write_text(ORIG.replace("line2", "LINE2"))
+    assert not series.already_applied(tree, p)
