@@ -94,7 +94,18 @@ class Toolchain:
                         + shlex.join(inner)]
             return inner
         assert self.root is not None
+        require_root(f"running {argv[0]} in the build root")
         return chroot_argv(self.root, argv, env=env, binds=(binds or []) + self.binds, cwd=cwd)
+
+
+def require_root(why: str) -> None:
+    """A clear error before any chroot (mount namespaces, bind mounts and
+    chroot(2) need root), instead of a failing mount deep in a build log."""
+    if os.geteuid() != 0:
+        raise HarnessError(f"{why} needs root: the Debian 13 build root is used through "
+                           "chroot with bind mounts",
+                           hint="run the harness as root, or use --toolchain host (needs "
+                           "pahole >= 1.26 and clang on the host; see harness doctor)")
 
 
 def chroot_argv(root: Path, argv: list[str], *, env: dict[str, str],
@@ -145,9 +156,7 @@ def ensure_buildroot(log_dir: Path) -> Path:
     final = buildroot_path()
     if (final / ".harness-complete").exists():
         return final
-    if os.geteuid() != 0:
-        raise HarnessError("creating the Debian 13 build root needs root (debootstrap, chroot)",
-                           hint="run the harness as root, or use --toolchain host")
+    require_root("creating the Debian 13 build root (debootstrap)")
     require("debootstrap", "debootstrap")
     require("unshare", "util-linux")
     tmp = final.with_name(final.name + ".tmp")
@@ -234,5 +243,6 @@ def make_toolchain(kind: str, log_dir: Path) -> Toolchain:
                                hint="use --toolchain buildroot (the default)")
         return Toolchain("host")
     if kind == "buildroot":
+        require_root("--toolchain buildroot (the default)")
         return Toolchain("buildroot", root=ensure_buildroot(log_dir))
     raise HarnessError(f"unknown toolchain {kind!r} (host or buildroot)")

@@ -1,7 +1,7 @@
 import pytest
 
 from harness import proc, toolchain
-from harness.errors import MissingTool
+from harness.errors import HarnessError, MissingTool
 
 
 def test_missing_tool_names_package():
@@ -61,3 +61,15 @@ def test_buildroot_reused_when_complete(monkeypatch, tmp_path):
     (root / ".harness-complete").write_text("x\n")
     monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)  # would fail if it rebuilt
     assert toolchain.ensure_buildroot(tmp_path) == root
+
+
+def test_an_existing_build_root_is_still_refused_without_root(monkeypatch, tmp_path):
+    """The build root exists (made by root earlier); a non-root user gets a
+    clear error at once, not a failed mount in a build log later."""
+    monkeypatch.setattr(toolchain, "ensure_buildroot", lambda log_dir: tmp_path)
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    with pytest.raises(HarnessError, match="needs root") as ei:
+        toolchain.make_toolchain("buildroot", tmp_path)
+    assert "--toolchain host" in str(ei.value)
+    with pytest.raises(HarnessError, match="running make in the build root needs root"):
+        toolchain.Toolchain("buildroot", root=tmp_path).wrap(["make"])
