@@ -791,7 +791,7 @@ def _print_summary(res: dict) -> None:
                 print(f"  {subject[:50]}: {line}")
     for subject in chk["author_signoff_missing"]:
         print(f"  {subject[:50]}: the author has no Signed-off-by (checkpatch ERROR; "
-              "--reset-author makes the sender the author)")
+              "without --keep-author the sender is the author and signs off)")
     for note in chk["notes"]:
         print(f"  note: {note}")
     rt = res["round_trip"]
