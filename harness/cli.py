@@ -171,6 +171,15 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the policy program: a file in the build's harness-guest/ directory "
                    "(default: memcg, samples/bpf/memcg as built from the series)")
 
+    p = sub.add_parser("report", help="a finished run's results in another format: "
+                       "--kcidb writes KCIDB JSON for KernelCI")
+    p.add_argument("--kcidb", action="store_true", required=True,
+                   help="KCIDB JSON (schema v5.3), validated when kcidb-io is installed")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the run's output directory (default: ./out/latest)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="where to write it (default: OUT/kcidb.json)")
+
     send.add_parser(sub)
 
     p = sub.add_parser("run", help="the main job: source, series, config, build, boot, checks")
@@ -522,6 +531,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_doctor(args)
         if args.verb == "send":
             return send.cmd_send(args)
+        if args.verb == "report":
+            from harness import kcidb
+            dest = kcidb.write((args.out or kcidb.default_run()).resolve(), args.output)
+            data = json.loads(dest.read_text())
+            print(f"KCIDB v{data['version']['major']}.{data['version']['minor']}: 1 checkout, "
+                  f"{len(data['builds'])} build(s), {len(data['tests'])} test(s): {dest}")
+            return 0
         return cmd_pipeline(args)
     except (HarnessError, subprocess.TimeoutExpired) as e:
         print(f"error: {error_text(e)}", file=sys.stderr)

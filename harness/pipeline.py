@@ -109,6 +109,8 @@ class Pipeline:
         return {
             "argv": sys.argv,
             "cwd": os.getcwd(),
+            "unpatched": self.opts.unpatched,
+            "series": self.opts.series,
             "versions": {
                 "python": sys.version.split()[0],
                 "vng": vm.tool_version([vng, "--version"]) if vng else None,
