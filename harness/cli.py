@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness import host, paths, send
 from harness.errors import ChangeFailed, HarnessError
-from harness.pipeline import PEER_TESTS, SERIES_TESTS, Options, Pipeline, is_peer
+from harness.pipeline import PEER_TESTS, SERIES_TESTS, Options, Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
 from harness.report import stage_table, table, write_json
 from harness.throttle import ALL_SCENARIOS
@@ -440,7 +440,6 @@ def write_baseline(path: Path, runs: list, kernel: str, note: str, **more) -> No
 
 
 def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
-    from harness import results
     from harness.record import FAIL as STAGE_FAIL
     if args.write_baseline and not args.unpatched:
         raise HarnessError("--write-baseline needs --unpatched (the baseline is the tree "
@@ -459,19 +458,16 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
                         peer_baseline=args.peer_baseline if args.peers and not args.unpatched
                         else None, verbose=args.verbose, swap_mb=args.swap_mb,
                         zero_policy=not (args.unpatched or args.no_zero_policy))
-    cases = [c for r in runs for c in r.cases]
-    rows = []
-    for c in cases:
-        if c.suite == "test_progs" and args.repeat > 1 and "/" not in c.name:
-            continue
-        rows.append([c.suite, c.name + (f" #{c.run}" if args.repeat > 1 else ""), c.status,
-                     (c.message.strip().splitlines() or [""])[-1][:70]])
+    # The verdicts are results.judge()'s, the same the stage and the pytest
+    # suites use: a series test must pass, the others as without the series.
+    rows = [[v.suite, v.name, "/".join(v.statuses) or "-", v.verdict, v.reason[:80]]
+            for v in pl.verdicts if v.verdict != "PASS" or args.verbose or args.repeat > 1]
+    npass = sum(1 for v in pl.verdicts if v.verdict == "PASS")
     print()
-    print(table(rows, ["suite", "test", "status", "last line of its log, if not OK"]))
-    if args.repeat > 1:
-        for name in sorted({c.name for c in cases if c.suite == "test_progs"}):
-            st = [c.status for c in cases if c.name == name]
-            print(f"{name}: {st.count('OK')}/{len(st)} OK over {args.repeat} runs")
+    if rows:
+        print(table(rows, ["suite", "test", "results", "verdict", "why"]))
+    print(f"{npass} of {len(pl.verdicts)} tests pass" + ("" if rows else
+          "; every test passes" if pl.verdicts else ""))
     mc = [r for r in runs if r.suite == "test_memcontrol"]
     tp = [r for r in runs if r.suite == "test_progs"]
     if args.write_baseline and args.peers and tp:
@@ -479,40 +475,15 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
                        "the peer set (test_progs) on the tree without the series, same config "
                        "and guest as the patched runs (harness test --unpatched --peers "
                        "--write-baseline)", peers=list(PEER_TESTS))
-    elif args.peers and not args.unpatched:
+    elif args.peers and not args.unpatched and not args.peer_baseline.exists():
         with pl._stage("peers-vs-unpatched") as rec:
-            if not args.peer_baseline.exists():
-                rec.status = STAGE_FAIL
-                rec.summary = (f"no baseline {args.peer_baseline}: make it with harness test "
-                               "--unpatched --peers --write-baseline --no-memcontrol")
-            else:
-                base = [c for r in results.load(args.peer_baseline) for c in r.cases]
-                now = [c for r in tp for c in r.cases if is_peer(c.name)]
-                regs = results.regressions(now, base)
-                st = results.baseline_status(base)
-                stable = sum(1 for v in st.values() if v == results.OK)
-                rec.details = {"baseline": str(args.peer_baseline), "regressions": regs,
-                               "passing_unpatched": stable,
-                               "not_passing_unpatched": {n: v for n, v in st.items()
-                                                         if v != results.OK}}
-                rec.summary = (f"{len(regs)} regression(s): {regs[0]}" if regs else
-                               f"the {stable} peer tests and subtests passing unpatched pass")
-                if regs:
-                    rec.status = STAGE_FAIL
+            rec.status = STAGE_FAIL
+            rec.summary = (f"no baseline {args.peer_baseline}: make it with harness test "
+                           "--unpatched --peers --write-baseline --no-memcontrol")
     if args.write_baseline and mc:
         write_baseline(args.baseline, mc, pl.source().label(),
                        "test_memcontrol on the tree without the series, same config and guest "
                        "as the patched runs (harness test --unpatched --write-baseline)")
-    elif mc and args.baseline.exists() and not args.unpatched:
-        base = [c for r in results.load(args.baseline) for c in r.cases]
-        regs = results.regressions([c for r in mc for c in r.cases], base)
-        with pl._stage("memcontrol-vs-unpatched") as rec:
-            rec.details = {"baseline": str(args.baseline), "regressions": regs}
-            stable = sum(1 for st in results.baseline_status(base).values() if st == "OK")
-            rec.summary = (f"{len(regs)} regression(s): {regs[0]}" if regs else
-                           f"the {stable} tests passing every time unpatched pass")
-            if regs:
-                rec.status = STAGE_FAIL
     extra["selftests"] = str(pl.opts.out / "selftests" / "results.json")
     return finish(pl, extra)
 

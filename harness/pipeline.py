@@ -77,6 +77,7 @@ class Pipeline:
     def __init__(self, opts: Options):
         self.opts = opts
         self.records: list[StageRecord] = []
+        self.verdicts: list[results.Verdict] = []  # of the last selftests() run
         self._src: source.SourceInfo | None = None
         self._tc: toolchain.Toolchain | None = None
 
@@ -308,34 +309,34 @@ class Pipeline:
             required = [t for t in required if any(f.split("/")[0] in t for f in filters)]
         runs = collect_selftests(shared / "results", required)
         with self._stage(f"{name}-results") as rec:
-            data = results.to_dict(runs) | {"vm": res.to_dict()}
-            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-            known = {"test_memcontrol": not_passing(baseline),
-                     ZERO_POLICY_SUITE: not_passing(baseline),
-                     "test_progs": not_passing(peer_baseline)}
-            for r in runs:
-                base_name, kn = known.get(r.suite, (None, {}))
+            bases = {}
+            for suite, path in (("test_memcontrol", baseline), (ZERO_POLICY_SUITE, baseline),
+                                ("test_progs", peer_baseline)):
+                if path is not None and path.exists():
+                    bases[suite] = [c for r in results.load(path) for c in r.cases]
+            verdicts = results.judge(runs, series=SERIES_TESTS, baselines=bases)
+            self.verdicts = verdicts
+            skipped = {(v.suite, v.name): v for v in verdicts if v.verdict == "SKIP"}
+            for r in runs:  # a failure the baseline has too: KNOWN-FAIL in JUnit/KCIDB
                 for c in r.cases:
-                    if c.status == results.FAIL and c.name in kn:
+                    v = skipped.get((r.suite, c.name))
+                    if c.status == results.FAIL and v:
                         c.status = results.KNOWN
-                        c.message = (f"FAIL, and {kn[c.name]} on the unpatched kernel "
-                                     f"({base_name})\n{c.message}")
+                        c.message = f"{v.reason}\n{c.message}"
+            data = results.to_dict(runs) | {"vm": res.to_dict(), "verdicts": [
+                asdict(v) for v in verdicts]}
+            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             junit = results.write_junit(out / "junit.xml", runs)
             rec.log = str(junit)
-            cases = [c for r in runs for c in r.cases]
-            bad = [c for c in cases if c.status in (results.FAIL, results.MISSING)]
-            problems = [p for r in runs for p in r.problems]
+            bad = [v for v in verdicts if v.verdict == "FAIL"]
+            n = {k: sum(1 for v in verdicts if v.verdict == k) for k in ("PASS", "SKIP")}
             rec.details = {"results": str(out / "results.json"), "junit": str(junit),
-                           "failed": [c.key for c in bad], "problems": problems}
-            n_ok = sum(1 for c in cases if c.status == results.OK)
-            n_skip = sum(1 for c in cases if c.status == results.SKIP)
-            n_known = sum(1 for c in cases if c.status == results.KNOWN)
-            rec.summary = f"{n_ok} ok, {len(bad)} failed, {n_skip} skipped"
-            if n_known:
-                rec.summary += f", {n_known} failed as on the unpatched kernel"
-            if problems:
-                rec.summary += f"; {problems[0]}"
-            if bad or problems or not runs:
+                           "failed": [f"{v.key}: {v.reason}" for v in bad]}
+            rec.summary = (f"{n['PASS']} pass, {len(bad)} fail, {n['SKIP']} tell nothing "
+                           "(they do not pass without the series either)")
+            if bad:
+                rec.summary += f"; {bad[0].key}: {bad[0].reason[:100]}"
+            if bad or not runs:
                 rec.status = FAIL
         return runs
 
@@ -605,16 +606,6 @@ def is_peer(name: str) -> bool:
     import fnmatch
     top = name.split("/")[0]
     return any(fnmatch.fnmatchcase(top, g) for g in PEER_TESTS)
-
-
-def not_passing(baseline: Path | None) -> tuple[str | None, dict[str, str]]:
-    """(file name, {test: status}) of the tests a baseline does not pass
-    every time."""
-    if baseline is None or not baseline.exists():
-        return None, {}
-    base = [c for r in results.load(baseline) for c in r.cases]
-    return baseline.name, {n: st for n, st in results.baseline_status(base).items()
-                           if st != results.OK}
 
 
 def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult]:

@@ -187,6 +187,88 @@ def regressions(current: list[Case], baseline: list[Case]) -> list[str]:
     return out
 
 
+@dataclass
+class Verdict:
+    """What a test's results (all its repetitions) mean for the change:
+    PASS, FAIL, or SKIP (it tells nothing: it does not pass without the
+    change either). judge() is the one place that decides it; `harness
+    test`, the pipeline's stage and the pytest suites all use it."""
+    suite: str
+    name: str
+    verdict: str  # PASS, FAIL, SKIP
+    reason: str = ""
+    statuses: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}:{self.name}"
+
+
+def judge(runs: list[RunResult], series: tuple[str, ...] = (),
+          baselines: dict[str, list[Case]] | None = None) -> list[Verdict]:
+    """One verdict per test of `runs` (and per test a baseline passes that
+    did not run), and one FAIL per runner problem.
+
+    - A test of the series (its top-level name in `series`) must pass in
+      every repetition. A SKIP is a FAIL too: the harness gives the
+      series' tests what they need (swap, bpf_testmod), so a skip means
+      the test tested nothing.
+    - Any other test is judged against the baseline of its suite (the same
+      tests on the kernel without the series, several runs): passing there
+      every time, it must pass every time; flaky there, at least once;
+      failing or skipping there every time, it is SKIP here, whatever it
+      does. A test no baseline knows fails only if it fails.
+    """
+    baselines = baselines or {}
+    out: list[Verdict] = []
+    for r in runs:
+        out += [Verdict(r.suite, "runner", "FAIL", p) for p in r.problems]
+    by_test: dict[tuple[str, str], list[str]] = {}
+    msgs: dict[tuple[str, str], str] = {}
+    for r in runs:
+        for c in r.cases:
+            by_test.setdefault((r.suite, c.name), []).append(
+                OK if c.status == OK else FAIL if c.status == KNOWN else c.status)
+            if c.message and c.status != OK:
+                msgs.setdefault((r.suite, c.name), c.message.strip().splitlines()[-1][:200])
+    suites = {r.suite for r in runs}
+    for suite in sorted(suites):
+        base = baseline_status(baselines.get(suite, []))
+        for name, st in base.items():
+            if st == OK and (suite, name) not in by_test:
+                by_test[(suite, name)] = [MISSING]
+    for (suite, name), sts in by_test.items():
+        base = baseline_status(baselines.get(suite, []))
+        why = msgs.get((suite, name), "")
+        if name.split("/")[0] in series:
+            v = Verdict(suite, name, "PASS" if all(x == OK for x in sts) else "FAIL",
+                        "" if all(x == OK for x in sts) else
+                        f"a test of the series must pass: {'/'.join(sts)}"
+                        + (" (a skip tests nothing)" if SKIP in sts else "")
+                        + (f": {why}" if why else ""), sts)
+        elif base.get(name) == OK:
+            ok = all(x == OK for x in sts)
+            v = Verdict(suite, name, "PASS" if ok else "FAIL", "" if ok else
+                        f"passed in every run without the series, {'/'.join(sts)} now"
+                        + (f": {why}" if why else ""), sts)
+        elif base.get(name) == "FLAKY":
+            ok = OK in sts
+            v = Verdict(suite, name, "PASS" if ok else "FAIL", "" if ok else
+                        f"flaky without the series, and never passed in {len(sts)} runs",
+                        sts)
+        elif name in base:
+            v = Verdict(suite, name, "SKIP", f"{base[name]} without the series too "
+                        f"(every baseline run); {'/'.join(sts)} now", sts)
+        elif FAIL in sts or MISSING in sts:
+            v = Verdict(suite, name, "FAIL", f"{'/'.join(sts)} (not in the baseline)"
+                        + (f": {why}" if why else ""), sts)
+        else:
+            v = Verdict(suite, name, "PASS" if OK in sts else "SKIP",
+                        "" if OK in sts else "skipped (not in the baseline)", sts)
+        out.append(v)
+    return out
+
+
 def write_junit(path: Path, runs: list[RunResult]) -> Path:
     """One <testsuite> per runner, one <testcase> per test and subtest (and
     repetition); FAIL and MISSING are failures, SKIP is skipped."""

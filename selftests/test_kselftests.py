@@ -6,6 +6,8 @@ the memory controller's test_memcontrol. Each subtest is a pytest result.
 - memcg_ops, cgroup_struct_ops: the subtests are the ones their
   prog_tests/*.c in patches/ declare; one that fails, skips or does not
   report fails here.
+- Every verdict is harness.results.judge()'s, the one `harness test` and
+  the pipeline's stage give too.
 - the peer set and test_memcontrol: compared with the same tests on the
   tree without the series, same config and guest (selftests/baselines/,
   made with `harness test --unpatched [--peers] --write-baseline`): what
@@ -92,12 +94,18 @@ def runs(pipeline):
     for r in rr:
         by_suite.setdefault(r.suite, []).append(r)
     return ({s: v[0] for s, v in by_suite.items()} |
-            {"_all": rr, "_results": results, "_by_suite": by_suite})
+            {"_all": rr, "_results": results, "_by_suite": by_suite,
+             "_verdicts": {(v.suite, v.name): v for v in pipeline.verdicts}})
 
 
-def _case(run, name):
-    found = [c for c in run.cases if c.name == name]
-    return found[0] if found else None
+def check(runs, suite: str, name: str) -> None:
+    """Pass, fail or skip as results.judge() says: the same verdict as
+    `harness test` and the pipeline's stage give."""
+    v = runs["_verdicts"].get((suite, name))
+    assert v is not None, f"{suite} {name}: no result and no verdict (did {suite} run?)"
+    if v.verdict == "SKIP":
+        pytest.skip(v.reason)
+    assert v.verdict == "PASS", f"{suite} {name}: {v.reason}"
 
 
 def test_runners_reported(runs):
@@ -118,11 +126,9 @@ def test_declared_subtests_found(test):
 
 @pytest.mark.parametrize("subtest", series_subtests())
 def test_series(runs, subtest):
-    run = runs.get("test_progs")
-    assert run is not None, "test_progs did not run"
-    case = _case(run, subtest)
-    assert case is not None, f"{subtest} did not report (not built? crashed?)"
-    assert case.status == "OK", f"{subtest}: {case.status}\n{case.message}"
+    """A subtest the series declares passes (a skip is a failure)."""
+    assert runs.get("test_progs") is not None, "test_progs did not run"
+    check(runs, "test_progs", subtest)
 
 
 def test_peer_baseline_exists():
@@ -133,24 +139,16 @@ def test_peer_baseline_exists():
 def test_peer(runs, name, base_status):
     """The peer set: upstream's struct_ops and cgroup BPF tests pass as they
     do on the unpatched kernel."""
-    run = runs.get("test_progs")
-    assert run is not None, "test_progs did not run"
-    if base_status != "OK":
-        pytest.skip(f"{base_status} on the unpatched kernel (every baseline run) too"
-                    if base_status != "FLAKY" else "flaky on the unpatched kernel")
-    case = _case(run, name)
-    assert case is not None, f"{name} passed on the unpatched kernel and did not run now"
-    assert case.status == "OK", (f"{name} passed on every unpatched run, {case.status} now"
-                                 f"\n{case.message}")
+    assert runs.get("test_progs") is not None, "test_progs did not run"
+    check(runs, "test_progs", name)
 
 
 def test_peers_no_new_failures(runs):
     """Peer tests the baseline does not know (a newer tree) must not fail."""
-    run = runs.get("test_progs")
     known = {c["name"] for c in baseline_cases(PEER_BASELINE)}
-    new_bad = [c.name for c in (run.cases if run else [])
-               if is_peer(c.name) and c.name not in known and c.status == "FAIL"
-               and c.name.split("/")[0] not in SERIES_TESTS]
+    new_bad = [f"{v.name}: {v.reason}" for v in runs["_verdicts"].values()
+               if v.suite == "test_progs" and is_peer(v.name) and v.name not in known
+               and v.verdict == "FAIL"]
     assert not new_bad, f"failing, and not in the baseline: {new_bad}"
 
 
@@ -166,18 +164,7 @@ def test_memcontrol(runs, suite, name, base_status):
     with an N = 0 policy above every cgroup of the test."""
     rr = runs["_by_suite"].get(suite, [])
     assert rr, f"{suite} did not run"
-    if base_status not in ("OK", "FLAKY"):
-        pytest.skip(f"{base_status} on the unpatched kernel (every baseline run) too")
-    cases = [_case(r, name) for r in rr]
-    statuses = [c.status if c else "MISSING" for c in cases]
-    if base_status == "OK":
-        assert statuses == ["OK"] * len(rr), (
-            f"{name} passed on every unpatched run; {suite} now: {statuses}")
-    else:
-        assert "OK" in statuses, (
-            f"{name} is flaky on the unpatched kernel, and never passed in {len(rr)} "
-            f"runs of {suite}: {statuses}\n" +
-            "\n".join(c.message for c in cases if c and c.message))
+    check(runs, suite, name)
 
 
 @pytest.mark.parametrize("suite", MEMCONTROL_SUITES)

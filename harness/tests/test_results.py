@@ -159,19 +159,3 @@ def test_peer_set_membership():
     for name in ("memcg_ops/update", "cgroup_iter", "bpf_tcp_ca_other_x", "tcp_ca",
                  "cgroup_v1v2"):
         assert not is_peer(name), name
-
-
-def test_not_passing_baseline(tmp_path):
-    from harness.pipeline import not_passing
-    C = results.Case
-    r0 = results.RunResult("test_progs", cases=[C("test_progs", "a", "OK"),
-                                                   C("test_progs", "b", "FAIL"),
-                                                   C("test_progs", "c", "OK")])
-    r1 = results.RunResult("test_progs", cases=[C("test_progs", "a", "OK", run=1),
-                                                   C("test_progs", "b", "FAIL", run=1),
-                                                   C("test_progs", "c", "SKIP", run=1)])
-    path = tmp_path / "peers.json"
-    path.write_text(__import__("json").dumps(results.to_dict([r0, r1])))
-    assert not_passing(path) == ("peers.json", {"b": "FAIL", "c": "FLAKY"})
-    assert not_passing(tmp_path / "missing.json") == (None, {})
-    assert not_passing(None) == (None, {})
