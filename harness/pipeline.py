@@ -621,6 +621,12 @@ def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult
         text = log.read_text(errors="replace") if log.exists() else ""
         if entry["suite"] == "test_progs":
             r = results.parse_test_progs(text, run=entry["run"])
+            report = gout / f"test_progs-{entry['run']}.json"  # its -J report
+            if report.exists():
+                try:
+                    results.apply_test_progs_json(r, json.loads(report.read_text()))
+                except (ValueError, KeyError) as e:
+                    r.problems.append(f"test_progs -J report {report.name} unreadable: {e}")
             r.cases += results.required_missing(r, required)
         else:
             r = results.parse_ktap(text, entry["suite"], run=entry["run"])

@@ -114,6 +114,47 @@ def parse_test_progs(text: str, run: int = 0) -> RunResult:
     return res
 
 
+def apply_test_progs_json(res: RunResult, data: dict) -> RunResult:
+    """Take what test_progs' -J report has the answer for: the totals
+    (its own counters, not a parse of its text), and each failed test's and
+    subtest's log as the case's message. The JSON has no per-test line for
+    what passed or skipped (nor anything but the totals with -v), so those
+    cases stay the text's; a total the text lines do not add up to is a
+    problem of the run."""
+    res.summary = {"passed": data["success"], "subtests_passed": data["success_subtest"],
+                   "skipped": data["skipped"], "failed": data["failed"],
+                   "subtests_failed": data["failed_subtest"], "from": "test_progs -J"}
+    res.problems = [p for p in res.problems
+                    if "no summary line" not in p and "the test lines say otherwise" not in p]
+    by_name = {c.name: c for c in res.cases}
+    for t in data.get("results", []):
+        entries = [(t["name"], t)] + [(f"{t['name']}/{st['name']}", st)
+                                      for st in t.get("subtests", [])]
+        for name, e in entries:
+            if not e.get("failed"):
+                continue
+            c = by_name.get(name)
+            if c is None:
+                c = Case(res.suite, name, FAIL, run=res.cases[0].run if res.cases else 0)
+                res.cases.append(c)
+                by_name[name] = c
+            c.status = FAIL
+            if e.get("message"):
+                c.message = e["message"].rstrip()[-6000:]
+    top = [c for c in res.cases if "/" not in c.name]
+    sub = [c for c in res.cases if "/" in c.name]
+    got = {"passed": sum(c.status == OK for c in top), "failed": sum(c.status == FAIL
+                                                                    for c in top),
+           "skipped": sum(c.status == SKIP for c in top),
+           "subtests_passed": sum(c.status == OK for c in sub),
+           "subtests_failed": sum(c.status == FAIL for c in sub)}
+    off = [f"{k} {got[k]} (JSON {res.summary[k]})" for k in got if got[k] != res.summary[k]]
+    if off:
+        res.problems.append("test_progs' test lines do not add up to its -J totals: "
+                            + ", ".join(off))
+    return res
+
+
 def parse_ktap(text: str, suite: str, run: int = 0) -> RunResult:
     """KTAP/TAP results (the kselftest harness, e.g. test_memcontrol)."""
     res = RunResult(suite)

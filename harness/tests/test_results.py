@@ -159,3 +159,47 @@ def test_peer_set_membership():
     for name in ("memcg_ops/update", "cgroup_iter", "bpf_tcp_ca_other_x", "tcp_ca",
                  "cgroup_v1v2"):
         assert not is_peer(name), name
+
+
+def test_test_progs_json_totals_and_failure_logs(data):
+    import json
+    for name, failed_sub in (("peers", 3), ("mutation", 3)):
+        r = results.parse_test_progs((data / f"test_progs-{name}.log").read_text())
+        js = json.loads((data / f"test_progs-{name}.json").read_text())
+        results.apply_test_progs_json(r, js)
+        assert not r.problems, (name, r.problems)
+        assert r.summary["subtests_failed"] == failed_sub and r.summary["from"] == "test_progs -J"
+    c = next(c for c in r.cases if c.name == "cgroup_struct_ops/inherit_order")
+    assert c.status == "FAIL" and c.message.startswith("test_inherit_order:PASS:parent")
+
+
+def test_test_progs_json_that_disagrees_is_a_problem(data):
+    import json
+    r = results.parse_test_progs((data / "test_progs-mutation.log").read_text())
+    js = json.loads((data / "test_progs-mutation.json").read_text())
+    js["success_subtest"] += 1  # a subtest passed that no line reported
+    results.apply_test_progs_json(r, js)
+    assert any("do not add up" in p and "subtests_passed 3 (JSON 4)" in p for p in r.problems)
+
+
+def test_test_progs_json_failure_the_text_missed(data):
+    import json
+    r = results.parse_test_progs((data / "test_progs-mutation.log").read_text())
+    r.cases = [c for c in r.cases if c.name != "cgroup_struct_ops/query"]
+    results.apply_test_progs_json(r, json.loads((data / "test_progs-mutation.json")
+                                                 .read_text()))
+    q = next(c for c in r.cases if c.name == "cgroup_struct_ops/query")
+    assert q.status == "FAIL" and "test_query" in q.message and not r.problems
+
+
+def test_collect_selftests_reads_the_json_report(tmp_path):
+    (tmp_path / "test_progs-0.log").write_text((DATA / "test_progs-mutation.log").read_text())
+    (tmp_path / "test_progs-0.json").write_text((DATA / "test_progs-mutation.json").read_text())
+    (tmp_path / "runs.json").write_text(
+        '{"env": {}, "runs": [{"suite": "test_progs", "run": 0, "log": "test_progs-0.log", '
+        '"rc": 1}]}')
+    (tp,) = collect_selftests(tmp_path, ["cgroup_struct_ops"])
+    assert tp.summary["from"] == "test_progs -J" and not tp.problems
+    (tmp_path / "test_progs-0.json").write_text("{")
+    (tp,) = collect_selftests(tmp_path, ["cgroup_struct_ops"])
+    assert any("unreadable" in p for p in tp.problems)
