@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -559,13 +560,14 @@ class Pipeline:
     def pytest(self, suite: Path, junit: Path, extra: list[str] | None = None) -> int:
         """Run a selftests/ suite as a stage (results as JUnit XML)."""
         with self._stage(f"pytest-{suite.stem}") as rec:
-            # the suites work on what this process prepared, under its locks
-            env = dict(os.environ, **self.opts.to_env(), **locks.held_env())
+            # the suites work on what this process prepared (they build
+            # nothing again), under its locks
+            env = dict(os.environ, **self.opts.to_env(), **locks.held_env(),
+                       MEMCG_BPF_PREPARED="1")
             argv = [sys.executable, "-m", "pytest", str(suite), f"--junitxml={junit}",
                     "-o", "junit_family=xunit2", "-q", *(extra or [])]
             rec.command = argv
-            # each test has its own (pytest-timeout); this bounds the suite
-            r = subprocess.run(argv, env=env, cwd=paths.REPO, timeout=SUITE_TIMEOUT_S)
+            r = run_suite(argv, env)
             from harness.report import junit_counts
             counts = junit_counts(junit) if junit.exists() else {}
             rec.details = counts
@@ -580,6 +582,25 @@ class Pipeline:
                 rec.summary = (f"{passed} passed, {counts['failures']} failed, "
                                f"{counts['errors']} errors, {counts['skipped']} skipped")
             return r.returncode
+
+
+def run_suite(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    """pytest in a child; our SIGTERM or Ctrl-C (KeyboardInterrupt) is
+    passed on as SIGTERM, so that the suite kills the VM it runs before
+    it ends (selftests/conftest.py); each test has its own timeout
+    (pytest-timeout), SUITE_TIMEOUT_S bounds the whole."""
+    proc = subprocess.Popen(argv, env=env, cwd=paths.REPO)
+    try:
+        rc = proc.wait(timeout=SUITE_TIMEOUT_S)
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=60)
+        raise
+    return subprocess.CompletedProcess(argv, rc)
 
 
 # The longest a pytest suite may take (the slowest, the vm suite, takes about

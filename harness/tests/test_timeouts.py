@@ -53,3 +53,25 @@ def test_a_timeout_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_doctor", hang)
     assert cli.main(["doctor"]) == 2
     assert "git -C /t describe did not finish within 600 s" in capsys.readouterr().err
+
+
+def test_a_suite_that_overruns_gets_sigterm_to_clean_up(tmp_path, monkeypatch):
+    """run_suite passes SIGTERM on (as it does for our own SIGTERM or
+    Ctrl-C): the suite's conftest turns it into KeyboardInterrupt, which
+    kills the VM it runs, instead of leaving QEMU behind."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from harness import pipeline
+    flag = tmp_path / "got-term"
+    code = ("import signal, sys, time\n"
+            "def term(*a):\n"
+            f"    open({str(flag)!r}, 'w').write('term'); sys.exit(3)\n"
+            "signal.signal(signal.SIGTERM, term)\n"
+            "time.sleep(60)\n")
+    monkeypatch.setattr(pipeline, "SUITE_TIMEOUT_S", 1.0)
+    with pytest.raises(subprocess.TimeoutExpired):
+        pipeline.run_suite([sys.executable, "-c", code], env={})
+    assert flag.read_text() == "term"
