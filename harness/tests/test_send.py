@@ -374,7 +374,7 @@ def test_send_from_debian_tree_and_cli(gitenv, tmp_path, monkeypatch):
     ap = argparse.ArgumentParser()
     send.add_parser(ap.add_subparsers(dest="verb"))
     args = ap.parse_args(["send", "--patches", str(patches), "--cover-letter",
-                          str(patches / "cover-letter.txt"), "--out-dir", str(tmp_path / "o")])
+                          str(patches / "cover-letter.txt"), "--out", str(tmp_path / "o")])
     assert send.cmd_send(args) == 0
     res = json.loads((tmp_path / "o" / "send.json").read_text())
     assert res["status"] == "PASS" and res["round_trip"]["ok"]
@@ -385,6 +385,12 @@ def test_send_from_debian_tree_and_cli(gitenv, tmp_path, monkeypatch):
     assert res["base"]["label"] == "Linux 7.3.4 (Debian linux-source-7.3 7.3.4-1)"
     assert len(res["files"]) == 3
     assert set(res["timings"]) >= {"base_repo", "import", "b4_check", "round_trip"}
+    # the steps are stage records, as every verb's stages are, in report.json
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    st = {s["stage"]: s["status"] for s in rep["stages"]}
+    assert st["send-round-trip"] == "PASS" and st["send-b4-check"] == "PASS"
+    assert st["send-verdict"] == "PASS" and rep["status"] == "PASS"
+    assert (tmp_path / "o" / "send-import.json").exists()
     # a second run reuses the base repository and gives the same base commit
     assert send.cmd_send(args) == 0
     assert json.loads((tmp_path / "o" / "send.json").read_text())["base"] == res["base"]
