@@ -159,6 +159,22 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the policy program: a file in the build's harness-guest/ directory "
                    "(default: memcg, samples/bpf/memcg as built from the series)")
 
+    p = sub.add_parser("experiment", help="the phased throttling experiment (issue 13): "
+                       "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
+                       "agent, an oracle, the BPF sample, controls) on the nodebug kernel")
+    add_common(p)
+    add_vm(p)
+    p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
+    p.add_argument("--arms", default=None,
+                   help="comma-separated, of: none, mlow:SIZE, mhigh:SIZE, agent, oracle, "
+                   "sample, detach, noop, always (default: a sweep of each)")
+    p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
+    p.add_argument("--boots", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other parameter of harness/experiment.py's Params "
+                   "(e.g. active_s=6, over_high=1024)")
+
     send.add_parser(sub)
 
     p = sub.add_parser("run", help="the main job: source, series, config, build, boot, checks")
@@ -262,6 +278,20 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             extra["check"] = items_dict(items)
         elif verb == "test":
             return cmd_test(pl, args, extra)
+        elif verb == "experiment":
+            from harness import experiment as ex
+            params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
+                               repeats=args.repeats, boots=args.boots, seed=args.seed)
+            if args.arms:
+                params.arms = [x for x in args.arms.split(",") if x]
+            ex.set_params(params, args.set)
+            params.validate()
+            r = pl.experiment(params)
+            extra["source"] = pl.source().__dict__
+            print("\n" + r["table"])
+            print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
+                  f"{r['png']}, {r['timelines']}")
+            extra["experiment"] = str(r["results"])
         elif verb == "throttle":
             from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
             params = Params(repeats=args.repeats, threshold=args.threshold,

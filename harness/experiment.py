@@ -136,42 +136,60 @@ class Params:
                              for s in self.scenarios)
 
 
+def set_params(params: Params, assignments: list[str]) -> None:
+    """NAME=VALUE assignments (--set), converted to the field's type."""
+    fields = asdict(params)
+    for a in assignments:
+        name, eq, value = a.partition("=")
+        if not eq or name not in fields or name in ("scenarios", "arms"):
+            raise HarnessError(f"--set {a!r}: want NAME=VALUE with NAME one of "
+                               + ", ".join(k for k in fields if k not in ("scenarios", "arms")))
+        cur = fields[name]
+        try:
+            if isinstance(cur, list):
+                val = [int(x) for x in value.split(",")]
+            elif isinstance(cur, bool):
+                val = value.lower() in ("1", "true", "yes")
+            else:
+                val = type(cur)(value)
+        except ValueError as e:
+            raise HarnessError(f"--set {a!r}: {e}") from None
+        setattr(params, name, val)
+
+
 # ---- metrics of one run ----
 
-def _rate(samples: list[list[int]], a: float, b: float) -> float | None:
-    """Pages per second between CLOCK_MONOTONIC a and b (s), from wsload's
-    [ns, pages] samples; None if the samples do not cover it."""
-    inside = [(t / 1e9, n) for t, n in samples if a <= t / 1e9 <= b]
-    if len(inside) < 2 or inside[-1][0] - inside[0][0] < 0.5 * (b - a):
+def count_at(samples: list[list[int]], x: float) -> float | None:
+    """wsload's cumulative page count at CLOCK_MONOTONIC x (s), interpolated
+    between its [ns, pages] samples; None outside them."""
+    lo, hi = 0, len(samples) - 1
+    if hi < 1 or not samples[0][0] / 1e9 <= x <= samples[-1][0] / 1e9:
         return None
-    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if samples[mid][0] / 1e9 <= x:
+            lo = mid
+        else:
+            hi = mid
+    (t0, n0), (t1, n1) = samples[lo], samples[hi]
+    return n0 + (n1 - n0) * (x * 1e9 - t0) / (t1 - t0) if t1 > t0 else n0
+
+
+def _rate(samples: list[list[int]], a: float, b: float) -> float | None:
+    """Pages per second between CLOCK_MONOTONIC a and b (s)."""
+    na, nb = count_at(samples, a), count_at(samples, b)
+    return None if na is None or nb is None or b <= a else (nb - na) / (b - a)
 
 
 def binned(samples: list[list[int]], a: float, b: float, width: float = BIN_S
            ) -> list[tuple[float, float]]:
-    """(bin start, pages/s) over [a, b), from [ns, pages] samples, by
-    interpolating the cumulative count at bin edges."""
-    pts = [(t / 1e9, n) for t, n in samples]
-    if len(pts) < 2:
-        return []
-    out, i = [], 0
-
-    def at(x: float) -> float | None:
-        nonlocal i
-        while i + 1 < len(pts) and pts[i + 1][0] < x:
-            i += 1
-        if x < pts[0][0] or x > pts[-1][0] or i + 1 >= len(pts):
-            return None
-        (t0, n0), (t1, n1) = pts[i], pts[i + 1]
-        return n0 + (n1 - n0) * (x - t0) / (t1 - t0) if t1 > t0 else n0
-
-    prev = at(a)
+    """(bin start, pages/s) over [a, b), bins of `width` s."""
+    out = []
     for k in range(int((b - a) / width + 1e-6)):
         x = a + k * width
-        nxt = at(x + width)
-        if prev is not None and nxt is not None:
-            out.append((x, (nxt - prev) / width))
-        prev = nxt
+        r = _rate(samples, x, x + width)
+        if r is not None:
+            out.append((x, r))
     return out
 
 
@@ -247,9 +265,10 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
             rel = first_sustained(lows_binned(run, ia, ib), lambda v: v >= 0.5 * ref)
             m["release_s"] = None if rel is None else round(rel - ia, 3)
             # onset: high active again; the lows drop below THROTTLED of it
+            # (only where they were released: else there is no onset)
             a2, b2 = ph["active2"]
             ons = first_sustained(lows_binned(run, a2, b2), lambda v: v < THROTTLED * ref)
-            m["onset_s"] = None if ons is None else round(ons - a2, 3)
+            m["onset_s"] = None if ons is None or rel is None else round(ons - a2, 3)
     return m
 
 

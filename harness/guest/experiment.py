@@ -160,7 +160,11 @@ class Task:
             self.proc.stdin.close()
         except (BrokenPipeError, ValueError):
             pass
-        rc = self.proc.wait(timeout=120)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = f"killed: no exit 60 s after quit ({self.proc.wait()})"
         self.reader.join(timeout=10)
         data = json.loads(self.out.read_text()) if self.out.exists() else {}
         return {"rc": rc, "lines": [[t, x] for t, x in self.lines]} | data
@@ -320,17 +324,21 @@ class Run:
         except RuntimeError as e:
             rec["error"] = str(e)
         finally:
-            if self.oracle:
-                write(LOWS / "cgroup.freeze", "0")
-            tasks = {"high": high.finish(), "probe": probe.finish()}
-            tasks |= {f"low{i + 1}": t.finish() for i, t in enumerate(low)}
+            # the measurement ends here: undo the arm first, so that no task
+            # is throttled while it quits
+            rec["end"] = time.monotonic()
             sampler.stop.set()
             sampler.join()
+            if self.oracle:
+                write(LOWS / "cgroup.freeze", "0")
             if self.helper:
                 if self.helper_rc is None:
                     how = "stdin" if self.arm in ("noop", "always") else "term"
                     self.helper_rc = self.helper.stop(how)
                 rec["helper"] = self.helper.record()
+            write(LOWS / "memory.high", "max")
+            tasks = {"high": high.finish(), "probe": probe.finish()}
+            tasks |= {f"low{i + 1}": t.finish() for i, t in enumerate(low)}
         for f in self.out.glob(f"{name}-*.json"):
             f.unlink()
         return rec | {"phases": self.phases, "marks": self.marks, "tasks": tasks,

@@ -47,6 +47,9 @@
 static atomic_int idle;
 static atomic_long want_pages;	/* the working set the control thread asks for */
 static atomic_int quit;
+static atomic_ullong pages;	/* touched so far, read by the sampler */
+static unsigned long long (*samples)[2];
+static long nr_samples, cap, sample_ms = 10;
 
 static struct { unsigned long long ns; char cmd[64]; } events[MAX_EVENTS];
 static atomic_int nr_events;
@@ -79,6 +82,36 @@ static unsigned long long xorshift(unsigned long long *s)
 
 static long page_size;
 static long max_pages;
+
+/*
+ * Progress is sampled by a thread of its own, which charges no memory (its
+ * buffer is locked in memory and written in advance): it keeps sampling
+ * every period while the touching thread is stalled in reclaim or
+ * throttled on its way back to user space.
+ */
+static void *sampler(void *arg)
+{
+	unsigned long long next = now_ns(), period = sample_ms * 1000000ULL;
+
+	(void)arg;
+	while (!atomic_load(&quit) && nr_samples < cap) {
+		unsigned long long t = now_ns();
+
+		if (t < next) {
+			struct timespec ts = { 0, (long)(next - t) };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		samples[nr_samples][0] = t;
+		samples[nr_samples][1] = atomic_load(&pages);
+		nr_samples++;
+		next += period;
+		if (next < t)
+			next = t + period;
+	}
+	return NULL;
+}
 
 static void *control(void *arg)
 {
@@ -118,7 +151,6 @@ static void *control(void *arg)
 }
 
 static int write_out(const char *path, const char *mode, long mb,
-		     unsigned long long (*samples)[2], long nr_samples,
 		     unsigned long long (*passes)[2], long nr_passes)
 {
 	FILE *f = fopen(path, "w");
@@ -145,9 +177,23 @@ static int write_out(const char *path, const char *mode, long mb,
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: wsload --mb MB [--max-mb MAX] [--sample-ms MS] [--seed N] "
-		"--out FILE\n       wsload --probe PERIOD_MS --mb MB [--seed N] --out FILE\n");
+	fprintf(stderr, "usage: wsload --mb MB [--max-mb MAX] [--sample-ms MS] [--max-s S] "
+		"[--seed N] --out FILE\n"
+		"       wsload --probe PERIOD_MS --mb MB [--max-s S] --out FILE\n");
 	exit(2);
+}
+
+/* A buffer that stays resident: writing to it charges nothing later. */
+static void *locked(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+		       MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (mlock(p, size))
+		perror("wsload: mlock (samples may stall with the task)");
+	return p;
 }
 
 int main(int argc, char **argv)
@@ -156,17 +202,18 @@ int main(int argc, char **argv)
 		{ "mb", required_argument, NULL, 'm' },
 		{ "max-mb", required_argument, NULL, 'M' },
 		{ "sample-ms", required_argument, NULL, 's' },
+		{ "max-s", required_argument, NULL, 'T' },
 		{ "probe", required_argument, NULL, 'p' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "out", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long mb = 0, max_mb = 0, sample_ms = 10, probe_ms = 0, cap, nr_samples = 0;
-	long nr_passes = 0, populated = 0, cur, i;
-	unsigned long long seed = 88172645463325252ULL, next, period, pages = 0;
-	unsigned long long (*samples)[2], (*passes)[2];
+	long mb = 0, max_mb = 0, max_s = 600, probe_ms = 0, nr_passes = 0, populated = 0;
+	unsigned long long seed = 88172645463325252ULL, next, n = 0;
+	unsigned long long (*passes)[2];
+	pthread_t thr, smp;
 	const char *out = NULL;
-	pthread_t thr;
+	long cur, i;
 	char *p;
 	int c;
 
@@ -175,13 +222,14 @@ int main(int argc, char **argv)
 		case 'm': mb = atol(optarg); break;
 		case 'M': max_mb = atol(optarg); break;
 		case 's': sample_ms = atol(optarg); break;
+		case 'T': max_s = atol(optarg); break;
 		case 'p': probe_ms = atol(optarg); break;
 		case 'S': seed ^= strtoull(optarg, NULL, 0) * 0x9E3779B97F4A7C15ULL; break;
 		case 'o': out = optarg; break;
 		default: usage();
 		}
 	}
-	if (mb <= 0 || !out || sample_ms <= 0 || probe_ms < 0 || optind != argc)
+	if (mb <= 0 || !out || sample_ms <= 0 || probe_ms < 0 || max_s <= 0 || optind != argc)
 		usage();
 	if (max_mb < mb)
 		max_mb = mb;
@@ -191,42 +239,37 @@ int main(int argc, char **argv)
 	if (!seed)
 		seed = 1;
 
-	cap = 4 * 1024 * 1024;	/* 11 h of 10 ms samples */
-	samples = calloc(cap, sizeof(*samples));
-	passes = calloc(cap, sizeof(*passes));
+	cap = max_s * 1000 / (probe_ms ? probe_ms : sample_ms) + 16;
+	samples = locked(cap * sizeof(*samples));
+	passes = locked(cap * sizeof(*passes));
 	p = mmap(NULL, max_pages * page_size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (!samples || !passes || p == MAP_FAILED) {
 		perror("wsload: memory");
 		return 1;
 	}
-	if (pthread_create(&thr, NULL, control, NULL)) {
+	if (pthread_create(&thr, NULL, control, NULL) ||
+	    (!probe_ms && pthread_create(&smp, NULL, sampler, NULL))) {
 		perror("pthread_create");
 		return 1;
 	}
 
-	period = (probe_ms ? probe_ms : sample_ms) * 1000000ULL;
 	next = now_ns();
 	while (!atomic_load(&quit)) {
 		unsigned long long t;
 
 		cur = atomic_load(&want_pages);
 		if (populated < cur) {	/* populate in order, counted */
-			for (; populated < cur; populated++) {
+			for (; populated < cur && !atomic_load(&quit); populated++) {
 				p[populated * page_size] = 1;
-				pages++;
-				if (!(populated & 63) && now_ns() >= next && nr_samples < cap) {
-					samples[nr_samples][0] = now_ns();
-					samples[nr_samples++][1] = pages;
-					next += period;
-				}
+				atomic_store_explicit(&pages, ++n, memory_order_relaxed);
 			}
 			event("populated");
 			printf("ready\n");
 			fflush(stdout);
 		}
-		t = now_ns();
 		if (probe_ms) {
+			t = now_ns();
 			if (t < next) {
 				struct timespec ts = { 0, (long)(next - t) };
 
@@ -240,15 +283,8 @@ int main(int argc, char **argv)
 				passes[nr_passes][0] = t;
 				passes[nr_passes++][1] = now_ns() - t;
 			}
-			next = t + period;
+			next = t + probe_ms * 1000000ULL;
 			continue;
-		}
-		if (t >= next && nr_samples < cap) {
-			samples[nr_samples][0] = t;
-			samples[nr_samples++][1] = pages;
-			next += period;
-			if (next < t)	/* fell behind (a long stall): no burst */
-				next = t + period;
 		}
 		if (atomic_load(&idle)) {
 			struct timespec ts = { 0, 1000000 };
@@ -256,14 +292,13 @@ int main(int argc, char **argv)
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		for (i = 0; i < 64; i++)
+		/* one page at a time: a throttled task stops after one more */
+		for (i = 0; i < 64 && !atomic_load_explicit(&quit, memory_order_relaxed); i++) {
 			p[(xorshift(&seed) % populated) * page_size]++;
-		pages += 64;
+			atomic_store_explicit(&pages, ++n, memory_order_relaxed);
+		}
 	}
-	if (nr_samples < cap) {
-		samples[nr_samples][0] = now_ns();
-		samples[nr_samples++][1] = pages;
-	}
-	return write_out(out, probe_ms ? "probe" : "load", mb, samples, nr_samples,
-			 passes, nr_passes);
+	if (!probe_ms)
+		pthread_join(smp, NULL);
+	return write_out(out, probe_ms ? "probe" : "load", mb, passes, nr_passes);
 }
