@@ -46,7 +46,15 @@ DESCRIPTION = {
 # What each scenario's verdicts look at: high's phase that needs its memory,
 # and the phase where the lows should run freely.
 HIGH_PHASE = {"s1": "contended", "s2": "active2", "s3": "large", "s4": "contended"}
-FREE_PHASE = {"s2": "idle"}
+# Where the lows should run freely, and their free rate is measured (the
+# second half of the phase, in the no-policy runs); where high starts to
+# need memory (onset is measured from its start) and where it stops
+# (release is measured from its start).
+FREE_PHASE = {"s2": "idle", "s3": "small"}
+ONSET_PHASE = {"s2": "active2", "s3": "large"}
+RELEASE_PHASE = {"s2": "idle"}
+# Where the detach arm detaches (the middle of it), and where its rule looks.
+DETACH_PHASE = {"s1": "contended", "s2": "active1", "s3": "large", "s4": "contended"}
 BIN_S = 0.05  # progress is judged in 50 ms bins (wsload samples every 10 ms)
 THROTTLED = 0.25  # the lows are throttled below this share of their free rate
 
@@ -161,10 +169,13 @@ def set_params(params: Params, assignments: list[str]) -> None:
 
 def count_at(samples: list[list[int]], x: float) -> float | None:
     """wsload's cumulative page count at CLOCK_MONOTONIC x (s), interpolated
-    between its [ns, pages] samples; None outside them."""
+    between its [ns, pages] samples: 0 before the first (the task had not
+    started: it starts frozen), None after the last."""
     lo, hi = 0, len(samples) - 1
-    if hi < 1 or not samples[0][0] / 1e9 <= x <= samples[-1][0] / 1e9:
+    if hi < 1 or x > samples[-1][0] / 1e9:
         return None
+    if x < samples[0][0] / 1e9:
+        return 0
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if samples[mid][0] / 1e9 <= x:
@@ -253,22 +264,43 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
             "probe_p99_ms": _p99(run["tasks"]["probe"].get("passes", []), a, b),
             "seconds": b - a}
     ph = phase_bounds(run)
-    if run["scenario"] == "s2" and {"idle", "active2"} <= set(ph):
-        ia, ib = ph["idle"]
-        ref = free_rate
-        if ref is None:
-            tail = [v for _, v in lows_binned(run, (ia + ib) / 2, ib)]
-            ref = statistics.median(tail) if tail else None
-        m["free_rate"] = ref
-        if ref:
-            # release: high idles; the lows' rate is back above half the free rate
-            rel = first_sustained(lows_binned(run, ia, ib), lambda v: v >= 0.5 * ref)
-            m["release_s"] = None if rel is None else round(rel - ia, 3)
-            # onset: high active again; the lows drop below THROTTLED of it
-            # (only where they were released: else there is no onset)
-            a2, b2 = ph["active2"]
-            ons = first_sustained(lows_binned(run, a2, b2), lambda v: v < THROTTLED * ref)
-            m["onset_s"] = None if ons is None or rel is None else round(ons - a2, 3)
+    sc = run["scenario"]
+    fp, op, rp = FREE_PHASE.get(sc), ONSET_PHASE.get(sc), RELEASE_PHASE.get(sc)
+    ref = free_rate
+    if ref is None and fp in ph:
+        fa, fb = ph[fp]
+        tail = [v for _, v in lows_binned(run, (fa + fb) / 2, fb)]
+        ref = statistics.median(tail) if tail else None
+    m["free_rate"] = ref
+    free_before = None
+    if ref and rp in ph:
+        # release: high idles; the lows' rate is back above half the free rate
+        ra, rb = ph[rp]
+        rel = first_sustained(lows_binned(run, ra, rb), lambda v: v >= 0.5 * ref)
+        m["release_s"] = None if rel is None else round(rel - ra, 3)
+        free_before = rel is not None
+    elif ref and fp in ph and fp != op:
+        # free at the end of the free phase (its last second)?
+        fa, fb = ph[fp]
+        last = [v for _, v in lows_binned(run, fb - 1.0, fb)]
+        free_before = bool(last) and statistics.median(last) >= 0.5 * ref
+    if ref and op in ph:
+        # onset: high needs memory; the lows drop below THROTTLED of their free
+        # rate. Only where they ran freely before: else there is no onset.
+        oa, ob = ph[op]
+        ons = first_sustained(lows_binned(run, oa, ob), lambda v: v < THROTTLED * ref)
+        m["onset_s"] = None if ons is None or not free_before else round(ons - oa, 3)
+    marks = {w: t for t, w in run.get("marks", [])}
+    dp = DETACH_PHASE.get(sc)
+    if run["arm"] == "detach" and "detached" in marks and dp in ph:
+        # the lows before the detach (its phase's start to it) and after (1 s
+        # after it to the phase's end)
+        da, db = ph[dp]
+        lo = [_rate(run["tasks"][k].get("samples", []), da, marks["detach"]) for k in lows]
+        la = [_rate(run["tasks"][k].get("samples", []), marks["detached"] + 1.0, db)
+              for k in lows]
+        if None not in lo and None not in la:
+            m["lows_before_detach"], m["lows_after_detach"] = sum(lo), sum(la)
     return m
 
 
@@ -338,8 +370,12 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
     gain (every scenario): a run is good when high's throughput in the
     scenario's high phase is above 2x the best run of `none`. An arm passes
     when at least k_of_n of its runs are good.
-    conserve (s2): a run is good when the lows' throughput while high
-    idles is at least half the median of `none` there.
+    conserve (s2, s3): a run is good when the lows' throughput where they
+    should run freely (s2: high idle; s3: high small) is at least half the
+    median of `none` there.
+    recover (the detach arm): a run is good when the lows were throttled
+    before the detach (below THROTTLED x the median of `none` in that
+    phase) and ran at least half that median after it.
     """
     out = []
     for s in params.scenarios:
@@ -356,6 +392,18 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
                             "text": f"high's {hp} throughput > 2x the best no-policy run",
                             "good": good, "runs": len(xs),
                             "pass": good >= k_of_n * len(xs)})
+            if a == "detach":
+                ref = metric_values(runs, metrics, s, "none", "low", DETACH_PHASE[s])
+                pairs = [(m["lows_before_detach"], m["lows_after_detach"])
+                         for r, m in zip(runs, metrics, strict=True)
+                         if r["scenario"] == s and r["arm"] == a and "lows_after_detach" in m]
+                if ref and pairs:
+                    med = statistics.median(ref)
+                    good = sum(1 for b, f in pairs if b < THROTTLED * med and f >= 0.5 * med)
+                    out.append({"scenario": s, "arm": a, "rule": "recover",
+                                "text": "the lows throttled before the detach, back to half "
+                                "of no policy's rate after it", "good": good,
+                                "runs": len(pairs), "pass": good >= k_of_n * len(pairs)})
             if s in FREE_PHASE and none_free:
                 ys = metric_values(runs, metrics, s, a, "low", FREE_PHASE[s])
                 ref = statistics.median(none_free)

@@ -25,7 +25,9 @@ Arms (how the low side is kept out of high's way):
   oracle           lows frozen (cgroup.freeze) while high is active: the
                    driver knows the phases, no policy could do better;
   sample           the series' sample (samples/bpf/memcg) attached to lows;
-  detach           the sample, detached (SIGTERM) at the middle of the run;
+  detach           the sample, detached (SIGTERM) in the middle of high's
+                   first active phase (s2: active1; s3: large; s1, s4: the
+                   run), the cgroups kept;
   noop             a policy that always answers 0 (negative control);
   always           a policy that always answers --always-pages (negative
                    control: throttles the lows whatever high does).
@@ -358,9 +360,9 @@ def s2(run: Run, high: Task) -> None:
     """High idle but resident, then active again."""
     p = run.p
     run.populate(high)
+    run.detach_at = time.monotonic() + p["active_s"] / 2
     run.phase("active1", p["active_s"], True)
     high.send("idle")
-    run.detach_at = time.monotonic() + p["idle_s"] / 2
     run.phase("idle", p["idle_s"], False)
     high.send("run")
     run.phase("active2", p["active_s"], True)

@@ -158,3 +158,39 @@ def test_set_params():
     for bad in (["nope=1"], ["active_s"], ["repeats=x"], ["arms=none"]):
         with pytest.raises(HarnessError):
             ex.set_params(ex.Params(), bad)
+
+
+def test_detach_rule_wants_throttled_then_recovered():
+    none = [s2_run("none", i) for i in range(3)]
+
+    def detached(rep, after_rate):
+        r = s2_run("detach", rep, onset_after=0.0, release_after=99)
+        # detach in the middle of active1 (T0 + 7); the lows at after_rate from then
+        r["marks"] = [[T0 + 7.0, "detach"], [T0 + 7.1, "detached"]]
+        r["tasks"]["low1"]["samples"] = progress(
+            lambda t: 1000 if t < T0 + 7.1 else after_rate, T0, T0 + 32.5)
+        return r
+    good = [detached(i, 90_000) for i in range(3)]
+    bad = [detached(i, 2_000) for i in range(3)]
+    p = ex.Params(scenarios=["s2"], arms=["none", "detach"])
+    for runs, want in ((none + good, True), (none + bad, False)):
+        ms = ex.all_metrics(runs)
+        v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
+        assert v[("detach", "recover")]["pass"] is want, v[("detach", "recover")]
+        m = ms[-1]
+        assert m["lows_before_detach"] == pytest.approx(1000, rel=0.05)
+
+
+def test_s3_onset_needs_the_lows_free_in_the_small_phase():
+    def s3_run(arm, throttled_from):
+        ph = [["populate", T0, T0 + 2], ["small", T0 + 2, T0 + 12], ["large", T0 + 12, T0 + 22]]
+        low = progress(lambda t: 1000 if t >= throttled_from else 100_000, T0, T0 + 22.5)
+        high = progress(lambda t: 50_000, T0, T0 + 22.5)
+        return {"scenario": "s3", "arm": arm, "rep": 0, "t0": T0, "phases": ph, "samples": [],
+                "tasks": {"high": {"samples": high}, "probe": {"passes": []},
+                          "low1": {"samples": low}}}
+    runs = [s3_run("none", 99e9), s3_run("sample", T0 + 12.4), s3_run("always", T0)]
+    ms = ex.all_metrics(runs)
+    assert ms[0].get("onset_s") is None
+    assert ms[1]["onset_s"] == pytest.approx(0.4, abs=ex.BIN_S + 0.011)
+    assert ms[2]["onset_s"] is None  # throttled all along: no onset
