@@ -55,8 +55,10 @@ ONSET_PHASE = {"s2": "active2", "s3": "large"}
 RELEASE_PHASE = {"s2": "idle"}
 # Where the detach arm detaches (the middle of it), and where its rule looks.
 DETACH_PHASE = {"s1": "contended", "s2": "active1", "s3": "large", "s4": "contended"}
-BIN_S = 0.05  # progress is judged in 50 ms bins (wsload samples every 10 ms)
-THROTTLED = 0.25  # the lows are throttled below this share of their free rate
+STEP_S = 0.01  # onset and release are found to 10 ms (wsload samples every 10 ms)
+WINDOW_S = 0.2  # ... as the start of the first 200 ms window where the lows' rate
+BIN_S = 0.05  # ... is below THROTTLED, or back above half, of their free rate
+THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
 
 
 @dataclass
@@ -224,6 +226,25 @@ def first_sustained(bins: list[tuple[float, float]], pred, n: int = 2) -> float 
     return None
 
 
+def first_window(run: dict, a: float, b: float, pred) -> float | None:
+    """The first t in [a, b - WINDOW_S], in steps of STEP_S, where pred holds
+    for the lows' summed rate over [t, t + STEP_S] and over [t, t +
+    WINDOW_S]: a change of the lows' rate located to 10 ms, and not one
+    slow or fast bin."""
+    series = [t.get("samples", []) for k, t in run["tasks"].items() if k.startswith("low")]
+    if not series:
+        return None
+    for k in range(int((b - a - WINDOW_S) / STEP_S + 1e-6) + 1):
+        t = a + k * STEP_S
+        for w in (STEP_S, WINDOW_S):
+            rates = [_rate(s, t, t + w) for s in series]
+            if None in rates or not pred(sum(rates)):
+                break
+        else:
+            return t
+    return None
+
+
 def phase_bounds(run: dict) -> dict[str, tuple[float, float]]:
     return {name: (a, b) for name, a, b in run.get("phases", []) if b is not None}
 
@@ -276,7 +297,7 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
     if ref and rp in ph:
         # release: high idles; the lows' rate is back above half the free rate
         ra, rb = ph[rp]
-        rel = first_sustained(lows_binned(run, ra, rb), lambda v: v >= 0.5 * ref)
+        rel = first_window(run, ra, rb, lambda v: v >= 0.5 * ref)
         m["release_s"] = None if rel is None else round(rel - ra, 3)
         free_before = rel is not None
     elif ref and fp in ph and fp != op:
@@ -288,7 +309,7 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
         # onset: high needs memory; the lows drop below THROTTLED of their free
         # rate. Only where they ran freely before: else there is no onset.
         oa, ob = ph[op]
-        ons = first_sustained(lows_binned(run, oa, ob), lambda v: v < THROTTLED * ref)
+        ons = first_window(run, oa, ob, lambda v: v < THROTTLED * ref)
         m["onset_s"] = None if ons is None or not free_before else round(ons - oa, 3)
     marks = {w: t for t, w in run.get("marks", [])}
     dp = DETACH_PHASE.get(sc)

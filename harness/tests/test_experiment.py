@@ -92,8 +92,8 @@ def test_phase_throughput_pressure_and_probe():
 
 def test_onset_and_release_resolved_to_the_bin():
     m = ex.run_metrics(s2_run("sample", onset_after=0.3, release_after=1.2))
-    assert m["onset_s"] == pytest.approx(0.3, abs=ex.BIN_S + 0.011)
-    assert m["release_s"] == pytest.approx(1.2, abs=ex.BIN_S + 0.011)
+    assert m["onset_s"] == pytest.approx(0.3, abs=ex.STEP_S + 0.001)
+    assert m["release_s"] == pytest.approx(1.2, abs=ex.STEP_S + 0.001)
 
 
 def test_a_policy_that_never_releases_has_no_release_time():
@@ -192,5 +192,5 @@ def test_s3_onset_needs_the_lows_free_in_the_small_phase():
     runs = [s3_run("none", 99e9), s3_run("sample", T0 + 12.4), s3_run("always", T0)]
     ms = ex.all_metrics(runs)
     assert ms[0].get("onset_s") is None
-    assert ms[1]["onset_s"] == pytest.approx(0.4, abs=ex.BIN_S + 0.011)
+    assert ms[1]["onset_s"] == pytest.approx(0.4, abs=ex.STEP_S + 0.001)
     assert ms[2]["onset_s"] is None  # throttled all along: no onset
