@@ -150,6 +150,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=int, help="per run (default 20)")
     p.add_argument("--vm-bytes", default=None, help="stress-ng --vm-bytes per side")
+    p.add_argument("--nodebug", action="store_true",
+                   help="on the kernel built with kernel-config/extra/nodebug.config (bench's), "
+                   "as performance numbers must be")
+    p.add_argument("--vm-workers", type=int, default=None,
+                   help="stress-ng --vm N per side (default 1; the RFC's run: 4)")
+    p.add_argument("--vm-method", default=None, help="stress-ng --vm-method (default flip)")
     p.add_argument("--guest-memory", default=None, help="guest RAM")
     p.add_argument("--threshold", type=int, default=100,
                    help="the sample's THRESHOLD: pages high's tasks stall on per window")
@@ -298,6 +304,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             over_high=args.over_high, sample=args.sample)
             if args.vm_bytes:
                 params.vm_bytes = args.vm_bytes
+            if args.vm_workers:
+                params.vm_workers = args.vm_workers
+            if args.vm_method:
+                params.vm_method = args.vm_method
             if args.guest_memory:
                 params.memory = args.guest_memory
             if args.short:
@@ -309,7 +319,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             if args.seconds:
                 params.seconds = args.seconds
             params.validate()
-            pl.prepare()
+            if args.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
+                pl = pl.nodebug("patched", "throttle --nodebug")
+            else:
+                pl.prepare()
             extra["source"] = pl.source().__dict__
             print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
                   f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",

@@ -319,8 +319,13 @@ class Pipeline:
         with self._stage(f"{name}-results") as rec:
             env, runs = th.parse_runs(shared / "results")
             summary = th.summarize(runs, params.scenarios)
+            dot = self.build_dir / ".config"
             data = th.to_json(params, env, runs, summary) | {
-                "kernel": self.source().label(), "vm": res.to_dict()}
+                "kernel": self.source().label(), "vm": res.to_dict(),
+                "config": {"fragments": [str(f) for f in kbuild.default_fragments(
+                    self.opts.fragments)], "sha256": paths.file_sha256(dot)
+                    if dot.exists() else None, "build_dir": str(self.build_dir),
+                    "lockdep": kbuild.kconfig_has(self.build_dir, "CONFIG_PROVE_LOCKING")}}
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             text = table(th.table_rows(summary), th.TABLE_HEADERS)
             every = table(th.run_rows(runs), th.RUN_HEADERS)
