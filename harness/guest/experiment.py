@@ -166,7 +166,7 @@ class Task:
             rc = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            rc = f"killed: no exit 60 s after quit ({self.proc.wait()})"
+            rc = f"killed: no exit 60 s after quit ({self.proc.wait(timeout=60)})"
         self.reader.join(timeout=10)
         data = json.loads(self.out.read_text()) if self.out.exists() else {}
         return {"rc": rc, "lines": [[t, x] for t, x in self.lines]} | data
