@@ -327,6 +327,7 @@ def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int
         f"gcc -O2 -Wall {inc} {src}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
         f"-o {out}/memcg_ops_check",
         f"gcc -O2 -Wall -Werror {src}/membench.c -o {out}/membench",
+        f"gcc -O2 -Wall -Werror -pthread {src}/wsload.c -o {out}/wsload",
         # the series' sample (samples/bpf/memcg), if the tree has it
         f"if [ -f {sample}/memcg.bpf.c ]; then",
         f"  {CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "

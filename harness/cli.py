@@ -162,6 +162,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=int, help="per run (default 20)")
     p.add_argument("--vm-bytes", default=None, help="stress-ng --vm-bytes per side")
+    p.add_argument("--nodebug", action="store_true",
+                   help="on the kernel built with kernel-config/extra/nodebug.config (bench's), "
+                   "as performance numbers must be")
+    p.add_argument("--vm-workers", type=int, default=None,
+                   help="stress-ng --vm N per side (default 1; the RFC's run: 4)")
+    p.add_argument("--vm-method", default=None, help="stress-ng --vm-method (default flip)")
     p.add_argument("--guest-memory", default=None, help="guest RAM")
     p.add_argument("--threshold", type=int, default=100,
                    help="the sample's THRESHOLD: pages high's tasks stall on per window")
@@ -179,6 +185,22 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the run's output directory (default: ./out/latest)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="where to write it (default: OUT/kcidb.json)")
+
+    p = sub.add_parser("experiment", help="the phased throttling experiment (issue 13): "
+                       "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
+                       "agent, an oracle, the BPF sample, controls) on the nodebug kernel")
+    add_common(p)
+    add_vm(p)
+    p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
+    p.add_argument("--arms", default=None,
+                   help="comma-separated, of: none, mlow:SIZE, mhigh:SIZE, agent, oracle, "
+                   "sample, detach, noop, always (default: a sweep of each)")
+    p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
+    p.add_argument("--boots", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other parameter of harness/experiment.py's Params "
+                   "(e.g. active_s=6, over_high=1024)")
 
     send.add_parser(sub)
 
@@ -359,12 +381,30 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             extra["check"] = items_dict(items)
         elif verb == "test":
             return cmd_test(pl, args, extra)
+        elif verb == "experiment":
+            from harness import experiment as ex
+            params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
+                               repeats=args.repeats, boots=args.boots, seed=args.seed)
+            if args.arms:
+                params.arms = [x for x in args.arms.split(",") if x]
+            ex.set_params(params, args.set)
+            params.validate()
+            r = pl.experiment(params)
+            extra["source"] = pl.source().__dict__
+            print("\n" + r["table"])
+            print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
+                  f"{r['png']}, {r['timelines']}")
+            extra["experiment"] = str(r["results"])
         elif verb == "throttle":
             from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
             params = Params(repeats=args.repeats, threshold=args.threshold,
                             over_high=args.over_high, sample=args.sample)
             if args.vm_bytes:
                 params.vm_bytes = args.vm_bytes
+            if args.vm_workers:
+                params.vm_workers = args.vm_workers
+            if args.vm_method:
+                params.vm_method = args.vm_method
             if args.guest_memory:
                 params.memory = args.guest_memory
             if args.short:
@@ -376,7 +416,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             if args.seconds:
                 params.seconds = args.seconds
             params.validate()
-            pl.prepare()
+            if args.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
+                pl = pl.nodebug("patched", "throttle --nodebug")
+            else:
+                pl.prepare()
             extra["source"] = pl.source().__dict__
             print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
                   f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",

@@ -378,8 +378,13 @@ class Pipeline:
         with self._stage(f"{name}-results") as rec:
             env, runs = th.parse_runs(shared / "results")
             summary = th.summarize(runs, params.scenarios)
+            dot = self.build_dir / ".config"
             data = th.to_json(params, env, runs, summary) | {
-                "kernel": self.source().label(), "vm": res.to_dict()}
+                "kernel": self.source().label(), "vm": res.to_dict(),
+                "config": {"fragments": [str(f) for f in kbuild.default_fragments(
+                    self.opts.fragments)], "sha256": paths.file_sha256(dot)
+                    if dot.exists() else None, "build_dir": str(self.build_dir),
+                    "lockdep": kbuild.kconfig_has(self.build_dir, "CONFIG_PROVE_LOCKING")}}
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             text = table(th.table_rows(summary), th.TABLE_HEADERS)
             every = table(th.run_rows(runs), th.RUN_HEADERS)
@@ -407,45 +412,145 @@ class Pipeline:
         return {"summary": summary, "table": text, "every_run": every, "runs": runs,
                 "png": png, "traces": traces, "results": out / "results.json", "vm": res}
 
+    def experiment(self, params, name: str = "experiment") -> dict:
+        """The phased throttling experiment (harness/experiment.py) on the
+        nodebug kernel: params.boots boots, each running its share of the
+        cells in a shuffled order; writes <out>/<name>/results.json,
+        table.txt (the summary, the verdicts and every run), plot.png and
+        timelines.png."""
+        from harness import experiment as ex
+        from harness.report import table
+        params.validate()
+        pl = self.nodebug("patched", "the experiment")
+        root = self.toolchain().root
+        tools = kbuild.guest_tools_dir(pl.build_dir)
+        if {a.split(":")[0] for a in params.arms} & {"sample", "detach"} and \
+                not (tools / "memcg").exists():
+            raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
+                               "built with the series)", hint="harness build")
+        out = self.opts.out / name
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"experiment: {len(params.scenarios)} scenarios x {len(params.arms)} arms x "
+              f"{params.repeats} repeats over {params.boots} boots, about "
+              f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
+        files, accel = [], ""
+        for boot in range(params.boots):
+            bname = f"{name}-{boot}"
+            shared = self.opts.out / f"{bname}-out"
+            if shared.exists():
+                shutil.rmtree(shared)
+            shared.mkdir(parents=True)
+            (shared / "cells.json").write_text(json.dumps(params.cells(boot)))
+            disk = out / "scratch-disk.img"
+            with open(disk, "wb") as f:  # sparse: ext4 with the swap file
+                f.truncate((params.swap_mb + 512) << 20)
+            gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared,
+                                root=root).guest_out
+            cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/experiment.py",
+                            f"{gout}/results", f"--tools {vm.guest_build(root, tools)}",
+                            f"--disk-serial {disk}", f"--swap-mb {params.swap_mb}",
+                            f"--cells {gout}/cells.json", f"--boot {boot}"])
+            try:
+                res = pl.boot(cmd, name=bname, timeout=params.boot_timeout_s(boot),
+                              memory=params.memory, cpus=params.cpus, disks=[disk])
+            finally:
+                disk.unlink(missing_ok=True)
+            accel = res.accel
+            files.append(shared / "results" / "runs.jsonl")
+        with self._stage(f"{name}-results") as rec:
+            runs = ex.parse_runs(files)
+            metrics = ex.all_metrics(runs)
+            summary = ex.summarize(runs, metrics, params)
+            verdicts = ex.verdicts(runs, metrics, params)
+            env = {"config": "kernel-config/extra/nodebug.config",
+                   "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(),
+                                                     n=16),
+                   "kernel": self.source().label(), "accel": accel,
+                   "guest_env": [json.loads(p.with_name("env.json").read_text())
+                                 for p in files if p.with_name("env.json").exists()]}
+            data = {"params": asdict(params), "env": env, "summary": summary,
+                    "verdicts": verdicts, "metrics": metrics,
+                    "runs": [{k: v for k, v in r.items() if k != "tasks"} | {
+                        "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
+                                  for t, d in r.get("tasks", {}).items()}} for r in runs]}
+            (out / "results.json").write_text(json.dumps(data, default=str) + "\n")
+            text = table(ex.table_rows(summary), ex.TABLE_HEADERS)
+            text += "\n\nverdicts (per-run rules):\n" + table(
+                [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
+                  "pass" if v["pass"] else "FAIL", v["text"]] for v in verdicts],
+                ["scenario", "arm", "rule", "good runs", "verdict", "rule text"])
+            every = table(ex.run_rows(runs, metrics), ex.RUN_HEADERS)
+            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+            title = (f"wsload high {params.high_mb} MB, low {params.low_mb} MB; "
+                     f"{params.memory} RAM, {params.swap_mb} MB swap, {params.cpus} vCPUs; "
+                     "nodebug.config" + (" (TCG)" if accel == "tcg" else ""))
+            png = ex.plot(runs, metrics, params, out / "plot.png", title)
+            tl = ex.plot_timelines(runs, params, out / "timelines.png", title)
+            errors = [m["error"] for m in metrics if "error" in m]
+            rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                           "timelines": str(tl), "table": str(out / "table.txt"),
+                           "errors": errors}
+            rec.log = str(out / "results.json")
+            expected = len(params.scenarios) * len(params.arms) * params.repeats
+            rec.summary = f"{len(runs)} runs of {expected}"
+            if errors or len(runs) < expected:
+                rec.status = FAIL
+                rec.summary += f"; {len(errors)} failed" + (f": {errors[0][:80]}"
+                                                             if errors else "")
+        return {"summary": summary, "verdicts": verdicts, "table": text, "runs": runs,
+                "png": png, "timelines": tl, "results": out / "results.json"}
+
+    NODEBUG_SUFFIX = {"unpatched": "-bench-unpatched", "patched": "-bench",
+                      "srcu": "-bench-srcu"}
+
+    def nodebug(self, kernel: str, why: str) -> Pipeline:
+        """The kernel `kernel` (unpatched, patched, or srcu: the series with
+        bench.SRCU_READ_SIDE) built with kernel-config/extra/nodebug.config,
+        in a build directory of its own (<build dir>-bench...), with the
+        guest tools for a patched kernel. Performance numbers come from
+        these kernels only."""
+        import dataclasses
+
+        from harness import bench as hb
+        frags = [*self.opts.fragments, paths.REPO / hb.NODEBUG]
+        base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
+        opts = dataclasses.replace(
+            self.opts, fragments=frags, unpatched=kernel == "unpatched",
+            build_dir=base.with_name(base.name + self.NODEBUG_SUFFIX[kernel]))
+        pl = Pipeline(opts)
+        pl._src, pl._tc = self._src, self._tc
+        pl.records = self.records
+        pl.source()
+        pl.series("pop" if kernel == "unpatched" else "apply")
+        pl.config()
+        if kernel == "srcu":
+            orig = hb.edit_tree(pl.tree, hb.SRCU_READ_SIDE)
+            try:
+                pl.build()
+            finally:
+                hb.restore_tree(orig)
+        else:
+            pl.build()
+        if kernel == "patched":
+            info = pl.guest_tools()
+            if "skipped" in info:
+                raise HarnessError(f"{why} needs the series' memcg_bpf_ops in the patched "
+                                   f"kernel: {info['skipped']}")
+        return pl
+
     def bench(self, params, name: str = "bench") -> dict:
         """harness bench (harness/bench.py): build the unpatched and the
         patched kernel with nodebug.config, each in a build directory of
         its own; boot them in turn, params.boots times each; write
         <out>/<name>/results.json, table.txt and bench.png."""
-        import dataclasses
 
         from harness import bench as hb
         from harness.report import table
         params.validate()
-        frags = [*self.opts.fragments, paths.REPO / hb.NODEBUG]
-        base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
-        suffix = {"unpatched": "-bench-unpatched", "patched": "-bench", "srcu": "-bench-srcu"}
         kernels = {}
         # unpatched first, then the series: the tree ends with it applied
         for kernel in params.kernels:
-            opts = dataclasses.replace(
-                self.opts, fragments=frags, unpatched=kernel == "unpatched",
-                build_dir=base.with_name(base.name + suffix[kernel]))
-            pl = Pipeline(opts)
-            pl._src, pl._tc = self._src, self._tc
-            pl.records = self.records
-            pl.source()
-            pl.series("pop" if kernel == "unpatched" else "apply")
-            pl.config()
-            if kernel == "srcu":
-                orig = hb.edit_tree(pl.tree, hb.SRCU_READ_SIDE)
-                try:
-                    pl.build()
-                finally:
-                    hb.restore_tree(orig)
-            else:
-                pl.build()
-            if kernel == "patched":
-                info = pl.guest_tools()
-                if "skipped" in info:
-                    raise HarnessError("bench needs the series' memcg_bpf_ops in the patched "
-                                       f"kernel: {info['skipped']}")
-            kernels[kernel] = pl
+            kernels[kernel] = self.nodebug(kernel, "bench")
         # membench and the policy holder run on every kernel: the others get a copy
         src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
         for kernel in params.kernels:

@@ -65,6 +65,7 @@ class Params:
     # when the run ends).
     vm_bytes: str = "300M"
     vm_method: str = "flip"
+    vm_workers: int = 1  # stress-ng --vm N per side (the RFC's run: 4, --vm-bytes 80%)
     seed: int = 2025
     threshold: int = 100  # pages scanned in high per window
     over_high: int = 262144  # pages (1 GiB): low is treated as this much over memory.high
@@ -88,7 +89,8 @@ class Params:
     def guest_args(self) -> list[str]:
         return ["--scenarios", ",".join(self.scenarios), "--repeats", str(self.repeats),
                 "--seconds", str(self.seconds), "--vm-bytes", self.vm_bytes,
-                "--vm-method", self.vm_method, "--seed", str(self.seed),
+                "--vm-method", self.vm_method, "--vm-workers", str(self.vm_workers),
+                "--seed", str(self.seed),
                 "--threshold", str(self.threshold), "--over-high", str(self.over_high),
                 "--window-ms", str(self.window_ms), "--protect", self.protect,
                 "--low-high", self.low_high, "--swap-mb", str(self.swap_mb),

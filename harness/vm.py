@@ -39,7 +39,8 @@ PROBE_TIMEOUT = 30.0
 
 
 # Guest lines shown on the host as they come (long guest steps show progress).
-PROGRESS = ("throttle: ", "test_progs run ", "test_memcontrol run ")
+PROGRESS = ("throttle: ", "test_progs run ", "test_memcontrol run ", "experiment: ",
+            "bench: ")
 
 
 def vng_path() -> str:

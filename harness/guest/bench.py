@@ -129,7 +129,7 @@ def main() -> int:
                      time=time.time())
             f.write(json.dumps(r) + "\n")
             f.flush()
-            print(f"[{n + 1}/{len(order)}] {variant} {workload}: "
+            print(f"bench: [{n + 1}/{len(order)}] {variant} {workload}: "
                   f"{r['ns_per_page']:.0f} ns/page", flush=True)
     return 0
 

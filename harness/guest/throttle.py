@@ -136,7 +136,7 @@ def reset_cgroups() -> None:
 def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str,
              seconds: int) -> subprocess.Popen:
     """stress-ng in its own session (killpg stops its workers too)."""
-    argv = ["stress-ng", "--vm", "1", "--vm-bytes", args.vm_bytes, "--vm-keep",
+    argv = ["stress-ng", "--vm", str(args.vm_workers), "--vm-bytes", args.vm_bytes, "--vm-keep",
             "--vm-method", args.vm_method, "--seed", str(args.seed), "-t", str(seconds),
             "--metrics", "--yaml", str(yaml)]
     procs = str(CG / side / "cgroup.procs")
@@ -352,6 +352,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--vm-bytes", default="300M")
     ap.add_argument("--vm-method", default="flip")
+    ap.add_argument("--vm-workers", type=int, default=1, help="stress-ng --vm N per side")
     ap.add_argument("--seed", type=int, default=2025)
     ap.add_argument("--threshold", type=int, default=100)
     ap.add_argument("--over-high", type=int, default=262144)

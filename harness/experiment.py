@@ -1,0 +1,608 @@
+"""The phased throttling experiment: where a BPF policy beats the knobs
+Linux already has, and where it does not (harness/guest/experiment.py runs
+it in the guest; this module plans the cells, computes the metrics, the
+statistics and the verdicts, and draws the plots).
+
+Scenarios (one guest, swap on the ext4 scratch disk):
+  s1  static contention: high and low run throughout;
+  s2  high idle but resident: active, idle (memory held), active again;
+  s3  high's working set grows mid-run (high_mb, then grow_mb);
+  s4  one high and several lows (low_mb_s4), sizes unknown to the operator.
+
+Arms: none; mlow:SIZE (memory.low on high, a sweep); mhigh:SIZE (memory.high
+on the lows, a sweep); agent (PSI trigger on high -> lows' memory.high,
+harness/guest/psi_agent.py); oracle (lows frozen while high is active);
+sample (samples/bpf/memcg); detach (the sample, detached mid-run); noop
+and always (negative controls: a policy answering 0, and one answering
+always_pages whatever high does).
+
+Metrics per run, from wsload's 10 ms progress samples and the 100 ms cgroup
+samples: throughput per side and phase (pages written per second), high's
+memory.pressure some and full per phase (share of the phase's time), the
+probe's p99 pass time per phase, onset (high active again until the lows
+are throttled) and release (high idle until the lows run again), and the
+memory.current of each cgroup over time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.bench import bootstrap_ratio
+from harness.errors import HarnessError
+
+SCENARIOS = ("s1", "s2", "s3", "s4")
+DESCRIPTION = {
+    "s1": "static contention: high and low active throughout",
+    "s2": "high idle but resident: active, idle with its memory held, active again",
+    "s3": "high's working set grows mid-run",
+    "s4": "one high, several lows of different sizes",
+}
+# What each scenario's verdicts look at: high's phase that needs its memory,
+# and the phase where the lows should run freely.
+HIGH_PHASE = {"s1": "contended", "s2": "active2", "s3": "large", "s4": "contended"}
+# Where the lows should run freely, and their free rate is measured (the
+# second half of the phase, in the no-policy runs); where high starts to
+# need memory (onset is measured from its start) and where it stops
+# (release is measured from its start).
+FREE_PHASE = {"s2": "idle", "s3": "small"}
+ONSET_PHASE = {"s2": "active2", "s3": "large"}
+RELEASE_PHASE = {"s2": "idle"}
+# Where the detach arm detaches (the middle of it), and where its rule looks.
+DETACH_PHASE = {"s1": "contended", "s2": "active1", "s3": "large", "s4": "contended"}
+STEP_S = 0.01  # onset and release are found to 10 ms (wsload samples every 10 ms)
+WINDOW_S = 0.2  # ... as the start of the first 200 ms window where the lows' rate
+BIN_S = 0.05  # ... is below THROTTLED, or back above half, of their free rate
+THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
+
+
+@dataclass
+class Params:
+    scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    arms: list[str] = field(default_factory=lambda: [
+        "none", "mlow:150M", "mlow:300M", "mhigh:50M", "mhigh:150M", "agent", "oracle",
+        "sample", "noop", "always"])
+    repeats: int = 10  # per cell, over all boots
+    boots: int = 2
+    seed: int = 1
+    high_mb: int = 250
+    low_mb: int = 250
+    low_mb_s4: list[int] = field(default_factory=lambda: [100, 150, 200])
+    grow_mb: int = 350
+    s3_high_mb: int = 150
+    probe_mb: int = 8
+    probe_ms: int = 100
+    run_s: float = 20.0
+    active_s: float = 10.0
+    idle_s: float = 10.0
+    populate_cap_s: float = 120.0
+    threshold: int = 100
+    over_high: int = 262144
+    window_ms: int = 1000
+    agent_trigger: str = "some 20000 500000"
+    agent_throttle_to: str = "0"
+    agent_release_s: float = 1.0
+    always_pages: int = 262144
+    memory: str = "512M"
+    cpus: int = 2
+    swap_mb: int = 2048
+
+    def validate(self) -> None:
+        bad = [s for s in self.scenarios if s not in SCENARIOS]
+        if bad:
+            raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIOS)}")
+        for a in self.arms:
+            kind = a.split(":")[0]
+            if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "detach",
+                            "noop", "always") or (kind in ("mlow", "mhigh")) != (":" in a):
+                raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
+                                   "oracle, sample, detach, noop, always")
+        if self.repeats < 1 or self.boots < 1:
+            raise HarnessError("--repeats and --boots must be >= 1")
+
+    def cell_params(self, scenario: str) -> dict:
+        p = {k: v for k, v in asdict(self).items()
+             if k not in ("scenarios", "arms", "repeats", "boots", "seed", "memory", "cpus",
+                          "swap_mb", "low_mb_s4", "s3_high_mb")}
+        if scenario == "s3":
+            p["high_mb"] = self.s3_high_mb
+        else:
+            p.pop("grow_mb")
+        if scenario == "s4":
+            p["low_mb"] = list(self.low_mb_s4)
+        return p
+
+    def reps_in_boot(self, boot: int) -> range:
+        """The repeats of each cell that run in this boot: spread evenly."""
+        per, extra = divmod(self.repeats, self.boots)
+        start = boot * per + min(boot, extra)
+        return range(start, start + per + (1 if boot < extra else 0))
+
+    def cells(self, boot: int) -> list[dict]:
+        """This boot's runs, in an order shuffled with (seed, boot)."""
+        cells = [{"scenario": s, "arm": a, "rep": r, "params": self.cell_params(s)}
+                 for s in self.scenarios for a in self.arms for r in self.reps_in_boot(boot)]
+        random.Random(self.seed * 1000 + boot).shuffle(cells)
+        return cells
+
+    def run_estimate_s(self, scenario: str) -> float:
+        """Guest seconds of one run, populate and teardown included (TCG)."""
+        body = {"s1": self.run_s, "s4": self.run_s, "s2": 2 * self.active_s + self.idle_s,
+                "s3": 2 * self.active_s}[scenario]
+        return body + 25
+
+    def estimate_s(self) -> float:
+        return sum(self.run_estimate_s(s) * len(self.arms) * self.repeats
+                   for s in self.scenarios)
+
+    def boot_timeout_s(self, boot: int) -> float:
+        n = len(self.reps_in_boot(boot))
+        return 300 + 3 * sum(self.run_estimate_s(s) * len(self.arms) * n
+                             for s in self.scenarios)
+
+
+def set_params(params: Params, assignments: list[str]) -> None:
+    """NAME=VALUE assignments (--set), converted to the field's type."""
+    fields = asdict(params)
+    for a in assignments:
+        name, eq, value = a.partition("=")
+        if not eq or name not in fields or name in ("scenarios", "arms"):
+            raise HarnessError(f"--set {a!r}: want NAME=VALUE with NAME one of "
+                               + ", ".join(k for k in fields if k not in ("scenarios", "arms")))
+        cur = fields[name]
+        try:
+            if isinstance(cur, list):
+                val = [int(x) for x in value.split(",")]
+            elif isinstance(cur, bool):
+                val = value.lower() in ("1", "true", "yes")
+            else:
+                val = type(cur)(value)
+        except ValueError as e:
+            raise HarnessError(f"--set {a!r}: {e}") from None
+        setattr(params, name, val)
+
+
+# ---- metrics of one run ----
+
+def count_at(samples: list[list[int]], x: float) -> float | None:
+    """wsload's cumulative page count at CLOCK_MONOTONIC x (s), interpolated
+    between its [ns, pages] samples: 0 before the first (the task had not
+    started: it starts frozen), None after the last."""
+    lo, hi = 0, len(samples) - 1
+    if hi < 1 or x > samples[-1][0] / 1e9:
+        return None
+    if x < samples[0][0] / 1e9:
+        return 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if samples[mid][0] / 1e9 <= x:
+            lo = mid
+        else:
+            hi = mid
+    (t0, n0), (t1, n1) = samples[lo], samples[hi]
+    return n0 + (n1 - n0) * (x * 1e9 - t0) / (t1 - t0) if t1 > t0 else n0
+
+
+def _rate(samples: list[list[int]], a: float, b: float) -> float | None:
+    """Pages per second between CLOCK_MONOTONIC a and b (s)."""
+    na, nb = count_at(samples, a), count_at(samples, b)
+    return None if na is None or nb is None or b <= a else (nb - na) / (b - a)
+
+
+def binned(samples: list[list[int]], a: float, b: float, width: float = BIN_S
+           ) -> list[tuple[float, float]]:
+    """(bin start, pages/s) over [a, b), bins of `width` s."""
+    out = []
+    for k in range(int((b - a) / width + 1e-6)):
+        x = a + k * width
+        r = _rate(samples, x, x + width)
+        if r is not None:
+            out.append((x, r))
+    return out
+
+
+def lows_binned(run: dict, a: float, b: float) -> list[tuple[float, float]]:
+    """The lows' summed rate in 50 ms bins over [a, b)."""
+    per = [dict(binned(t["samples"], a, b)) for k, t in run["tasks"].items()
+           if k.startswith("low") and t.get("samples")]
+    if not per:
+        return []
+    keys = sorted(set.intersection(*(set(p) for p in per)))
+    return [(x, sum(p[x] for p in per)) for x in keys]
+
+
+def first_sustained(bins: list[tuple[float, float]], pred, n: int = 2) -> float | None:
+    """Start of the first run of n consecutive bins where pred(rate) holds."""
+    streak = 0
+    for i, (_, v) in enumerate(bins):
+        streak = streak + 1 if pred(v) else 0
+        if streak == n:
+            return bins[i - n + 1][0]
+    return None
+
+
+def first_window(run: dict, a: float, b: float, pred) -> float | None:
+    """The first t in [a, b - WINDOW_S], in steps of STEP_S, where pred holds
+    for the lows' summed rate over [t, t + STEP_S] and over [t, t +
+    WINDOW_S]: a change of the lows' rate located to 10 ms, and not one
+    slow or fast bin."""
+    series = [t.get("samples", []) for k, t in run["tasks"].items() if k.startswith("low")]
+    if not series:
+        return None
+    for k in range(int((b - a - WINDOW_S) / STEP_S + 1e-6) + 1):
+        t = a + k * STEP_S
+        for w in (STEP_S, WINDOW_S):
+            rates = [_rate(s, t, t + w) for s in series]
+            if None in rates or not pred(sum(rates)):
+                break
+        else:
+            return t
+    return None
+
+
+def phase_bounds(run: dict) -> dict[str, tuple[float, float]]:
+    return {name: (a, b) for name, a, b in run.get("phases", []) if b is not None}
+
+
+def _pressure(run: dict, cg: str, kind: str, a: float, b: float) -> float | None:
+    """Share of [a, b] that cg's tasks stalled (memory.pressure `kind`)."""
+    ss = [s for s in run.get("samples", []) if a <= s["t"] <= b and cg in s]
+    if len(ss) < 2:
+        return None
+    d = ss[-1][cg]["pressure"].get(kind, 0) - ss[0][cg]["pressure"].get(kind, 0)
+    return d / 1e6 / (ss[-1]["t"] - ss[0]["t"])
+
+
+def _p99(passes: list[list[int]], a: float, b: float) -> float | None:
+    xs = sorted(d / 1e6 for t, d in passes if a <= t / 1e9 <= b)
+    if not xs:
+        return None
+    return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+
+
+def run_metrics(run: dict, free_rate: float | None = None) -> dict:
+    """Per phase: high's and the lows' throughput, high's stall shares, the
+    probe's p99 (ms); onset and release (s) where the scenario has them.
+    free_rate: the lows' rate when they run freely (pages/s), for onset
+    and release; s2 measures it in its own idle phase's second half when
+    not given."""
+    m: dict = {"phases": {}}
+    if "error" in run or "tasks" not in run:
+        return m | {"error": run.get("error", "no tasks")}
+    lows = [k for k in run["tasks"] if k.startswith("low")]
+    for name, (a, b) in phase_bounds(run).items():
+        hi = _rate(run["tasks"]["high"].get("samples", []), a, b)
+        lo = [_rate(run["tasks"][k].get("samples", []), a, b) for k in lows]
+        m["phases"][name] = {
+            "high": hi, "low": None if None in lo else sum(lo),
+            "high_some": _pressure(run, "high", "some", a, b),
+            "high_full": _pressure(run, "high", "full", a, b),
+            "probe_p99_ms": _p99(run["tasks"]["probe"].get("passes", []), a, b),
+            "seconds": b - a}
+    ph = phase_bounds(run)
+    sc = run["scenario"]
+    fp, op, rp = FREE_PHASE.get(sc), ONSET_PHASE.get(sc), RELEASE_PHASE.get(sc)
+    ref = free_rate
+    if ref is None and fp in ph:
+        fa, fb = ph[fp]
+        tail = [v for _, v in lows_binned(run, (fa + fb) / 2, fb)]
+        ref = statistics.median(tail) if tail else None
+    m["free_rate"] = ref
+    free_before = None
+    if ref and rp in ph:
+        # release: high idles; the lows' rate is back above half the free rate
+        ra, rb = ph[rp]
+        rel = first_window(run, ra, rb, lambda v: v >= 0.5 * ref)
+        m["release_s"] = None if rel is None else round(rel - ra, 3)
+        free_before = rel is not None
+    elif ref and fp in ph and fp != op:
+        # free at the end of the free phase (its last second)?
+        fa, fb = ph[fp]
+        last = [v for _, v in lows_binned(run, fb - 1.0, fb)]
+        free_before = bool(last) and statistics.median(last) >= 0.5 * ref
+    if ref and op in ph:
+        # onset: high needs memory; the lows drop below THROTTLED of their free
+        # rate. Only where they ran freely before: else there is no onset.
+        oa, ob = ph[op]
+        ons = first_window(run, oa, ob, lambda v: v < THROTTLED * ref)
+        m["onset_s"] = None if ons is None or not free_before else round(ons - oa, 3)
+    marks = {w: t for t, w in run.get("marks", [])}
+    dp = DETACH_PHASE.get(sc)
+    if run["arm"] == "detach" and "detached" in marks and dp in ph:
+        # the lows before the detach (its phase's start to it) and after (1 s
+        # after it to the phase's end)
+        da, db = ph[dp]
+        lo = [_rate(run["tasks"][k].get("samples", []), da, marks["detach"]) for k in lows]
+        la = [_rate(run["tasks"][k].get("samples", []), marks["detached"] + 1.0, db)
+              for k in lows]
+        if None not in lo and None not in la:
+            m["lows_before_detach"], m["lows_after_detach"] = sum(lo), sum(la)
+        # the mechanism: memory.high events of the lows before it and none from
+        # 1 s after it on; their memory.current growing again after it
+        ss = run.get("samples", [])
+        ev = [(x["t"], x["lows"]["high_events"]) for x in ss if "lows" in x]
+        cur = [x["lows"]["current"] for x in ss if "lows" in x and
+               marks["detached"] <= x["t"] <= db]
+        if ev and cur:
+            at = [e for t, e in ev if t <= marks["detach"]]
+            late = [e for t, e in ev if marks["detached"] + 1.0 <= t <= db]
+            m["lows_events_before_detach"] = (at[-1] - ev[0][1]) if at else 0
+            m["lows_events_after_detach"] = (late[-1] - late[0]) if late else None
+            m["lows_regrew_after_detach"] = cur[-1] >= 1.1 * min(cur) + (1 << 20)
+    return m
+
+
+# ---- statistics and verdicts over runs ----
+
+def metric_values(runs: list[dict], metrics: list[dict], scenario: str, arm: str,
+                  key: str, phase: str | None) -> list[float]:
+    out = []
+    for r, m in zip(runs, metrics, strict=True):
+        if r["scenario"] != scenario or r["arm"] != arm or "error" in m:
+            continue
+        v = m["phases"].get(phase, {}).get(key) if phase else m.get(key)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def median_ci(xs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Median with a 95 % percentile bootstrap interval."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
+    return statistics.median(xs), meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
+
+
+def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+    rows = []
+    for s in params.scenarios:
+        phases = sorted({p for r, m in zip(runs, metrics, strict=True) if r["scenario"] == s
+                         for p in m["phases"]}, key=lambda p: min(
+            (x[1] for r in runs if r["scenario"] == s for x in r.get("phases", [])
+             if x[0] == p), default=0))
+        for a in params.arms:
+            row: dict = {"scenario": s, "arm": a, "runs": sum(
+                1 for r in runs if r["scenario"] == s and r["arm"] == a), "phases": {}}
+            for ph in phases:
+                cell = {}
+                for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
+                    xs = metric_values(runs, metrics, s, a, key, ph)
+                    if xs:
+                        med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()))
+                        cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs)}
+                row["phases"][ph] = cell
+            for key in ("onset_s", "release_s"):
+                xs = metric_values(runs, metrics, s, a, key, None)
+                if xs:
+                    med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()))
+                    row[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
+                                "missing": row["runs"] - len(xs)}
+            rows.append(row)
+    return rows
+
+
+def ratio_to(runs, metrics, scenario: str, arm: str, base: str, key: str, phase: str
+             ) -> tuple[float, float, float] | None:
+    xs = metric_values(runs, metrics, scenario, arm, key, phase)
+    bs = metric_values(runs, metrics, scenario, base, key, phase)
+    if not xs or not bs or not statistics.median(bs):
+        return None
+    return bootstrap_ratio(xs, bs, seed=zlib.crc32(f"{scenario}{arm}{base}{key}".encode()))
+
+
+def verdicts(runs: list[dict], metrics: list[dict], params: Params,
+             k_of_n: float = 0.7) -> list[dict]:
+    """Per-run rules, each applied to every arm so that the controls are
+    judged by the same rule as the policy:
+
+    gain (every scenario): a run is good when high's throughput in the
+    scenario's high phase is above 2x the best run of `none`. An arm passes
+    when at least k_of_n of its runs are good.
+    conserve (s2, s3): a run is good when the lows' throughput where they
+    should run freely (s2: high idle; s3: high small) is at least half the
+    median of `none` there.
+    recover (the detach arm): a run is good when the lows had memory.high
+    events before the detach, none from 1 s after it to the end of its
+    phase, and their memory.current grew again (by 10 % and 1 MiB from its
+    lowest after the detach). Their throughput before and after is
+    reported, not judged: under TCG, swapping 250 MB back in takes longer
+    than a phase.
+    """
+    out = []
+    for s in params.scenarios:
+        hp = HIGH_PHASE[s]
+        best_none = max(metric_values(runs, metrics, s, "none", "high", hp), default=None)
+        none_free = metric_values(runs, metrics, s, "none", "low", FREE_PHASE.get(s))
+        for a in params.arms:
+            if a == "none":
+                continue
+            xs = metric_values(runs, metrics, s, a, "high", hp)
+            if best_none and xs:
+                good = sum(1 for x in xs if x > 2 * best_none)
+                out.append({"scenario": s, "arm": a, "rule": "gain",
+                            "text": f"high's {hp} throughput > 2x the best no-policy run",
+                            "good": good, "runs": len(xs),
+                            "pass": good >= k_of_n * len(xs)})
+            if a == "detach":
+                ds = [m for r, m in zip(runs, metrics, strict=True)
+                      if r["scenario"] == s and r["arm"] == a and "error" not in m]
+                good = sum(1 for m in ds if m.get("lows_events_before_detach", 0) > 0
+                           and m.get("lows_events_after_detach") == 0
+                           and m.get("lows_regrew_after_detach"))
+                if ds:
+                    out.append({"scenario": s, "arm": a, "rule": "recover",
+                                "text": "the lows throttled before the detach (memory.high "
+                                "events), none 1 s after it, and growing again",
+                                "good": good, "runs": len(ds),
+                                "pass": good >= k_of_n * len(ds)})
+            if s in FREE_PHASE and none_free:
+                ys = metric_values(runs, metrics, s, a, "low", FREE_PHASE[s])
+                ref = statistics.median(none_free)
+                if ys:
+                    good = sum(1 for y in ys if y >= 0.5 * ref)
+                    out.append({"scenario": s, "arm": a, "rule": "conserve",
+                                "text": f"the lows' throughput in {FREE_PHASE[s]} >= half "
+                                "of no policy's", "good": good, "runs": len(ys),
+                                "pass": good >= k_of_n * len(ys)})
+    return out
+
+
+# ---- parsing, tables, plots ----
+
+def parse_runs(paths: list[Path]) -> list[dict]:
+    runs = []
+    for p in paths:
+        if p.exists():
+            runs += [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    return runs
+
+
+def free_rates(runs: list[dict]) -> dict[tuple[str, int], float]:
+    """The lows' free rate per (scenario, boot): the median, over the `none`
+    runs, of the lows' rate in the second half of the free phase."""
+    out: dict[tuple[str, int], list[float]] = {}
+    for r in runs:
+        ph = phase_bounds(r)
+        fp = FREE_PHASE.get(r["scenario"])
+        if r["arm"] != "none" or "error" in r or fp not in ph:
+            continue
+        a, b = ph[fp]
+        v = [x for _, x in lows_binned(r, (a + b) / 2, b)]
+        if v:
+            out.setdefault((r["scenario"], r.get("boot", 0)), []).append(statistics.median(v))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def all_metrics(runs: list[dict]) -> list[dict]:
+    free = free_rates(runs)
+    return [run_metrics(r, free.get((r["scenario"], r.get("boot", 0)))) for r in runs]
+
+
+def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:
+    if not c:
+        return "-"
+    return (f"{c['median'] * scale:.{digits}f} [{c['ci'][0] * scale:.{digits}f}, "
+            f"{c['ci'][1] * scale:.{digits}f}]")
+
+
+TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "lows kpages/s",
+                 "high some %", "high full %", "probe p99 ms", "onset s", "release s"]
+
+
+def table_rows(summary: list[dict]) -> list[list]:
+    out = []
+    for row in summary:
+        first = True
+        for ph, c in row["phases"].items():
+            out.append([row["scenario"] if first else "", row["arm"] if first else "",
+                        row["runs"] if first else "", ph, fmt(c.get("high"), 1e-3),
+                        fmt(c.get("low"), 1e-3), fmt(c.get("high_some"), 100, 1),
+                        fmt(c.get("high_full"), 100, 1), fmt(c.get("probe_p99_ms"), 1, 1),
+                        fmt(row.get("onset_s"), 1, 2) if first else "",
+                        fmt(row.get("release_s"), 1, 2) if first else ""])
+            first = False
+    return out
+
+
+RUN_HEADERS = ["boot", "scenario", "arm", "rep", "phase", "high kpages/s", "lows kpages/s",
+               "high some %", "probe p99 ms", "onset s", "release s", "error"]
+
+
+def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
+    out = []
+    order = sorted(range(len(runs)), key=lambda i: (runs[i]["scenario"], runs[i]["arm"],
+                                                    runs[i]["rep"]))
+
+    def f(v, scale=1.0, d=1):
+        return "-" if v is None else f"{v * scale:.{d}f}"
+    for i in order:
+        r, m = runs[i], metrics[i]
+        if "error" in m:
+            out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], "", "", "", "",
+                        "", "", "", m["error"][:60]])
+            continue
+        for ph, c in m["phases"].items():
+            out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], ph,
+                        f(c["high"], 1e-3), f(c["low"], 1e-3), f(c["high_some"], 100),
+                        f(c["probe_p99_ms"]), f(m.get("onset_s"), 1, 3),
+                        f(m.get("release_s"), 1, 3), ""])
+    return out
+
+
+def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, title: str
+         ) -> Path:
+    """Per scenario: high's and the lows' throughput in the scenario's high
+    phase (and the lows' in the free phase), every run a point, the median
+    a bar."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = []
+    for s in params.scenarios:
+        panels.append((s, "high", HIGH_PHASE[s]))
+        panels.append((s, "low", HIGH_PHASE[s]))
+        if s in FREE_PHASE:
+            panels.append((s, "low", FREE_PHASE[s]))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.9 * len(params.arms)),
+                                                      2.6 * len(panels)), squeeze=False)
+    for ax, (s, side, ph) in zip(axes[:, 0], panels, strict=True):
+        for i, a in enumerate(params.arms):
+            xs = metric_values(runs, metrics, s, a, side, ph)
+            for j, x in enumerate(xs):
+                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / 1e3, "o", ms=3,
+                        color=f"C{i % 10}", alpha=0.7)
+            if xs:
+                ax.hlines(statistics.median(xs) / 1e3, i - 0.3, i + 0.3, color="k")
+        ax.set_xticks(range(len(params.arms)), params.arms, fontsize=7)
+        ax.set_ylabel("kpages/s", fontsize=8)
+        ax.set_title(f"{s}: {side} in phase {ph} ({DESCRIPTION[s]})", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_timelines(runs: list[dict], params: Params, path: Path, title: str) -> Path:
+    """memory.current of high and of each low over time: the first run of
+    every scenario and arm, with the phases shaded."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    picks = []
+    for s in params.scenarios:
+        for a in params.arms:
+            r = next((r for r in sorted(runs, key=lambda r: r["rep"])
+                      if r["scenario"] == s and r["arm"] == a and "samples" in r), None)
+            if r:
+                picks.append(r)
+    cols = max(1, len(params.arms))
+    rows = max(1, len(params.scenarios))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False,
+                             sharey=True)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for r in picks:
+        ax = axes[params.scenarios.index(r["scenario"]), params.arms.index(r["arm"])]
+        ax.set_visible(True)
+        t0 = r["t0"]
+        for k, (_name, a, b) in enumerate(x for x in r.get("phases", []) if x[2]):
+            ax.axvspan(a - t0, b - t0, color="0.9" if k % 2 else "0.8", lw=0)
+        ts = [s["t"] - t0 for s in r["samples"]]
+        for cg in [c for c in r["samples"][0] if c not in ("t", "lows")]:
+            ax.plot(ts, [s[cg]["current"] / 2**20 for s in r["samples"]], lw=0.8, label=cg)
+        ax.set_title(f"{r['scenario']} {r['arm']}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("memory.current MiB", fontsize=7)
+    if picks:
+        axes[0, 0].legend(fontsize=5)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

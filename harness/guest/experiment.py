@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Runs in the guest: one boot's share of the phased throttling experiment
+(harness/experiment.py judges; nothing is judged here).
+
+Cgroups: /sys/fs/cgroup/high (the high-priority side) and
+/sys/fs/cgroup/lows/lowN (the low-priority side: one or more cgroups under
+one parent, which is what every arm acts on). Every task is a wsload
+(harness/guest/memcg_ops_check/wsload.c): random writes over a working set,
+progress sampled every 10 ms. High also runs a latency probe (wsload
+--probe: a pass over a small hot set every 100 ms, timed).
+
+Scenarios (each a function below; their parameters come from the host):
+  s1  static contention: high and the lows run for the whole run.
+  s2  high idle but resident: high populates and runs, idles (holding its
+      memory) for idle_s, then runs again; the lows run throughout.
+  s3  high's working set grows mid-run, from high_mb to grow_mb.
+  s4  one high and several lows of different sizes.
+
+Arms (how the low side is kept out of high's way):
+  none             nothing;
+  mlow:SIZE        memory.low of high = SIZE;
+  mhigh:SIZE       memory.high of lows = SIZE;
+  agent            harness/guest/psi_agent.py: a PSI trigger on high's
+                   memory.pressure writes lows' memory.high;
+  oracle           lows frozen (cgroup.freeze) while high is active: the
+                   driver knows the phases, no policy could do better;
+  sample           the series' sample (samples/bpf/memcg) attached to lows;
+  detach           the sample, detached (SIGTERM) in the middle of high's
+                   first active phase (s2: active1; s3: large; s1, s4: the
+                   run), the cgroups kept;
+  noop             a policy that always answers 0 (negative control);
+  always           a policy that always answers --always-pages (negative
+                   control: throttles the lows whatever high does).
+
+All tasks start in frozen cgroups and are thawed together. Every run is a
+line of OUT/runs.jsonl, written as it ends: its phases with their
+CLOCK_MONOTONIC times, the wsload records, the 100 ms cgroup samples, and
+the agent's or the policy's log lines with their times.
+
+Usage: experiment.py OUT --tools DIR --disk-serial S --cells FILE [--boot B]
+FILE is a JSON list of {"scenario", "arm", "rep", "params": {...}} in the
+order to run them (the host shuffles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
+
+CG = Path("/sys/fs/cgroup")
+HIGH = CG / "high"
+LOWS = CG / "lows"
+HERE = Path(__file__).resolve().parent
+
+
+def write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def read_kv(path: Path) -> dict[str, int]:
+    out = {}
+    try:
+        for line in path.read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if v.strip().lstrip("-").isdigit():
+                out[k] = int(v)
+    except OSError:
+        pass
+    return out
+
+
+def read_pressure(path: Path) -> dict[str, int]:
+    out = {}
+    try:
+        for line in path.read_text().splitlines():
+            kind, *fields = line.split()
+            for f in fields:
+                if f.startswith("total="):
+                    out[kind] = int(f[6:])
+    except OSError:
+        pass
+    return out
+
+
+class Sampler(threading.Thread):
+    """Every `period` s: memory.current, swap, events high, pgscan/pgsteal
+    and memory.pressure of high, of the lows' parent and of each low."""
+
+    def __init__(self, cgs: dict[str, Path], period: float = 0.1):
+        super().__init__(daemon=True)
+        self.cgs, self.period = cgs, period
+        self.samples: list[dict] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            s: dict = {"t": time.monotonic()}
+            for name, d in self.cgs.items():
+                stat = read_kv(d / "memory.stat")
+                s[name] = {"current": read_int(d / "memory.current"),
+                           "swap": read_int(d / "memory.swap.current"),
+                           "high_events": read_kv(d / "memory.events").get("high", 0),
+                           "pgscan": stat.get("pgscan", 0),
+                           "pgsteal": stat.get("pgsteal", 0),
+                           "pressure": read_pressure(d / "memory.pressure")}
+            self.samples.append(s)
+            self.stop.wait(self.period)
+
+
+class Task:
+    """A wsload in a cgroup, commanded on its stdin."""
+
+    def __init__(self, tools: Path, cg: Path, out: Path, *args: str):
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
+             str(tools / "wsload"), *args, "--out", str(out)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def send(self, cmd: str) -> None:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+
+    def wait_line(self, text: str, n: int = 1, timeout: float = 600) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if sum(1 for _, x in self.lines if x == text) >= n:
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return False
+
+    def finish(self) -> dict:
+        try:
+            self.send("quit")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = f"killed: no exit 60 s after quit ({self.proc.wait(timeout=60)})"
+        self.reader.join(timeout=10)
+        data = json.loads(self.out.read_text()) if self.out.exists() else {}
+        return {"rc": rc, "lines": [[t, x] for t, x in self.lines]} | data
+
+
+class Logged:
+    """A helper process (the agent, the sample, a fixed policy) whose lines
+    are kept with the CLOCK_MONOTONIC time they were read."""
+
+    def __init__(self, argv: list[str]):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[tuple[float, str]] = []
+        self.first = self.proc.stdout.readline()
+        self.lines.append((time.monotonic(), self.first.rstrip("\n")))
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def stop(self, how: str = "term") -> int:
+        if self.proc.poll() is None:
+            if how == "stdin":
+                self.proc.stdin.close()
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return rc
+
+    def record(self) -> dict:
+        return {"argv": self.argv, "rc": self.proc.returncode,
+                "lines": [[t, x] for t, x in self.lines]}
+
+
+def reset(nlows: int) -> dict[str, Path]:
+    """Fresh cgroups, from the same memory state each run."""
+    os.sync()
+    write(Path("/proc/sys/vm/drop_caches"), "3")
+    for d in [*sorted(LOWS.glob("low*")), LOWS, HIGH]:
+        if d.is_dir():
+            os.rmdir(d)
+    HIGH.mkdir()
+    LOWS.mkdir()
+    write(LOWS / "cgroup.subtree_control", "+memory")
+    cgs = {"high": HIGH, "lows": LOWS}
+    for i in range(nlows):
+        d = LOWS / f"low{i + 1}"
+        d.mkdir()
+        cgs[f"low{i + 1}"] = d
+    for d in (HIGH, LOWS):
+        write(d / "cgroup.freeze", "1")
+    return cgs
+
+
+def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
+    kind, _, value = arm.partition(":")
+    if kind == "mlow":
+        write(HIGH / "memory.low", value)
+    elif kind == "mhigh":
+        write(LOWS / "memory.high", value)
+    elif kind == "agent":
+        return Logged([sys.executable, str(HERE / "psi_agent.py"), str(HIGH / "memory.pressure"),
+                       str(LOWS / "memory.high"), "--trigger", p["agent_trigger"],
+                       "--throttle-to", p["agent_throttle_to"],
+                       "--release-s", str(p["agent_release_s"])])
+    elif kind in ("sample", "detach"):
+        return Logged([str(tools / "memcg"), "--window-ms", str(p["window_ms"]), str(LOWS),
+                       str(HIGH), str(p["threshold"]), str(p["over_high"])])
+    elif kind in ("noop", "always"):
+        n = 0 if kind == "noop" else p["always_pages"]
+        return Logged([str(tools / "memcg_ops_check"), "--hold-answer", str(LOWS), str(n)])
+    elif kind not in ("none", "oracle"):
+        raise SystemExit(f"unknown arm {arm!r}")
+    return None
+
+
+class Run:
+    """What a scenario function drives: the tasks, the phases, the arm."""
+
+    def __init__(self, cell: dict, tools: Path, out: Path):
+        self.cell, self.tools, self.out = cell, tools, out
+        self.p = cell["params"]
+        self.arm = cell["arm"]
+        self.phases: list[list] = []  # [name, t_start, t_end]
+        self.marks: list[list] = []  # [t, what]
+        self.oracle = self.arm == "oracle"
+
+    def mark(self, what: str) -> None:
+        self.marks.append([time.monotonic(), what])
+
+    def phase(self, name: str, secs: float, high_active: bool) -> None:
+        """One phase: the oracle freezes the lows while high is active."""
+        t = time.monotonic()
+        if self.oracle:
+            write(LOWS / "cgroup.freeze", "1" if high_active else "0")
+            self.mark("lows frozen" if high_active else "lows thawed")
+        self.phases.append([name, t, None])
+        end = t + secs
+        if self.arm == "detach" and self.helper and not self.detached \
+                and self.detach_at is not None and self.detach_at < end:
+            time.sleep(max(0.0, self.detach_at - time.monotonic()))
+            self.mark("detach")
+            self.helper_rc = self.helper.stop()
+            self.mark("detached")
+            self.detached = True
+        time.sleep(max(0.0, end - time.monotonic()))
+        self.phases[-1][2] = time.monotonic()
+
+    def populate(self, high: Task) -> None:
+        """Until high has written its whole working set once."""
+        t = time.monotonic()
+        ok = high.wait_line("ready", timeout=self.p["populate_cap_s"])
+        self.phases.append(["populate", t, time.monotonic()])
+        if not ok:
+            raise RuntimeError(f"high did not populate in {self.p['populate_cap_s']} s")
+
+    def go(self, scenario) -> dict:
+        p = self.p
+        lows = p["low_mb"] if isinstance(p["low_mb"], list) else [p["low_mb"]]
+        cgs = reset(len(lows))
+        rec: dict = {k: self.cell[k] for k in ("scenario", "arm", "rep")} | {
+            "params": p, "boot": self.cell.get("boot", 0), "lows": len(lows)}
+        self.helper = arm_setup(self.arm, p, self.tools)
+        self.detached, self.detach_at, self.helper_rc = False, None, None
+        if self.helper:
+            rec["helper_first"] = self.helper.first.strip()
+            ok = {"agent": '"armed"', "sample": "attached", "detach": "attached",
+                  "noop": '"attach_err": 0', "always": '"attach_err": 0'}[self.arm.split(":")[0]]
+            if ok not in self.helper.first:
+                self.helper.stop()
+                rec["error"] = f"arm {self.arm} did not start: {self.helper.first!r}"
+                return rec | {"helper": self.helper.record()}
+        name = f"{self.cell['scenario']}-{self.arm.replace(':', '_')}-{self.cell['rep']}"
+        seed = zlib.crc32(f"{name}/{self.cell.get('boot', 0)}".encode()) & 0xFFFF
+        high = Task(self.tools, HIGH, self.out / f"{name}-high.json", "--mb",
+                    str(p["high_mb"]), "--max-mb", str(max(p["high_mb"], p.get("grow_mb", 0))),
+                    "--seed", str(seed))
+        probe = Task(self.tools, HIGH, self.out / f"{name}-probe.json", "--probe",
+                     str(p["probe_ms"]), "--mb", str(p["probe_mb"]))
+        low = [Task(self.tools, cgs[f"low{i + 1}"], self.out / f"{name}-low{i + 1}.json",
+                    "--mb", str(mb), "--seed", str(seed + i + 1)) for i, mb in enumerate(lows)]
+        sampler = Sampler(cgs)
+        sampler.start()
+        t0 = time.monotonic()
+        rec["t0"] = t0
+        # high is active from the start in every scenario: the oracle's
+        # lows stay frozen until it is not
+        for d in (HIGH,) if self.oracle else (HIGH, LOWS):
+            write(d / "cgroup.freeze", "0")
+        self.mark("thawed")
+        try:
+            scenario(self, high)
+        except RuntimeError as e:
+            rec["error"] = str(e)
+        finally:
+            # the measurement ends here: undo the arm first, so that no task
+            # is throttled while it quits
+            rec["end"] = time.monotonic()
+            sampler.stop.set()
+            sampler.join()
+            if self.oracle:
+                write(LOWS / "cgroup.freeze", "0")
+            if self.helper:
+                if self.helper_rc is None:
+                    how = "stdin" if self.arm in ("noop", "always") else "term"
+                    self.helper_rc = self.helper.stop(how)
+                rec["helper"] = self.helper.record()
+            write(LOWS / "memory.high", "max")
+            tasks = {"high": high.finish(), "probe": probe.finish()}
+            tasks |= {f"low{i + 1}": t.finish() for i, t in enumerate(low)}
+        for f in self.out.glob(f"{name}-*.json"):
+            f.unlink()
+        return rec | {"phases": self.phases, "marks": self.marks, "tasks": tasks,
+                      "samples": sampler.samples, "wall_s": time.monotonic() - t0}
+
+
+# Scenarios: each drives high through its phases; the lows run throughout.
+
+def s1(run: Run, high: Task) -> None:
+    """Static contention."""
+    run.populate(high)
+    run.detach_at = time.monotonic() + run.p["run_s"] / 2
+    run.phase("contended", run.p["run_s"], True)
+
+
+def s2(run: Run, high: Task) -> None:
+    """High idle but resident, then active again."""
+    p = run.p
+    run.populate(high)
+    run.detach_at = time.monotonic() + p["active_s"] / 2
+    run.phase("active1", p["active_s"], True)
+    high.send("idle")
+    run.phase("idle", p["idle_s"], False)
+    high.send("run")
+    run.phase("active2", p["active_s"], True)
+
+
+def s3(run: Run, high: Task) -> None:
+    """High's working set grows mid-run."""
+    p = run.p
+    run.populate(high)
+    run.phase("small", p["active_s"], True)
+    high.send(f"mb {p['grow_mb']}")
+    run.detach_at = time.monotonic() + p["active_s"] / 2
+    run.phase("large", p["active_s"], True)
+
+
+s4 = s1  # several lows: the same timeline, low_mb is a list
+
+SCENARIOS = {"s1": s1, "s2": s2, "s3": s3, "s4": s4}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--tools", type=Path, required=True)
+    ap.add_argument("--disk-serial", required=True)
+    ap.add_argument("--swap-mb", type=int, default=2048)
+    ap.add_argument("--cells", type=Path, required=True)
+    ap.add_argument("--boot", type=int, default=0)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    mnt, err = mount_ext4(args.disk_serial)
+    if not mnt or swap_on(mnt, args.swap_mb):
+        raise SystemExit(err or "swap_on failed")
+    write(CG / "cgroup.subtree_control", "+memory")
+    env = {"uname": os.uname().release, "nproc": os.cpu_count(),
+           "disk": find_disk(args.disk_serial), "swaps": Path("/proc/swaps").read_text(),
+           "swappiness": read_int(Path("/proc/sys/vm/swappiness")),
+           "thp": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+           if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() else None,
+           "lru_gen": Path("/sys/kernel/mm/lru_gen/enabled").read_text().strip()
+           if Path("/sys/kernel/mm/lru_gen/enabled").exists() else None,
+           "meminfo": Path("/proc/meminfo").read_text().splitlines()[:3]}
+    (args.out / "env.json").write_text(json.dumps(env))
+    cells = json.loads(args.cells.read_text())
+    with open(args.out / "runs.jsonl", "a") as f:
+        for n, cell in enumerate(cells):
+            cell = cell | {"boot": args.boot}
+            t = time.monotonic()
+            rec = Run(cell, args.tools, args.out).go(SCENARIOS[cell["scenario"]])
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            print(f"experiment: [{n + 1}/{len(cells)}] {cell['scenario']} {cell['arm']} "
+                  f"#{cell['rep']}: {time.monotonic() - t:.1f}s"
+                  + (f" ERROR {rec['error']}" if "error" in rec else ""), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

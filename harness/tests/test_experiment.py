@@ -1,0 +1,198 @@
+"""harness.experiment: planning, metrics, statistics and verdicts, on
+synthetic runs whose answers are known."""
+import json
+
+import pytest
+
+from harness import experiment as ex
+from harness.errors import HarnessError
+
+T0 = 1000.0
+
+
+def progress(rate_of, a: float, b: float, step: float = 0.01) -> list[list[int]]:
+    """wsload-style [ns, cumulative pages] samples for a rate function."""
+    out, n, t = [], 0.0, a
+    while t <= b + 1e-9:
+        out.append([int(t * 1e9), int(n)])
+        n += rate_of(t) * step
+        t += step
+    return out
+
+
+def s2_run(arm: str = "none", rep: int = 0, *, high_gain: float = 1.0, release_after=None,
+           onset_after=None, low_idle: float = 100_000, boot: int = 0) -> dict:
+    """An s2 run: populate 2 s, active1 10 s, idle 10 s, active2 10 s.
+    The lows run at 100k pages/s except while throttled: from onset_after
+    s into active1/active2 until release_after s into idle."""
+    ph = [["populate", T0, T0 + 2], ["active1", T0 + 2, T0 + 12], ["idle", T0 + 12, T0 + 22],
+          ["active2", T0 + 22, T0 + 32]]
+
+    def low(t: float) -> float:
+        if onset_after is not None:
+            if T0 + 2 + onset_after <= t < T0 + 12:
+                return 1000
+            if T0 + 22 + onset_after <= t:
+                return 1000
+            if T0 + 12 <= t < T0 + 12 + (release_after if release_after is not None else 99):
+                return 1000
+        if T0 + 12 <= t < T0 + 22:
+            return low_idle
+        return 100_000
+
+    def high(t: float) -> float:
+        return 0 if T0 + 12 <= t < T0 + 22 else 50_000 * high_gain
+
+    passes = [[int((T0 + 2 + 0.1 * i) * 1e9), int(2e6 if i % 50 else 40e6)] for i in range(300)]
+    samples = [{"t": T0 + 0.1 * i, "high": {"current": 100 << 20, "pressure": {
+        "some": int(i * 0.1 * 0.2e6), "full": int(i * 0.1 * 0.1e6)}},
+        "lows": {"current": 50 << 20, "pressure": {}},
+        "low1": {"current": 50 << 20, "pressure": {}}} for i in range(321)]
+    return {"scenario": "s2", "arm": arm, "rep": rep, "boot": boot, "t0": T0, "phases": ph,
+            "params": {}, "samples": samples,
+            "tasks": {"high": {"samples": progress(high, T0, T0 + 32.5)},
+                      "probe": {"passes": passes},
+                      "low1": {"samples": progress(low, T0, T0 + 32.5)}}}
+
+
+def test_cells_spread_repeats_over_boots_and_shuffle():
+    p = ex.Params(scenarios=["s1", "s2"], arms=["none", "sample"], repeats=5, boots=2)
+    b0, b1 = p.cells(0), p.cells(1)
+    assert len(b0) == 2 * 2 * 3 and len(b1) == 2 * 2 * 2
+    reps = sorted({c["rep"] for c in b0}) + sorted({c["rep"] for c in b1})
+    assert reps == [0, 1, 2, 3, 4]
+    assert b0 != sorted(b0, key=lambda c: (c["scenario"], c["arm"], c["rep"]))  # shuffled
+    assert p.cells(0) == b0  # the same seed, the same order
+    s3 = next(c for c in ex.Params(scenarios=["s3"]).cells(0))
+    assert s3["params"]["high_mb"] == 150 and s3["params"]["grow_mb"] == 350
+    s4 = next(c for c in ex.Params(scenarios=["s4"]).cells(0))
+    assert s4["params"]["low_mb"] == [100, 150, 200] and "grow_mb" not in s4["params"]
+    json.dumps(b0)
+
+
+def test_params_refuse_unknown_arms_and_scenarios():
+    for bad in (dict(scenarios=["s9"]), dict(arms=["mlow"]), dict(arms=["frobnicate"]),
+                dict(arms=["agent:3"]), dict(repeats=0)):
+        with pytest.raises(HarnessError):
+            ex.Params(**bad).validate()
+    ex.Params(arms=["mlow:150M", "mhigh:0", "detach"]).validate()
+
+
+def test_phase_throughput_pressure_and_probe():
+    m = ex.run_metrics(s2_run())
+    a1 = m["phases"]["active1"]
+    assert a1["high"] == pytest.approx(50_000, rel=0.01)
+    assert a1["low"] == pytest.approx(100_000, rel=0.01)
+    assert m["phases"]["idle"]["high"] == pytest.approx(0, abs=100)  # one 10 ms edge
+    assert a1["high_some"] == pytest.approx(0.2, rel=0.05)
+    assert a1["high_full"] == pytest.approx(0.1, rel=0.05)
+    # one pass in 50 is 40 ms, the rest 2 ms: p99 of a phase's 100 passes is 40
+    assert a1["probe_p99_ms"] == pytest.approx(40)
+
+
+def test_onset_and_release_resolved_to_the_bin():
+    m = ex.run_metrics(s2_run("sample", onset_after=0.3, release_after=1.2))
+    assert m["onset_s"] == pytest.approx(0.3, abs=ex.STEP_S + 0.001)
+    assert m["release_s"] == pytest.approx(1.2, abs=ex.STEP_S + 0.001)
+
+
+def test_a_policy_that_never_releases_has_no_release_time():
+    # the lows throttled throughout the idle phase: measured against the
+    # free rate of the no-policy runs, not against their own idle phase
+    runs = [s2_run("none", i) for i in range(3)] + [s2_run("always", 0, onset_after=0.0,
+                                                           release_after=99)]
+    ms = ex.all_metrics(runs)
+    assert ms[-1]["release_s"] is None
+    assert ms[0]["onset_s"] is None  # no policy: the lows are never throttled
+
+
+def test_verdicts_tell_a_helping_policy_from_the_controls():
+    runs = [s2_run("none", i) for i in range(5)]
+    runs += [s2_run("sample", i, high_gain=3.0, onset_after=0.2, release_after=1.0)
+             for i in range(4)]
+    runs += [s2_run("sample", 4, high_gain=1.0)]  # one miss in five
+    runs += [s2_run("always", i, high_gain=3.0, onset_after=0.0, release_after=99)
+             for i in range(5)]
+    runs += [s2_run("noop", i) for i in range(5)]
+    p = ex.Params(scenarios=["s2"], arms=["none", "sample", "always", "noop"])
+    v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ex.all_metrics(runs), p)}
+    assert v[("sample", "gain")]["good"] == 4 and v[("sample", "gain")]["pass"]
+    assert v[("sample", "conserve")]["pass"]
+    assert v[("always", "gain")]["pass"] and not v[("always", "conserve")]["pass"]
+    assert not v[("noop", "gain")]["pass"] and v[("noop", "conserve")]["pass"]
+
+
+def test_summary_table_and_plots(tmp_path):
+    runs = [s2_run("none", i) for i in range(3)] + [s2_run("sample", i, high_gain=2.5,
+                                                           onset_after=0.2, release_after=1)
+                                                    for i in range(3)]
+    runs.append({"scenario": "s2", "arm": "sample", "rep": 3, "error": "high did not populate"})
+    p = ex.Params(scenarios=["s2"], arms=["none", "sample"])
+    ms = ex.all_metrics(runs)
+    summary = ex.summarize(runs, ms, p)
+    row = next(r for r in summary if r["arm"] == "sample")
+    assert row["runs"] == 4 and row["phases"]["active2"]["high"]["n"] == 3
+    assert list(row["phases"]) == ["populate", "active1", "idle", "active2"]
+    assert row["onset_s"]["missing"] == 1
+    text = ex.table_rows(summary)
+    assert text[0][:4] == ["s2", "none", 3, "populate"]
+    rr = ex.run_rows(runs, ms)
+    assert any("did not populate" in r[-1] for r in rr)
+    assert ex.plot(runs, ms, p, tmp_path / "a.png", "t").stat().st_size > 1000
+    assert ex.plot_timelines(runs, p, tmp_path / "b.png", "t").stat().st_size > 1000
+
+
+def test_binned_interpolates_and_skips_gaps():
+    s = progress(lambda t: 1000.0, 0.0, 1.0)
+    b = ex.binned(s, 0.0, 1.0)
+    assert len(b) == 20 and all(v == pytest.approx(1000, rel=0.05) for _, v in b)
+    assert ex.binned(s, 2.0, 3.0) == []
+    assert ex.first_sustained([(0, 5), (1, 0), (2, 5), (3, 0), (4, 0)], lambda v: v < 1) == 3
+
+
+def test_set_params():
+    p = ex.Params()
+    ex.set_params(p, ["active_s=6", "over_high=1024", "low_mb_s4=50,60", "agent_trigger=some 1 2"])
+    assert (p.active_s, p.over_high, p.low_mb_s4, p.agent_trigger) == (6.0, 1024, [50, 60],
+                                                                       "some 1 2")
+    for bad in (["nope=1"], ["active_s"], ["repeats=x"], ["arms=none"]):
+        with pytest.raises(HarnessError):
+            ex.set_params(ex.Params(), bad)
+
+
+def test_detach_rule_wants_events_before_none_after_and_regrowth():
+    none = [s2_run("none", i) for i in range(3)]
+
+    def detached(rep, events_after, regrow=True):
+        r = s2_run("detach", rep, onset_after=0.0, release_after=99)
+        # detach in the middle of active1 (T0 + 7)
+        r["marks"] = [[T0 + 7.0, "detach"], [T0 + 7.1, "detached"]]
+        for i, x in enumerate(r["samples"]):
+            t = x["t"]
+            x["lows"]["high_events"] = min(i, 70) + (i - 70 if events_after and i > 90 else 0)
+            x["lows"]["current"] = (10 + (t - T0 - 7.1) * 5 * regrow if t > T0 + 7.1
+                                    else 100) * 2**20
+        return r
+    p = ex.Params(scenarios=["s2"], arms=["none", "detach"])
+    for runs, want in ((none + [detached(i, False) for i in range(3)], True),
+                       (none + [detached(i, True) for i in range(3)], False),
+                       (none + [detached(i, False, regrow=False) for i in range(3)], False)):
+        ms = ex.all_metrics(runs)
+        v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
+        assert v[("detach", "recover")]["pass"] is want, (v[("detach", "recover")], ms[-1])
+    assert ms[-1]["lows_before_detach"] == pytest.approx(1000, rel=0.25)
+
+
+def test_s3_onset_needs_the_lows_free_in_the_small_phase():
+    def s3_run(arm, throttled_from):
+        ph = [["populate", T0, T0 + 2], ["small", T0 + 2, T0 + 12], ["large", T0 + 12, T0 + 22]]
+        low = progress(lambda t: 1000 if t >= throttled_from else 100_000, T0, T0 + 22.5)
+        high = progress(lambda t: 50_000, T0, T0 + 22.5)
+        return {"scenario": "s3", "arm": arm, "rep": 0, "t0": T0, "phases": ph, "samples": [],
+                "tasks": {"high": {"samples": high}, "probe": {"passes": []},
+                          "low1": {"samples": low}}}
+    runs = [s3_run("none", 99e9), s3_run("sample", T0 + 12.4), s3_run("always", T0)]
+    ms = ex.all_metrics(runs)
+    assert ms[0].get("onset_s") is None
+    assert ms[1]["onset_s"] == pytest.approx(0.4, abs=ex.STEP_S + 0.001)
+    assert ms[2]["onset_s"] is None  # throttled all along: no onset
