@@ -322,142 +322,194 @@ def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
     return verdict(pl.records, error)
 
 
+def verb_source(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The kernel tree: Debian's linux-source-7.3, fetched and cached, or --kernel-dir."""
+    info = pl.source()
+    extra["source"] = info.__dict__
+
+
+def verb_series(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """patches/ on the tree with quilt: apply, status or pop."""
+    pl.series(args.action)
+
+
+def verb_config(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The tree with the series, and its .config from kernel-config/."""
+    pl.source()
+    pl.series("apply")
+    pl.config()
+
+
+def verb_build(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """Everything a boot needs: kernel, guest tools, selftests."""
+    pl.prepare()
+
+
+def verb_vm(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """Boot the built kernel and run a command; its exit status is the command's."""
+    command = vm_command(args.command)
+    if args.script:
+        if not args.script.is_file():
+            raise HarnessError(f"--script {args.script}: no such file")
+        shared = pl.opts.out / "vm-out"
+        shared.mkdir(parents=True, exist_ok=True)
+        shutil.copy(args.script, shared / "script.sh")
+        command = "sh ./script.sh"
+    extra["source"] = pl.source(fetch=False).__dict__  # the version, in the report
+    res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
+    print(f"console log: {res.console}")
+    problem = res.problem()
+    if problem:
+        print(problem, file=sys.stderr)
+    finish(pl, extra)
+    return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
+
+
+def verb_check(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """What a maintainer's bots check: checkpatch, every prefix, W=1, configs."""
+    from harness.check import SeriesCheck, items_dict, stage_status
+    if pl.opts.series == "none":
+        raise HarnessError("check checks the patches in patches/ one by one: it "
+                           "needs --series quilt")
+    pl.source()
+    pl.series("apply")
+    with pl._stage("check") as rec:
+        items = SeriesCheck(pl, prefixes=not args.no_prefixes,
+                            configs=not args.no_configs, quick=args.quick).run()
+        rec.details = {"items": items_dict(items)}
+        rec.status = stage_status(items)
+        bad = [i for i in items if i.status == "FAIL"]
+        rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
+    print()
+    print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
+                ["check", "item", "status", "summary"]))
+    for i in bad:
+        print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
+            i.details.get("issues") or [i.details.get("error", "")] or []))
+    for i in items:
+        for x in i.details.get("excepted", []):
+            print(f"note: {x}")
+    extra["check"] = items_dict(items)
+
+
+def verb_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The selftests in a guest, judged by results.judge()."""
+    return cmd_test(pl, args, extra)
+
+
+def verb_experiment(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The phased throttling experiment (harness/experiment.py)."""
+    from harness import experiment as ex
+    params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
+                       repeats=args.repeats, boots=args.boots, seed=args.seed)
+    if args.arms:
+        params.arms = [x for x in args.arms.split(",") if x]
+    ex.set_params(params, args.set)
+    params.validate()
+    r = pl.experiment(params)
+    extra["source"] = pl.source().__dict__
+    print("\n" + r["table"])
+    print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
+          f"{r['png']}, {r['timelines']}")
+    extra["experiment"] = str(r["results"])
+
+
+def verb_throttle(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The stress-ng throttling experiment (harness/throttle.py)."""
+    from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
+    params = Params(repeats=args.repeats, threshold=args.threshold,
+                    over_high=args.over_high, sample=args.sample)
+    if args.vm_bytes:
+        params.vm_bytes = args.vm_bytes
+    if args.vm_workers:
+        params.vm_workers = args.vm_workers
+    if args.vm_method:
+        params.vm_method = args.vm_method
+    if args.guest_memory:
+        params.memory = args.guest_memory
+    if args.short:
+        params.scenarios = list(SHORT_SCENARIOS)
+    if args.mechanism:
+        params.scenarios = list(MECHANISM_SCENARIOS)
+    if args.scenarios:
+        params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    if args.seconds:
+        params.seconds = args.seconds
+    params.validate()
+    if args.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
+        pl = pl.nodebug("patched", "throttle --nodebug")
+    else:
+        pl.prepare()
+    extra["source"] = pl.source().__dict__
+    print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
+          f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
+          flush=True)
+    r = pl.throttle(params)
+    print("\n" + throttle_report(r))
+    extra["throttle"] = str(r["results"])
+
+
+def verb_bench(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """What the hook costs (harness/bench.py)."""
+    from harness.bench import BenchParams
+    params = BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
+                         mb=args.mb, seed=args.seed, srcu=args.srcu)
+    r = pl.bench(params)
+    extra["source"] = pl.source().__dict__
+    print("\n" + r["table"])
+    print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r['png']}")
+    extra["bench"] = str(r["results"])
+
+
+def verb_run(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
+    """The main job: build, boot, the pytest suites, the throttling report."""
+    pl.prepare()
+    src = pl.source()
+    extra["source"] = src.__dict__
+    junit = pl.opts.out / "junit-selftests.xml"
+    pl.pytest(paths.REPO / "selftests", junit)
+    # The throttling report: throughput with and without the policy,
+    # every run shown, nothing asserted (the suites assert the
+    # mechanism; throughput depends on the machine).
+    from harness.throttle import SHORT_SCENARIOS, Params
+    params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
+    print(f"\nthrottling report: {len(params.scenarios)} scenarios x {params.repeats}"
+          f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
+    r = pl.throttle(params)
+    print("\nthrottling experiment (short matrix; reported, not asserted):\n"
+          + throttle_report(r))
+    extra["throttle"] = str(r["results"])
+
+
+VERBS = {
+    "source": verb_source,
+    "series": verb_series,
+    "config": verb_config,
+    "build": verb_build,
+    "vm": verb_vm,
+    "check": verb_check,
+    "test": verb_test,
+    "experiment": verb_experiment,
+    "throttle": verb_throttle,
+    "bench": verb_bench,
+    "run": verb_run,
+}
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    """The verbs that run pipeline stages: each is a function (VERBS), and
+    every one ends here: its records, report.json and its verdict."""
     pl = Pipeline(options(args))
-    verb = args.verb
     extra: dict = {}
     try:
-        if verb == "source":
-            info = pl.source()
-            extra["source"] = info.__dict__
-        elif verb == "series":
-            pl.series(args.action)
-        elif verb == "config":
-            pl.source()
-            pl.series("apply")
-            pl.config()
-        elif verb == "build":
-            pl.prepare()
-        elif verb == "vm":
-            command = vm_command(args.command)
-            if args.script:
-                if not args.script.is_file():
-                    raise HarnessError(f"--script {args.script}: no such file")
-                shared = pl.opts.out / "vm-out"
-                shared.mkdir(parents=True, exist_ok=True)
-                shutil.copy(args.script, shared / "script.sh")
-                command = "sh ./script.sh"
-            extra["source"] = pl.source(fetch=False).__dict__  # the version, in the report
-            res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
-            print(f"console log: {res.console}")
-            problem = res.problem()
-            if problem:
-                print(problem, file=sys.stderr)
-            finish(pl, extra)
-            return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
-        elif verb == "check":
-            from harness.check import SeriesCheck, items_dict, stage_status
-            if pl.opts.series == "none":
-                raise HarnessError("check checks the patches in patches/ one by one: it "
-                                   "needs --series quilt")
-            pl.source()
-            pl.series("apply")
-            with pl._stage("check") as rec:
-                items = SeriesCheck(pl, prefixes=not args.no_prefixes,
-                                    configs=not args.no_configs, quick=args.quick).run()
-                rec.details = {"items": items_dict(items)}
-                rec.status = stage_status(items)
-                bad = [i for i in items if i.status == "FAIL"]
-                rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
-            print()
-            print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
-                        ["check", "item", "status", "summary"]))
-            for i in bad:
-                print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
-                    i.details.get("issues") or [i.details.get("error", "")] or []))
-            for i in items:
-                for x in i.details.get("excepted", []):
-                    print(f"note: {x}")
-            extra["check"] = items_dict(items)
-        elif verb == "test":
-            return cmd_test(pl, args, extra)
-        elif verb == "experiment":
-            from harness import experiment as ex
-            params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
-                               repeats=args.repeats, boots=args.boots, seed=args.seed)
-            if args.arms:
-                params.arms = [x for x in args.arms.split(",") if x]
-            ex.set_params(params, args.set)
-            params.validate()
-            r = pl.experiment(params)
-            extra["source"] = pl.source().__dict__
-            print("\n" + r["table"])
-            print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
-                  f"{r['png']}, {r['timelines']}")
-            extra["experiment"] = str(r["results"])
-        elif verb == "throttle":
-            from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
-            params = Params(repeats=args.repeats, threshold=args.threshold,
-                            over_high=args.over_high, sample=args.sample)
-            if args.vm_bytes:
-                params.vm_bytes = args.vm_bytes
-            if args.vm_workers:
-                params.vm_workers = args.vm_workers
-            if args.vm_method:
-                params.vm_method = args.vm_method
-            if args.guest_memory:
-                params.memory = args.guest_memory
-            if args.short:
-                params.scenarios = list(SHORT_SCENARIOS)
-            if args.mechanism:
-                params.scenarios = list(MECHANISM_SCENARIOS)
-            if args.scenarios:
-                params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
-            if args.seconds:
-                params.seconds = args.seconds
-            params.validate()
-            if args.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
-                pl = pl.nodebug("patched", "throttle --nodebug")
-            else:
-                pl.prepare()
-            extra["source"] = pl.source().__dict__
-            print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
-                  f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
-                  flush=True)
-            r = pl.throttle(params)
-            print("\n" + throttle_report(r))
-            extra["throttle"] = str(r["results"])
-        elif verb == "bench":
-            from harness.bench import BenchParams
-            params = BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
-                                 mb=args.mb, seed=args.seed, srcu=args.srcu)
-            r = pl.bench(params)
-            extra["source"] = pl.source().__dict__
-            print("\n" + r["table"])
-            print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r['png']}")
-            extra["bench"] = str(r["results"])
-        elif verb == "run":
-            pl.prepare()
-            src = pl.source()
-            extra["source"] = src.__dict__
-            junit = pl.opts.out / "junit-selftests.xml"
-            pl.pytest(paths.REPO / "selftests", junit)
-            # The throttling report: throughput with and without the policy,
-            # every run shown, nothing asserted (the suites assert the
-            # mechanism; throughput depends on the machine).
-            from harness.throttle import SHORT_SCENARIOS, Params
-            params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
-            print(f"\nthrottling report: {len(params.scenarios)} scenarios x {params.repeats}"
-                  f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
-            r = pl.throttle(params)
-            print("\nthrottling experiment (short matrix; reported, not asserted):\n"
-                  + throttle_report(r))
-            extra["throttle"] = str(r["results"])
+        rc = VERBS[args.verb](pl, args, extra)
+        if rc is not None:
+            return rc
     except (HarnessError, subprocess.TimeoutExpired) as e:
         kind = "FAIL" if isinstance(e, ChangeFailed) else "error"
         print(f"\n{kind}: {error_text(e)}", file=sys.stderr)
-        return finish(pl, extra, verb, e)
-    return finish(pl, extra, verb)
+        return finish(pl, extra, args.verb, e)
+    return finish(pl, extra, args.verb)
 
 
 def error_text(e: Exception) -> str:
