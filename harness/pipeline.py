@@ -275,40 +275,31 @@ class Pipeline:
         test_memcontrol runs once more with a memcg_bpf_ops policy that
         answers 0 attached above its cgroups, judged by the same baseline;
         a policy that was not attached or never asked is a problem."""
-        root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
-        gtools = vm.guest_build(root, tools)
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
-        disk = out / "scratch-disk.img"
-        with open(disk, "wb") as f:  # sparse; the guest makes it ext4
-            f.truncate(1 << 30)
-        shared = self.opts.out / f"{name}-out"  # boot() shares it with the guest
-        if (shared / "results").exists():
-            shutil.rmtree(shared / "results")
-        gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
-        cmd = [f"python3 {vm.guest_src(root)}/harness/guest/selftests.py {gout}/results",
-               f"--repeat {repeat}", f"--disk-serial {disk}"]
+        args = ["{results}", f"--repeat {repeat}", "--disk-serial {disk}"]
         if test_progs:
-            cmd.append(f"--test-progs {gtools}/selftests/bpf --swap-mb {swap_mb}")
-            cmd += [f"--filter {shlex.quote(f)}" for f in (filters or [])]
+            args.append(f"--test-progs {{tools}}/selftests/bpf --swap-mb {swap_mb}")
+            args += [shlex.quote(f"--filter={f}").replace("{", "{{").replace("}", "}}")
+                     for f in (filters or [])]
             if verbose:
-                cmd.append("--verbose")
+                args.append("--verbose")
         if memcontrol:
-            cmd.append(f"--memcontrol {gtools}/selftests/cgroup/test_memcontrol "
-                       f"--memcontrol-repeat {memcontrol_repeat}")
+            args.append("--memcontrol {tools}/selftests/cgroup/test_memcontrol "
+                        f"--memcontrol-repeat {memcontrol_repeat}")
             if zero_policy:
                 if not (tools / "memcg_ops_check").exists():
                     raise HarnessError("--zero-policy needs the guest check program, "
                                        f"{tools}/memcg_ops_check (built with the series)",
                                        hint="harness build")
-                cmd.append(f"--memcontrol-policy {gtools}/memcg_ops_check")
-        res = self.boot(" ".join(cmd), name=name, timeout=timeout, disks=[disk])
-        disk.unlink(missing_ok=True)
+                args.append("--memcontrol-policy {tools}/memcg_ops_check")
+        res, gresults = self.guest_run(name, "selftests.py", args, timeout=timeout,
+                                       disk_mb=1024)
         required = kbuild.required_bpf_tests(self.tree) if test_progs else []
         if filters:  # only those the filters select
             required = [t for t in required if any(f.split("/")[0] in t for f in filters)]
-        runs = collect_selftests(shared / "results", required)
+        runs = collect_selftests(gresults, required)
         with self._stage(f"{name}-results") as rec:
             bases = {}
             for suite, path in (("test_memcontrol", baseline), (ZERO_POLICY_SUITE, baseline),
@@ -349,7 +340,6 @@ class Pipeline:
         from harness import throttle as th
         from harness.report import table
         params.validate()
-        root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
         sample = tools / params.sample
         if set(th.POLICY_SCENARIOS) & set(params.scenarios) and not sample.exists():
@@ -358,25 +348,15 @@ class Pipeline:
                                hint="harness build")
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
-        shared = self.opts.out / f"{name}-out"
-        if (shared / "results").exists():
-            shutil.rmtree(shared / "results")
-        disk = out / "scratch-disk.img"
-        with open(disk, "wb") as f:  # sparse: ext4 with the swap file
-            f.truncate((params.swap_mb + 512) << 20)
-        gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
-        cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/throttle.py",
-                        f"{gout}/results", f"--disk-serial {disk}",
-                        f"--sample {vm.guest_build(root, tools)}/{params.sample}",
-                        *map(shlex.quote, params.guest_args())])
-        timeout = params.timeout_s()
-        try:
-            res = self.boot(cmd, name=name, timeout=timeout, memory=params.memory,
-                            cpus=params.cpus, disks=[disk])
-        finally:
-            disk.unlink(missing_ok=True)
+        args = ["{results}", "--disk-serial {disk}", "--sample {tools}/" + params.sample,
+                *(shlex.quote(a).replace("{", "{{").replace("}", "}}")
+                  for a in params.guest_args())]
+        # the disk: ext4 with the swap file
+        res, gresults = self.guest_run(name, "throttle.py", args, timeout=params.timeout_s(),
+                                       memory=params.memory, cpus=params.cpus,
+                                       disk_mb=params.swap_mb + 512)
         with self._stage(f"{name}-results") as rec:
-            env, runs = th.parse_runs(shared / "results")
+            env, runs = th.parse_runs(gresults)
             summary = th.summarize(runs, params.scenarios)
             dot = self.build_dir / ".config"
             data = th.to_json(params, env, runs, summary) | {
@@ -422,7 +402,6 @@ class Pipeline:
         from harness.report import table
         params.validate()
         pl = self.nodebug("patched", "the experiment")
-        root = self.toolchain().root
         tools = kbuild.guest_tools_dir(pl.build_dir)
         if {a.split(":")[0] for a in params.arms} & {"sample", "detach"} and \
                 not (tools / "memcg").exists():
@@ -435,28 +414,16 @@ class Pipeline:
               f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
         files, accel = [], ""
         for boot in range(params.boots):
-            bname = f"{name}-{boot}"
-            shared = self.opts.out / f"{bname}-out"
-            if shared.exists():
-                shutil.rmtree(shared)
-            shared.mkdir(parents=True)
-            (shared / "cells.json").write_text(json.dumps(params.cells(boot)))
-            disk = out / "scratch-disk.img"
-            with open(disk, "wb") as f:  # sparse: ext4 with the swap file
-                f.truncate((params.swap_mb + 512) << 20)
-            gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared,
-                                root=root).guest_out
-            cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/experiment.py",
-                            f"{gout}/results", f"--tools {vm.guest_build(root, tools)}",
-                            f"--disk-serial {disk}", f"--swap-mb {params.swap_mb}",
-                            f"--cells {gout}/cells.json", f"--boot {boot}"])
-            try:
-                res = pl.boot(cmd, name=bname, timeout=params.boot_timeout_s(boot),
-                              memory=params.memory, cpus=params.cpus, disks=[disk])
-            finally:
-                disk.unlink(missing_ok=True)
+            # the disk: ext4 with the swap file
+            res, gresults = pl.guest_run(
+                f"{name}-{boot}", "experiment.py",
+                ["{results}", "--tools {tools}", "--disk-serial {disk}",
+                 f"--swap-mb {params.swap_mb}", "--cells {shared}/cells.json",
+                 f"--boot {boot}"], timeout=params.boot_timeout_s(boot),
+                memory=params.memory, cpus=params.cpus, disk_mb=params.swap_mb + 512,
+                files={"cells.json": json.dumps(params.cells(boot))})
             accel = res.accel
-            files.append(shared / "results" / "runs.jsonl")
+            files.append(gresults / "runs.jsonl")
         with self._stage(f"{name}-results") as rec:
             runs = ex.parse_runs(files)
             metrics = ex.all_metrics(runs)
@@ -563,26 +530,17 @@ class Pipeline:
 
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
-        root = self.toolchain().root
         results_files = []
         accel = ""
         for boot in range(params.boots):
             for kernel in params.kernels:
-                pl = kernels[kernel]
-                bname = f"{name}-{kernel}-{boot}"
-                shared = self.opts.out / f"{bname}-out"
-                if (shared / "results").exists():
-                    shutil.rmtree(shared / "results")
-                gout = vm.VmRequest(kernel=Path(), command="", out_dir=shared,
-                                    root=root).guest_out
-                tools = vm.guest_build(root, kbuild.guest_tools_dir(pl.build_dir))
-                cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/bench.py",
-                                f"{gout}/results", f"--tools {tools}",
-                                *map(shlex.quote, params.guest_args(kernel, boot))])
-                res = pl.boot(cmd, name=bname, timeout=params.timeout_s(),
-                              memory=params.memory, cpus=params.cpus)
+                res, gresults = kernels[kernel].guest_run(
+                    f"{name}-{kernel}-{boot}", "bench.py",
+                    ["{results}", "--tools {tools}",
+                     *map(shlex.quote, params.guest_args(kernel, boot))],
+                    timeout=params.timeout_s(), memory=params.memory, cpus=params.cpus)
                 accel = res.accel
-                results_files.append(shared / "results" / "runs.jsonl")
+                results_files.append(gresults / "runs.jsonl")
         with self._stage(f"{name}-results") as rec:
             runs = hb.parse_runs(results_files)
             summary = hb.summarize(runs)
@@ -622,6 +580,42 @@ class Pipeline:
                 rec.summary += f"; only {len(runs)} of {expected} finished"
         return {"summary": summary, "table": text, "every_run": every, "runs": runs,
                 "png": png, "results": out / "results.json"}
+
+    def guest_run(self, name: str, script: str, args: list[str], *, timeout: float,
+                  memory: str = "2G", cpus: int = 2, disk_mb: int | None = None,
+                  files: dict[str, str] | None = None) -> tuple[vm.VmResult, Path]:
+        """Boot once and run harness/guest/<script> with `args`, where
+        {results}, {tools}, {disk} and {shared} stand for the guest's paths
+        of the results directory, the guest tools, the scratch disk's serial
+        and the shared directory. The shared directory <out>/<name>-out is
+        made fresh (with `files` written into it first); with `disk_mb`, a
+        sparse scratch disk of that size is attached, and removed after.
+        Returns the boot's result and the host's results directory."""
+        root = self.toolchain().root
+        shared = self.opts.out / f"{name}-out"  # boot() shares it with the guest
+        if shared.exists():
+            shutil.rmtree(shared)
+        shared.mkdir(parents=True)
+        for fname, text in (files or {}).items():
+            (shared / fname).write_text(text)
+        gshared = vm.VmRequest(kernel=Path(), command="", out_dir=shared, root=root).guest_out
+        disk = None
+        if disk_mb:
+            disk = self.opts.out / f"{name}-scratch-disk.img"
+            with open(disk, "wb") as f:  # sparse; the guest makes it ext4
+                f.truncate(disk_mb << 20)
+        subst = {"results": f"{gshared}/results", "shared": gshared,
+                 "tools": vm.guest_build(root, kbuild.guest_tools_dir(self.build_dir)),
+                 "disk": str(disk) if disk else ""}
+        cmd = " ".join([f"python3 {vm.guest_src(root)}/harness/guest/{script}",
+                        *(a.format(**subst) for a in args)])
+        try:
+            res = self.boot(cmd, name=name, timeout=timeout, memory=memory, cpus=cpus,
+                            disks=[disk] if disk else [])
+        finally:
+            if disk:
+                disk.unlink(missing_ok=True)
+        return res, shared / "results"
 
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
              memory: str = "2G", cpus: int = 2,

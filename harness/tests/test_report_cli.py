@@ -181,3 +181,35 @@ def test_series_none_builds_the_tree_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMCG_BPF_SERIES", "none")
     assert Options.from_env().series == "none"
     assert cli.main(["check", "--series", "none", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_guest_run_paths_disk_and_files(tmp_path, monkeypatch):
+    from harness import vm
+    from harness.pipeline import Options, Pipeline
+    from harness.source import SourceInfo
+    pl = Pipeline(Options(out=tmp_path / "o", build_dir=tmp_path / "b"))
+    pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+
+    class TC:
+        kind, root = "buildroot", tmp_path / "root"
+    pl._tc = TC()
+    seen = {}
+
+    def boot(cmd, *, name, timeout, memory, cpus, disks):
+        seen.update(cmd=cmd, name=name, disks=disks, exists=[d.exists() for d in disks],
+                    size=[d.stat().st_size for d in disks])
+        return "result"
+    monkeypatch.setattr(pl, "boot", boot)
+    (tmp_path / "o" / "x-out" / "results").mkdir(parents=True)
+    (tmp_path / "o" / "x-out" / "results" / "stale").write_text("old")
+    res, gres = pl.guest_run("x", "bench.py", ["{results}", "--tools {tools}",
+                                               "--disk-serial {disk}", "--f {shared}/c.json"],
+                             timeout=10, disk_mb=64, files={"c.json": "[]"})
+    assert res == "result" and gres == tmp_path / "o" / "x-out" / "results"
+    assert seen["cmd"] == (f"python3 {vm.GUEST_SRC}/harness/guest/bench.py "
+                           f"{vm.GUEST_OUT}/results --tools {vm.GUEST_BUILD} "
+                           f"--disk-serial {seen['disks'][0]} --f {vm.GUEST_OUT}/c.json")
+    assert seen["exists"] == [True] and seen["size"] == [64 << 20]
+    assert not seen["disks"][0].exists()  # removed after the boot
+    assert (tmp_path / "o" / "x-out" / "c.json").read_text() == "[]"
+    assert not (gres / "stale").exists()  # a fresh shared directory
