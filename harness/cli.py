@@ -367,19 +367,10 @@ def verb_vm(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
 
 def verb_check(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
     """What a maintainer's bots check: checkpatch, every prefix, W=1, configs."""
-    from harness.check import SeriesCheck, items_dict, stage_status
-    if pl.opts.series == "none":
-        raise HarnessError("check checks the patches in patches/ one by one: it "
-                           "needs --series quilt")
-    pl.source()
-    pl.series("apply")
-    with pl._stage("check") as rec:
-        items = SeriesCheck(pl, prefixes=not args.no_prefixes,
-                            configs=not args.no_configs, quick=args.quick).run()
-        rec.details = {"items": items_dict(items)}
-        rec.status = stage_status(items)
-        bad = [i for i in items if i.status == "FAIL"]
-        rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
+    from harness.check import items_dict
+    items = pl.check(prefixes=not args.no_prefixes, configs=not args.no_configs,
+                     quick=args.quick)
+    bad = [i for i in items if i.status == "FAIL"]
     print()
     print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
                 ["check", "item", "status", "summary"]))
@@ -525,15 +516,6 @@ def throttle_report(r: dict) -> str:
             f"plot: {r['png']}\ntraces: {r['traces']}")
 
 
-def write_baseline(path: Path, runs: list, kernel: str, note: str, **more) -> None:
-    """Save the unpatched kernel's results of `runs` as a baseline."""
-    from harness import results
-    data = results.to_dict(runs) | {"kernel": kernel, **more, "note": note}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    print(f"baseline written: {path}")
-
-
 def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
     from harness.record import FAIL as STAGE_FAIL
     if args.write_baseline and not args.unpatched:
@@ -566,19 +548,20 @@ def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
     mc = [r for r in runs if r.suite == "test_memcontrol"]
     tp = [r for r in runs if r.suite == "test_progs"]
     if args.write_baseline and args.peers and tp:
-        write_baseline(args.peer_baseline, tp, pl.source().label(),
-                       "the peer set (test_progs) on the tree without the series, same config "
-                       "and guest as the patched runs (harness test --unpatched --peers "
-                       "--write-baseline)", peers=list(PEER_TESTS))
+        pl.write_baseline(args.peer_baseline, tp,
+                          "the peer set (test_progs) on the tree without the series, same "
+                          "config and guest as the patched runs (harness test --unpatched "
+                          "--peers --write-baseline)", peers=list(PEER_TESTS))
     elif args.peers and not args.unpatched and not args.peer_baseline.exists():
         with pl._stage("peers-vs-unpatched") as rec:
             rec.status = STAGE_FAIL
             rec.summary = (f"no baseline {args.peer_baseline}: make it with harness test "
                            "--unpatched --peers --write-baseline --no-memcontrol")
     if args.write_baseline and mc:
-        write_baseline(args.baseline, mc, pl.source().label(),
-                       "test_memcontrol on the tree without the series, same config and guest "
-                       "as the patched runs (harness test --unpatched --write-baseline)")
+        pl.write_baseline(args.baseline, mc,
+                          "test_memcontrol on the tree without the series, same config and "
+                          "guest as the patched runs (harness test --unpatched "
+                          "--write-baseline)")
     extra["selftests"] = str(pl.opts.out / "selftests" / "results.json")
     return finish(pl, extra)
 

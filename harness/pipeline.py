@@ -581,6 +581,36 @@ class Pipeline:
         return {"summary": summary, "table": text, "every_run": every, "runs": runs,
                 "png": png, "results": out / "results.json"}
 
+    def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False) -> list:
+        """harness/check.py's checks of the series as stage "check": its
+        items (checkpatch, every prefix, W=1, the extra configs)."""
+        from harness.check import SeriesCheck, items_dict, stage_status
+        if self.opts.series == "none":
+            raise HarnessError("check checks the patches in patches/ one by one: it "
+                               "needs --series quilt")
+        self.source()
+        self.series("apply")
+        with self._stage("check") as rec:
+            items = SeriesCheck(self, prefixes=prefixes, configs=configs, quick=quick).run()
+            rec.details = {"items": items_dict(items)}
+            rec.status = stage_status(items)
+            bad = [i for i in items if i.status == "FAIL"]
+            rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
+        return items
+
+    def write_baseline(self, path: Path, runs: list, note: str, **more) -> Path:
+        """Save this (unpatched) kernel's results of `runs` as a baseline
+        (selftests/baselines/), with the kernel's label, as stage
+        "baseline"."""
+        with self._stage("baseline") as rec:
+            data = results.to_dict(runs) | {"kernel": self.source().label(), **more,
+                                            "note": note}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+            rec.summary = f"written: {path}"
+            rec.log = str(path)
+        return path
+
     def guest_run(self, name: str, script: str, args: list[str], *, timeout: float,
                   memory: str = "2G", cpus: int = 2, disk_mb: int | None = None,
                   files: dict[str, str] | None = None) -> tuple[vm.VmResult, Path]:
