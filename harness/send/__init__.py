@@ -171,10 +171,13 @@ def send(opts: SendOptions) -> dict:
         res["check"] = {"status": status, "counts": check.counts(), "summary": check.summary,
                         "issues": check.issues, "author_signoff_missing": unsigned,
                         "notes": check.notes, "file": str(out / "check.txt")}
-        with run.step("verdict", "b4 prep --check's verdict") as rec:
-            rec.summary = (f"checkpatch via b4: {status}; {check.counts()}"
+        with run.step("check_report", "b4 prep --check's findings") as rec:
+            # reported, not judged: checkpatch's verdict on the series is
+            # harness check's, with patches/checkpatch.exceptions; b4 runs it
+            # without them (the `__u32 :32;` uapi padding is an ERROR here)
+            rec.summary = (f"b4 prep --check: {status} {check.counts()} (reported; "
+                           "judged by harness check with its listed exceptions)"
                            + (f"; no author Signed-off-by: {len(unsigned)}" if unsigned else ""))
-            rec.status = "PASS" if status != "FAIL" else "FAIL"
             rec.details = res["check"]
         files = b4_write_mails(repo, out / "mails", b4, run)
         res["files"] = [str(f) for f in files]

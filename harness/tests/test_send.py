@@ -389,7 +389,7 @@ def test_send_from_debian_tree_and_cli(gitenv, tmp_path, monkeypatch):
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     st = {s["stage"]: s["status"] for s in rep["stages"]}
     assert st["send-round-trip"] == "PASS" and st["send-b4-check"] == "PASS"
-    assert st["send-verdict"] == "PASS" and rep["status"] == "PASS"
+    assert st["send-check-report"] == "PASS" and rep["status"] == "PASS"
     assert (tmp_path / "o" / "send-import.json").exists()
     # a second run reuses the base repository and gives the same base commit
     assert send.cmd_send(args) == 0
