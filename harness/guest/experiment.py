@@ -56,6 +56,7 @@ import zlib
 from pathlib import Path
 
 from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
+from throttle import read_kv, read_pressure  # harness/guest/throttle.py
 
 CG = Path("/sys/fs/cgroup")
 HIGH = CG / "high"
@@ -72,31 +73,6 @@ def read_int(path: Path) -> int:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def read_kv(path: Path) -> dict[str, int]:
-    out = {}
-    try:
-        for line in path.read_text().splitlines():
-            k, _, v = line.partition(" ")
-            if v.strip().lstrip("-").isdigit():
-                out[k] = int(v)
-    except OSError:
-        pass
-    return out
-
-
-def read_pressure(path: Path) -> dict[str, int]:
-    out = {}
-    try:
-        for line in path.read_text().splitlines():
-            kind, *fields = line.split()
-            for f in fields:
-                if f.startswith("total="):
-                    out[kind] = int(f[6:])
-    except OSError:
-        pass
-    return out
 
 
 class Sampler(threading.Thread):
