@@ -104,6 +104,7 @@ class Pipeline:
             vng = None
         tc = self._tc
         root = tc.root if tc else None
+        tcinfo = next((r.details for r in self.records if r.stage == "toolchain"), {})
         build = None
         if self._src is not None:
             build = self.build_dir
@@ -118,10 +119,11 @@ class Pipeline:
                 "vng": vm.tool_version([vng, "--version"]) if vng else None,
                 "qemu": vm.tool_version([shutil.which("qemu-system-x86_64") or
                                          "qemu-system-x86_64", "--version"]) or None,
-                "gcc": toolchain.tool_version(["gcc", "--version"], root) if tc else None,
+                # the toolchain stage asked gcc and pahole already
+                "gcc": tcinfo.get("gcc") if tc else None,
                 "clang": toolchain.tool_version([toolchain.CLANG, "--version"], root)
                 if tc else None,
-                "pahole": toolchain.tool_version(["pahole", "--version"], root) if tc else None,
+                "pahole": tcinfo.get("pahole") if tc else None,
                 "toolchain": f"{tc.kind} {root}" if tc else None,
             },
             "kernel_config_sha256": paths.file_sha256(dot) if dot and dot.exists() else None,
