@@ -97,11 +97,14 @@ class Params:
         if bad:
             raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIOS)}")
         for a in self.arms:
-            kind = a.split(":")[0]
+            kind, colon, value = a.partition(":")
             if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "detach",
-                            "noop", "always") or (kind in ("mlow", "mhigh")) != (":" in a):
+                            "noop", "always") \
+                    or (kind in ("mlow", "mhigh") and not value) \
+                    or (kind not in ("mlow", "mhigh", "sample") and colon) \
+                    or (kind == "sample" and colon and not value.isdigit()):
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
-                                   "oracle, sample, detach, noop, always")
+                                   "oracle, sample[:PAGES], detach, noop, always")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
 

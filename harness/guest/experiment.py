@@ -24,7 +24,8 @@ Arms (how the low side is kept out of high's way):
                    memory.pressure writes lows' memory.high;
   oracle           lows frozen (cgroup.freeze) while high is active: the
                    driver knows the phases, no policy could do better;
-  sample           the series' sample (samples/bpf/memcg) attached to lows;
+  sample[:PAGES]   the series' sample (samples/bpf/memcg) attached to lows,
+                   answering PAGES (default: the over_high parameter);
   detach           the sample, detached (SIGTERM) in the middle of high's
                    first active phase (s2: active1; s3: large; s1, s4: the
                    run), the cgroups kept;
@@ -213,8 +214,9 @@ def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
                        "--throttle-to", p["agent_throttle_to"],
                        "--release-s", str(p["agent_release_s"])])
     elif kind in ("sample", "detach"):
+        # sample:PAGES overrides the over_high parameter
         return Logged([str(tools / "memcg"), "--window-ms", str(p["window_ms"]), str(LOWS),
-                       str(HIGH), str(p["threshold"]), str(p["over_high"])])
+                       str(HIGH), str(p["threshold"]), value or str(p["over_high"])])
     elif kind in ("noop", "always"):
         n = 0 if kind == "noop" else p["always_pages"]
         return Logged([str(tools / "memcg_ops_check"), "--hold-answer", str(LOWS), str(n)])
