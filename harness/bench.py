@@ -98,14 +98,17 @@ def restore_tree(orig: dict[Path, str]) -> None:
 
 @dataclass
 class BenchParams:
+    # boots of each kernel, and runs per variant and workload per boot
     boots: int = 2
     reps: int = 5
+    # one run: seconds, and membench's working set in MB
     secs: float = 1.0
     mb: int = 32
-    seed: int = 1
+    seed: int = 1  # of the shuffled order
+    # the guest
     memory: str = "1G"
     cpus: int = 2
-    srcu: bool = False
+    srcu: bool = False  # a third kernel, with an SRCU-fast read side
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -155,6 +158,8 @@ def bootstrap_diff(xs: list[float], base: list[float], n: int = 4000,
 
 
 def parse_runs(paths: list[Path]) -> list[dict]:
+    """The runs of the guest's runs.jsonl files (a JSON object a line), of
+    those that exist: a boot that died leaves its runs so far, or none."""
     runs = []
     for p in paths:
         if p.exists():

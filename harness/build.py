@@ -7,7 +7,7 @@ import os
 import re
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import kconfig, locks, paths
@@ -61,6 +61,71 @@ def jobs() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 2) + 1
 
 
+# What each build step returns (and its stage record's details, asdict()).
+
+@dataclass
+class ConfigResult:
+    changed: bool  # .config replaced (a rebuild follows)
+    options: int  # requested options verified in .config
+    key: str  # of the fragments, the series and the toolchain
+    fragments: list[str] = field(default_factory=list)  # when merged anew
+
+    def summary(self) -> str:
+        return (f"{self.options} options verified"
+                f"{', .config updated' if self.changed else ', unchanged'}")
+
+
+@dataclass
+class BuildResult:
+    duration_s: float = 0.0
+    log: str = ""
+    targets: list[str] = field(default_factory=list)  # a partial build's, else []
+    compiled: int = 0  # whole builds: objects compiled this run
+    objects: int = 0
+    release: str = ""
+    image: str = ""
+    image_sha256: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def summary(self) -> str:
+        if self.targets:
+            return f"compiled {' '.join(self.targets)} ({self.duration_s}s)"
+        return f"{self.release}: {self.compiled} compiled, {self.objects} objects"
+
+
+@dataclass
+class GuestToolsResult:
+    skipped: str | None = None  # why nothing was built
+    dir: str | None = None
+    program: str | None = None  # memcg_ops_check
+    sample: str | None = None  # samples/bpf/memcg, where the tree has it
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        also = " and samples/bpf/memcg" if self.sample else ""
+        return self.skipped or f"memcg_ops_check{also} built ({self.duration_s}s)"
+
+
+@dataclass
+class SelftestsBuildResult:
+    dir: str
+    test_progs: str
+    test_memcontrol: str
+    required: list[str]  # the series' BPF tests, which must build
+    skipped_objects: int  # objects the permissive build skipped
+    duration_s: float
+    bpf: bool = True  # test_progs built too, not only test_memcontrol
+
+    def summary(self) -> str:
+        if not self.bpf:
+            return f"test_memcontrol, {self.duration_s:.0f}s"
+        return (f"test_progs ({', '.join(self.required) or 'no series tests'}; "
+                f"{self.skipped_objects} objects skipped) and test_memcontrol, "
+                f"{self.duration_s:.0f}s")
+
+
 @dataclass
 class KernelBuild:
     tree: Path
@@ -82,7 +147,7 @@ class KernelBuild:
 
     # -- config -----------------------------------------------------------
     def config(self, fragments: list[Path], series_digest: str,
-               verify_only: list[Path] | None = None) -> dict:
+               verify_only: list[Path] | None = None) -> ConfigResult:
         """Merge fragments on allnoconfig; replace .config only if it changed
         (so an unchanged config never triggers a rebuild); verify it: every
         option, or only those of `verify_only` (for configs that turn off
@@ -97,7 +162,7 @@ class KernelBuild:
         dot = self.build / ".config"
         if dot.exists() and stamp.exists() and stamp.read_text().strip() == key:
             kconfig.verify(requested, dot)
-            return {"changed": False, "options": len(requested), "key": key}
+            return ConfigResult(changed=False, options=len(requested), key=key)
         tmp = self.build.parent / (self.build.name + ".cfgtmp")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -118,12 +183,13 @@ class KernelBuild:
             shutil.copy2(tmp / ".config", dot)
         shutil.rmtree(tmp)
         stamp.write_text(key + "\n")
-        return {"changed": changed, "options": len(requested), "key": key,
-                "fragments": [f.name for f in fragments]}
+        return ConfigResult(changed=changed, options=len(requested), key=key,
+                            fragments=[f.name for f in fragments])
 
     # -- build ------------------------------------------------------------
     def build_kernel(self, targets: list[str] | None = None, timeout: float = 3000,
-                     extra: list[str] | None = None, log_name: str = "build.log") -> dict:
+                     extra: list[str] | None = None, log_name: str = "build.log"
+                     ) -> BuildResult:
         if not (self.build / ".config").exists():
             raise HarnessError("no .config in the build directory", hint="run: harness config")
         log = self.log_dir / log_name
@@ -159,7 +225,7 @@ class KernelBuild:
             raise ChangeFailed("kernel build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
         if targets:  # a partial build: no image to describe
-            return {"targets": targets, "duration_s": round(r.duration_s, 1), "log": str(log)}
+            return BuildResult(targets=targets, duration_s=round(r.duration_s, 1), log=str(log))
         objs = sum(1 for p in self.build.rglob("*.o")
                    if guest_tools_dir(self.build) not in p.parents)
         counts.write_text(f"{objs}\n")
@@ -167,13 +233,13 @@ class KernelBuild:
         release = (self.build / "include/config/kernel.release").read_text().strip()
         prog.maybe(f"done: {compiled} compiled this run, {objs} objects in tree, "
                    f"{release}", force=True)
-        info = {"compiled": compiled, "objects": objs, "release": release,
-                "image": str(image), "image_sha256": paths.file_sha256(image),
-                "duration_s": round(r.duration_s, 1)}
-        record.write_text(json.dumps(info, indent=2) + "\n")
+        info = BuildResult(compiled=compiled, objects=objs, release=release, image=str(image),
+                           image_sha256=paths.file_sha256(image),
+                           duration_s=round(r.duration_s, 1), log=str(log))
+        record.write_text(info.to_json())
         return info
 
-    def build_libbpf(self, log_name: str = "libbpf.log") -> dict:
+    def build_libbpf(self, log_name: str = "libbpf.log") -> BuildResult:
         """tools/lib/bpf of the tree (the series changes libbpf), -Werror as
         upstream builds it, into the build directory."""
         out = self.build / "libbpf"
@@ -187,16 +253,18 @@ class KernelBuild:
                       if "error" in x][:10]
             raise ChangeFailed("libbpf build failed:\n" + ("\n".join(errors) or tail(log)),
                                log=str(log))
-        return {"duration_s": round(r.duration_s, 1), "log": str(log)}
+        return BuildResult(targets=["tools/lib/bpf"], duration_s=round(r.duration_s, 1),
+                           log=str(log))
 
     # -- guest tools ------------------------------------------------------
-    def build_guest_tools(self) -> dict:
+    def build_guest_tools(self) -> GuestToolsResult:
         """The memcg_bpf_ops check program, or a skip if the kernel has no
         memcg_bpf_ops (an empty or different series)."""
         out = guest_tools_dir(self.build)
         if not kernel_has_memcg_bpf_ops(self.build):
             (out / "memcg_ops_check").unlink(missing_ok=True)
-            return {"skipped": "the kernel has no memcg_bpf_ops (series not applied?)"}
+            return GuestToolsResult(skipped="the kernel has no memcg_bpf_ops "
+                                    "(series not applied?)")
         out.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / "guest-tools.log"
         script = guest_tools_script(self.tree, self.build, GUEST_TOOLS_SRC, out, jobs())
@@ -205,13 +273,13 @@ class KernelBuild:
             raise ChangeFailed(f"building the guest check program failed:\n{tail(log, 20)}",
                                log=str(log))
         sample = out / "memcg"
-        return {"dir": str(out), "program": str(out / "memcg_ops_check"),
-                "sample": str(sample) if sample.exists() else None,
-                "duration_s": round(r.duration_s, 1)}
+        return GuestToolsResult(dir=str(out), program=str(out / "memcg_ops_check"),
+                                sample=str(sample) if sample.exists() else None,
+                                duration_s=round(r.duration_s, 1))
 
 
     # -- selftests -------------------------------------------------------
-    def build_selftests(self, bpf: bool = True) -> dict:
+    def build_selftests(self, bpf: bool = True) -> SelftestsBuildResult:
         """The upstream BPF selftests runner (test_progs, the standard build:
         every test the tree has, those our config or toolchain cannot build
         skipped by BPF_STRICT_BUILD=0) and the cgroup test_memcontrol.
@@ -274,10 +342,10 @@ class KernelBuild:
         prog.maybe(f"done in {r.duration_s:.0f}s: {counts['CLNG-BPF']} BPF objects and "
                    f"{counts['TEST-OBJ']} test objects compiled, {counts['SKIP']} skipped "
                    "(options or toolchain we lack)", force=True)
-        return {"dir": str(out), "test_progs": str(bpf_out / "test_progs"),
-                "test_memcontrol": str(cg_out / "test_memcontrol"),
-                "required": required, "skipped_objects": counts["SKIP"],
-                "duration_s": round(r.duration_s, 1)}
+        return SelftestsBuildResult(dir=str(out), test_progs=str(bpf_out / "test_progs"),
+                                    test_memcontrol=str(cg_out / "test_memcontrol"),
+                                    required=required, skipped_objects=counts["SKIP"],
+                                    duration_s=round(r.duration_s, 1), bpf=bpf)
 
 
 # "  SKIP-BPF     memcg_ops.bpf.o", "  SKIP-TEST    memcg_ops.test.o"
@@ -346,10 +414,13 @@ def kernel_has_memcg_bpf_ops(build: Path) -> bool:
     return smap.exists() and " __memcg_bpf_nr_pages_over_high\n" in smap.read_text()
 
 
-def built_info(build: Path) -> dict:
+def built_info(build: Path) -> BuildResult:
+    """The record of the last whole build of `build` (removed when a build
+    starts, written when one succeeds)."""
     p = build / ".harness-build.json"
     if not p.exists():
         raise HarnessError(f"no built kernel in {build}", hint="run: harness build")
-    info = json.loads(p.read_text())
-    info["image"] = str(build / "arch/x86/boot/bzImage")  # valid if the cache moved
+    known = set(BuildResult.__dataclass_fields__)
+    info = BuildResult(**{k: v for k, v in json.loads(p.read_text()).items() if k in known})
+    info.image = str(build / "arch/x86/boot/bzImage")  # valid if the cache moved
     return info

@@ -195,17 +195,18 @@ class SeriesCheck:
             log_name = f"check-{kind}-{name}.log"[:120]
             if self.quick:
                 info = kb.build_kernel(targets=self.dirs, log_name=log_name)
+                details = asdict(info)
                 what = " ".join(self.dirs)
                 if self.libbpf:
-                    info["libbpf"] = kb.build_libbpf(log_name=f"check-{kind}-{name}-libbpf.log"
-                                                     [:120])
+                    details["libbpf"] = asdict(kb.build_libbpf(
+                        log_name=f"check-{kind}-{name}-libbpf.log"[:120]))
                     what += " tools/lib/bpf"
                 self.items.append(Item(kind, name, PASS, f"compiled {what} "
-                                       f"({info['duration_s']}s)", info))
+                                       f"({info.duration_s}s)", details))
                 return
             info = kb.build_kernel(log_name=log_name)
-            self.items.append(Item(kind, name, PASS, f"built ({info['compiled']} compiled, "
-                                   f"{info['duration_s']}s)", info))
+            self.items.append(Item(kind, name, PASS, f"built ({info.compiled} compiled, "
+                                   f"{info.duration_s}s)", asdict(info)))
         except HarnessError as e:
             self.items.append(Item(kind, name, FAIL, str(e).splitlines()[0],
                                    {"error": str(e)}))

@@ -6,8 +6,6 @@ import argparse
 import json
 import os
 import re
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +13,24 @@ from pathlib import Path
 
 from harness import host, paths, send
 from harness.errors import ChangeFailed, HarnessError
-from harness.pipeline import PEER_TESTS, SERIES_TESTS, Options, Pipeline
+from harness.options import OPTION_NAMES, Options
+from harness.pipeline import Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
-from harness.report import stage_table, table, write_json
+from harness.report import reproducer, stage_table, table, write_json
+from harness.results import PEER_TESTS, SERIES_TESTS
 from harness.throttle import ALL_SCENARIOS
-
-BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
-PEER_BASELINE = paths.REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
+from harness.verbs import (
+    BASELINE,
+    PEER_BASELINE,
+    VERBS,
+    CheckRequest,
+    NoRequest,
+    SeriesRequest,
+    StudyRequest,
+    TestRequest,
+    VmRequest,
+    vm_command,
+)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -227,11 +236,14 @@ def kconfig_add_fragment(items: list[str], out: Path) -> Path:
 
 
 def options(args: argparse.Namespace) -> Options:
-    out = getattr(args, "out", None)
+    """The Options every pipeline verb shares, from the arguments of the
+    same names (add_common, add_vm; those a verb lacks keep their default)."""
+    given = {k: v for k, v in vars(args).items() if k in OPTION_NAMES}
+    out = given.pop("out", None)
     if out is None and "MEMCG_BPF_OUT" not in os.environ:
         out = paths.invocation_out(paths.default_out(), args.verb)
     out = (out or paths.default_out()).resolve()
-    fragments = list(getattr(args, "fragments", []))
+    fragments = list(given.pop("fragments", []))
     if getattr(args, "kconfig_add", None):
         fragments.append(kconfig_add_fragment(args.kconfig_add, out))
     jobs = getattr(args, "jobs", None)
@@ -239,27 +251,63 @@ def options(args: argparse.Namespace) -> Options:
         if jobs < 1:
             raise HarnessError("--jobs must be >= 1")
         os.environ["MEMCG_BPF_JOBS"] = str(jobs)  # builds here and in the suites
-    return Options(kernel_dir=getattr(args, "kernel_dir", None),
-                   build_dir=getattr(args, "build_dir", None),
-                   out=out,
-                   toolchain=getattr(args, "toolchain", "buildroot"),
-                   accel=getattr(args, "accel", "auto"),
-                   fragments=fragments,
-                   refresh=getattr(args, "refresh", False),
-                   unpatched=getattr(args, "unpatched", False),
-                   kernel_args=getattr(args, "kernel_args", []),
-                   series=getattr(args, "series", "quilt"))
+    return Options(out=out, fragments=fragments, **given)
 
 
-def vm_command(argv: list[str]) -> str:
-    """`vm -- CMD...`: one word is a shell command line as it is; several
-    are quoted one by one (shlex.join), so `vm -- sh -c 'a; b'` keeps its
-    quoting."""
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        return "uname -r"
-    return argv[0] if len(argv) == 1 else shlex.join(argv)
+def request(args: argparse.Namespace):
+    """The verb's own request (harness/verbs.py), from its arguments."""
+    v = args.verb
+    if v == "series":
+        return SeriesRequest(action=args.action)
+    if v == "vm":
+        return VmRequest(command=vm_command(args.command), script=args.script,
+                         timeout=args.timeout, memory=args.memory, cpus=args.cpus)
+    if v == "check":
+        return CheckRequest(prefixes=not args.no_prefixes, configs=not args.no_configs,
+                            quick=args.quick)
+    if v == "test":
+        return TestRequest(filters=list(args.filters), peers=args.peers,
+                           peer_baseline=args.peer_baseline, repeat=args.repeat,
+                           verbose=args.verbose, memcontrol=not args.no_memcontrol,
+                           memcontrol_repeat=args.memcontrol_repeat,
+                           zero_policy=not args.no_zero_policy, swap_mb=args.swap_mb,
+                           baseline=args.baseline, write_baseline=args.write_baseline,
+                           timeout=args.timeout)
+    if v == "experiment":
+        from harness import experiment as ex
+        params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
+                           repeats=args.repeats, boots=args.boots, seed=args.seed)
+        if args.arms:
+            params.arms = [x for x in args.arms.split(",") if x]
+        ex.set_params(params, args.set)
+        params.validate()
+        return StudyRequest(params)
+    if v == "throttle":
+        return StudyRequest(throttle_params(args), nodebug=args.nodebug)
+    if v == "bench":
+        from harness.bench import BenchParams
+        return StudyRequest(BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
+                                        mb=args.mb, seed=args.seed, srcu=args.srcu))
+    return NoRequest()
+
+
+def throttle_params(args: argparse.Namespace):
+    from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
+    params = Params(repeats=args.repeats, threshold=args.threshold,
+                    over_high=args.over_high, sample=args.sample)
+    for name, value in (("vm_bytes", args.vm_bytes), ("vm_workers", args.vm_workers),
+                        ("vm_method", args.vm_method), ("memory", args.guest_memory),
+                        ("seconds", args.seconds)):
+        if value:
+            setattr(params, name, value)
+    if args.short:
+        params.scenarios = list(SHORT_SCENARIOS)
+    if args.mechanism:
+        params.scenarios = list(MECHANISM_SCENARIOS)
+    if args.scenarios:
+        params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    params.validate()
+    return params
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -305,6 +353,8 @@ def verdict(records: list, error: BaseException | None = None) -> int:
 
 def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
            error: BaseException | None = None) -> int:
+    """The records (SKIP for the stages a failed run did not reach), the
+    stage table, report.json; the exit status."""
     if error is not None and verb in PLAN:
         done = {r.stage for r in pl.records}
         for name in PLAN[verb]:
@@ -316,191 +366,25 @@ def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
     print()
     print(stage_table(pl.records))
     extra = dict(extra or {})
-    extra["reproducer"] = pl.reproducer()
+    extra["reproducer"] = reproducer(pl)
     report = write_json(pl.opts.out, pl.records, extra)
     print(f"\nreport: {report}")
     return verdict(pl.records, error)
 
 
-def verb_source(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The kernel tree: Debian's linux-source-7.3, fetched and cached, or --kernel-dir."""
-    info = pl.source()
-    extra["source"] = info.__dict__
-
-
-def verb_series(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """patches/ on the tree with quilt: apply, status or pop."""
-    pl.series(args.action)
-
-
-def verb_config(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The tree with the series, and its .config from kernel-config/."""
-    pl.source()
-    pl.series("apply")
-    pl.config()
-
-
-def verb_build(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """Everything a boot needs: kernel, guest tools, selftests."""
-    pl.prepare()
-
-
-def verb_vm(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """Boot the built kernel and run a command; its exit status is the command's."""
-    command = vm_command(args.command)
-    if args.script:
-        if not args.script.is_file():
-            raise HarnessError(f"--script {args.script}: no such file")
-        shared = pl.opts.out / "vm-out"
-        shared.mkdir(parents=True, exist_ok=True)
-        shutil.copy(args.script, shared / "script.sh")
-        command = "sh ./script.sh"
-    extra["source"] = pl.source(fetch=False).__dict__  # the version, in the report
-    res = pl.boot(command, timeout=args.timeout, memory=args.memory, cpus=args.cpus)
-    print(f"console log: {res.console}")
-    problem = res.problem()
-    if problem:
-        print(problem, file=sys.stderr)
-    finish(pl, extra)
-    return res.guest_rc if res.guest_rc not in (None, 0) else (0 if res.ok else 1)
-
-
-def verb_check(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """What a maintainer's bots check: checkpatch, every prefix, W=1, configs."""
-    from harness.check import items_dict
-    items = pl.check(prefixes=not args.no_prefixes, configs=not args.no_configs,
-                     quick=args.quick)
-    bad = [i for i in items if i.status == "FAIL"]
-    print()
-    print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
-                ["check", "item", "status", "summary"]))
-    for i in bad:
-        print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
-            i.details.get("issues") or [i.details.get("error", "")] or []))
-    for i in items:
-        for x in i.details.get("excepted", []):
-            print(f"note: {x}")
-    extra["check"] = items_dict(items)
-
-
-def verb_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The selftests in a guest, judged by results.judge()."""
-    return cmd_test(pl, args, extra)
-
-
-def verb_experiment(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The phased throttling experiment (harness/experiment.py)."""
-    from harness import experiment as ex
-    params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
-                       repeats=args.repeats, boots=args.boots, seed=args.seed)
-    if args.arms:
-        params.arms = [x for x in args.arms.split(",") if x]
-    ex.set_params(params, args.set)
-    params.validate()
-    r = pl.experiment(params)
-    extra["source"] = pl.source().__dict__
-    print("\n" + r["table"])
-    print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
-          f"{r['png']}, {r['timelines']}")
-    extra["experiment"] = str(r["results"])
-
-
-def verb_throttle(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The stress-ng throttling experiment (harness/throttle.py)."""
-    from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
-    params = Params(repeats=args.repeats, threshold=args.threshold,
-                    over_high=args.over_high, sample=args.sample)
-    if args.vm_bytes:
-        params.vm_bytes = args.vm_bytes
-    if args.vm_workers:
-        params.vm_workers = args.vm_workers
-    if args.vm_method:
-        params.vm_method = args.vm_method
-    if args.guest_memory:
-        params.memory = args.guest_memory
-    if args.short:
-        params.scenarios = list(SHORT_SCENARIOS)
-    if args.mechanism:
-        params.scenarios = list(MECHANISM_SCENARIOS)
-    if args.scenarios:
-        params.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
-    if args.seconds:
-        params.seconds = args.seconds
-    params.validate()
-    if args.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
-        pl = pl.nodebug("patched", "throttle --nodebug")
-    else:
-        pl.prepare()
-    extra["source"] = pl.source().__dict__
-    print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
-          f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
-          flush=True)
-    r = pl.throttle(params)
-    print("\n" + throttle_report(r))
-    extra["throttle"] = str(r["results"])
-
-
-def verb_bench(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """What the hook costs (harness/bench.py)."""
-    from harness.bench import BenchParams
-    params = BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
-                         mb=args.mb, seed=args.seed, srcu=args.srcu)
-    r = pl.bench(params)
-    extra["source"] = pl.source().__dict__
-    print("\n" + r["table"])
-    print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r['png']}")
-    extra["bench"] = str(r["results"])
-
-
-def verb_run(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int | None:
-    """The main job: build, boot, the pytest suites, the throttling report."""
-    pl.prepare()
-    src = pl.source()
-    extra["source"] = src.__dict__
-    junit = pl.opts.out / "junit-selftests.xml"
-    pl.pytest(paths.REPO / "selftests", junit)
-    # The throttling report: throughput with and without the policy,
-    # every run shown, nothing asserted (the suites assert the
-    # mechanism; throughput depends on the machine).
-    from harness.throttle import SHORT_SCENARIOS, Params
-    params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
-    print(f"\nthrottling report: {len(params.scenarios)} scenarios x {params.repeats}"
-          f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
-    r = pl.throttle(params)
-    print("\nthrottling experiment (short matrix; reported, not asserted):\n"
-          + throttle_report(r))
-    extra["throttle"] = str(r["results"])
-
-
-VERBS = {
-    "source": verb_source,
-    "series": verb_series,
-    "config": verb_config,
-    "build": verb_build,
-    "vm": verb_vm,
-    "check": verb_check,
-    "test": verb_test,
-    "experiment": verb_experiment,
-    "throttle": verb_throttle,
-    "bench": verb_bench,
-    "run": verb_run,
-}
-
-
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    """The verbs that run pipeline stages: each is a function (VERBS), and
-    every one ends here: its records, report.json and its verdict."""
+    """The verbs that run pipeline stages: each is a function (verbs.VERBS)
+    of its request, and every one ends here: its records, report.json and
+    its verdict."""
     pl = Pipeline(options(args))
-    extra: dict = {}
     try:
-        rc = VERBS[args.verb](pl, args, extra)
-        if rc is not None:
-            return rc
+        res = VERBS[args.verb](pl, request(args))
     except (HarnessError, subprocess.TimeoutExpired) as e:
         kind = "FAIL" if isinstance(e, ChangeFailed) else "error"
         print(f"\n{kind}: {error_text(e)}", file=sys.stderr)
-        return finish(pl, extra, args.verb, e)
-    return finish(pl, extra, args.verb)
+        return finish(pl, {}, args.verb, e)
+    rc = finish(pl, res.report, args.verb)
+    return rc if res.exit is None else res.exit
 
 
 def error_text(e: Exception) -> str:
@@ -508,62 +392,6 @@ def error_text(e: Exception) -> str:
         cmd = e.cmd if isinstance(e.cmd, str) else " ".join(map(str, e.cmd))
         return f"{cmd[:200]} did not finish within {e.timeout:.0f} s (killed)"
     return str(e)
-
-
-def throttle_report(r: dict) -> str:
-    """What Pipeline.throttle() returned, for the terminal."""
-    return (f"{r['table']}\n\nevery run:\n{r['every_run']}\n\nresults: {r['results']}\n"
-            f"plot: {r['png']}\ntraces: {r['traces']}")
-
-
-def cmd_test(pl: Pipeline, args: argparse.Namespace, extra: dict) -> int:
-    from harness.record import FAIL as STAGE_FAIL
-    if args.write_baseline and not args.unpatched:
-        raise HarnessError("--write-baseline needs --unpatched (the baseline is the tree "
-                           "without the series)")
-    # Unpatched, the baselines are of interest: test_memcontrol's and, with
-    # --peers, the peer set's; the series' own tests do not exist there.
-    filters = list(args.filters) or ([] if args.unpatched else list(SERIES_TESTS))
-    if args.peers:
-        filters += PEER_TESTS
-    pl.prepare(bpf_selftests=bool(filters))
-    extra["source"] = pl.source().__dict__
-    runs = pl.selftests(filters, repeat=args.repeat,
-                        memcontrol=not args.no_memcontrol, test_progs=bool(filters),
-                        memcontrol_repeat=args.memcontrol_repeat, timeout=args.timeout,
-                        baseline=None if args.unpatched else args.baseline,
-                        peer_baseline=args.peer_baseline if args.peers and not args.unpatched
-                        else None, verbose=args.verbose, swap_mb=args.swap_mb,
-                        zero_policy=not (args.unpatched or args.no_zero_policy))
-    # The verdicts are results.judge()'s, the same the stage and the pytest
-    # suites use: a series test must pass, the others as without the series.
-    rows = [[v.suite, v.name, "/".join(v.statuses) or "-", v.verdict, v.reason[:80]]
-            for v in pl.verdicts if v.verdict != "PASS" or args.verbose or args.repeat > 1]
-    npass = sum(1 for v in pl.verdicts if v.verdict == "PASS")
-    print()
-    if rows:
-        print(table(rows, ["suite", "test", "results", "verdict", "why"]))
-    print(f"{npass} of {len(pl.verdicts)} tests pass" + ("" if rows else
-          "; every test passes" if pl.verdicts else ""))
-    mc = [r for r in runs if r.suite == "test_memcontrol"]
-    tp = [r for r in runs if r.suite == "test_progs"]
-    if args.write_baseline and args.peers and tp:
-        pl.write_baseline(args.peer_baseline, tp,
-                          "the peer set (test_progs) on the tree without the series, same "
-                          "config and guest as the patched runs (harness test --unpatched "
-                          "--peers --write-baseline)", peers=list(PEER_TESTS))
-    elif args.peers and not args.unpatched and not args.peer_baseline.exists():
-        with pl._stage("peers-vs-unpatched") as rec:
-            rec.status = STAGE_FAIL
-            rec.summary = (f"no baseline {args.peer_baseline}: make it with harness test "
-                           "--unpatched --peers --write-baseline --no-memcontrol")
-    if args.write_baseline and mc:
-        pl.write_baseline(args.baseline, mc,
-                          "test_memcontrol on the tree without the series, same config and "
-                          "guest as the patched runs (harness test --unpatched "
-                          "--write-baseline)")
-    extra["selftests"] = str(pl.opts.out / "selftests" / "results.json")
-    return finish(pl, extra)
 
 
 def _terminate(signum, frame):

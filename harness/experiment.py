@@ -26,12 +26,10 @@ memory.current of each cgroup over time.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from harness.bench import bootstrap_ratio
 from harness.errors import HarnessError
@@ -455,15 +453,7 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
     return out
 
 
-# ---- parsing, tables, plots ----
-
-def parse_runs(paths: list[Path]) -> list[dict]:
-    runs = []
-    for p in paths:
-        if p.exists():
-            runs += [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
-    return runs
-
+# ---- over all runs (bench.parse_runs reads them) ----
 
 def free_rates(runs: list[dict]) -> dict[tuple[str, int], float]:
     """The lows' free rate per (scenario, boot): the median, over the `none`
@@ -484,128 +474,3 @@ def free_rates(runs: list[dict]) -> dict[tuple[str, int], float]:
 def all_metrics(runs: list[dict]) -> list[dict]:
     free = free_rates(runs)
     return [run_metrics(r, free.get((r["scenario"], r.get("boot", 0)))) for r in runs]
-
-
-def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:
-    if not c:
-        return "-"
-    return (f"{c['median'] * scale:.{digits}f} [{c['ci'][0] * scale:.{digits}f}, "
-            f"{c['ci'][1] * scale:.{digits}f}]")
-
-
-TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "lows kpages/s",
-                 "high some %", "high full %", "probe p99 ms", "onset s", "release s"]
-
-
-def table_rows(summary: list[dict]) -> list[list]:
-    out = []
-    for row in summary:
-        first = True
-        for ph, c in row["phases"].items():
-            out.append([row["scenario"] if first else "", row["arm"] if first else "",
-                        row["runs"] if first else "", ph, fmt(c.get("high"), 1e-3),
-                        fmt(c.get("low"), 1e-3), fmt(c.get("high_some"), 100, 1),
-                        fmt(c.get("high_full"), 100, 1), fmt(c.get("probe_p99_ms"), 1, 1),
-                        fmt(row.get("onset_s"), 1, 2) if first else "",
-                        fmt(row.get("release_s"), 1, 2) if first else ""])
-            first = False
-    return out
-
-
-RUN_HEADERS = ["boot", "scenario", "arm", "rep", "phase", "high kpages/s", "lows kpages/s",
-               "high some %", "probe p99 ms", "onset s", "release s", "error"]
-
-
-def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
-    out = []
-    order = sorted(range(len(runs)), key=lambda i: (runs[i]["scenario"], runs[i]["arm"],
-                                                    runs[i]["rep"]))
-
-    def f(v, scale=1.0, d=1):
-        return "-" if v is None else f"{v * scale:.{d}f}"
-    for i in order:
-        r, m = runs[i], metrics[i]
-        if "error" in m:
-            out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], "", "", "", "",
-                        "", "", "", m["error"][:60]])
-            continue
-        for ph, c in m["phases"].items():
-            out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], ph,
-                        f(c["high"], 1e-3), f(c["low"], 1e-3), f(c["high_some"], 100),
-                        f(c["probe_p99_ms"]), f(m.get("onset_s"), 1, 3),
-                        f(m.get("release_s"), 1, 3), ""])
-    return out
-
-
-def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, title: str
-         ) -> Path:
-    """Per scenario: high's and the lows' throughput in the scenario's high
-    phase (and the lows' in the free phase), every run a point, the median
-    a bar."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    panels = []
-    for s in params.scenarios:
-        panels.append((s, "high", HIGH_PHASE[s]))
-        panels.append((s, "low", HIGH_PHASE[s]))
-        if s in FREE_PHASE:
-            panels.append((s, "low", FREE_PHASE[s]))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.9 * len(params.arms)),
-                                                      2.6 * len(panels)), squeeze=False)
-    for ax, (s, side, ph) in zip(axes[:, 0], panels, strict=True):
-        for i, a in enumerate(params.arms):
-            xs = metric_values(runs, metrics, s, a, side, ph)
-            for j, x in enumerate(xs):
-                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / 1e3, "o", ms=3,
-                        color=f"C{i % 10}", alpha=0.7)
-            if xs:
-                ax.hlines(statistics.median(xs) / 1e3, i - 0.3, i + 0.3, color="k")
-        ax.set_xticks(range(len(params.arms)), params.arms, fontsize=7)
-        ax.set_ylabel("kpages/s", fontsize=8)
-        ax.set_title(f"{s}: {side} in phase {ph} ({DESCRIPTION[s]})", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_timelines(runs: list[dict], params: Params, path: Path, title: str) -> Path:
-    """memory.current of high and of each low over time: the first run of
-    every scenario and arm, with the phases shaded."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    picks = []
-    for s in params.scenarios:
-        for a in params.arms:
-            r = next((r for r in sorted(runs, key=lambda r: r["rep"])
-                      if r["scenario"] == s and r["arm"] == a and "samples" in r), None)
-            if r:
-                picks.append(r)
-    cols = max(1, len(params.arms))
-    rows = max(1, len(params.scenarios))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False,
-                             sharey=True)
-    for ax in axes.flat:
-        ax.set_visible(False)
-    for r in picks:
-        ax = axes[params.scenarios.index(r["scenario"]), params.arms.index(r["arm"])]
-        ax.set_visible(True)
-        t0 = r["t0"]
-        for k, (_name, a, b) in enumerate(x for x in r.get("phases", []) if x[2]):
-            ax.axvspan(a - t0, b - t0, color="0.9" if k % 2 else "0.8", lw=0)
-        ts = [s["t"] - t0 for s in r["samples"]]
-        for cg in [c for c in r["samples"][0] if c not in ("t", "lows")]:
-            ax.plot(ts, [s[cg]["current"] / 2**20 for s in r["samples"]], lw=0.8, label=cg)
-        ax.set_title(f"{r['scenario']} {r['arm']}", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0, 0].set_ylabel("memory.current MiB", fontsize=7)
-    if picks:
-        axes[0, 0].legend(fontsize=5)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path

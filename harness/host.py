@@ -84,7 +84,7 @@ def kvm_probe_now() -> str:
             probe.unlink()
         log_dir = paths.cache_root() / "doctor-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        ok, reason = vm.probe_kvm(Path(built["image"]), root, log_dir)
+        ok, reason = vm.probe_kvm(Path(built.image), root, log_dir)
         return f"probe: {'boots' if ok else 'does NOT boot'} ({reason})"
     except HarnessError as e:
         return f"no kernel to probe with yet ({e.message})"

@@ -13,65 +13,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from harness import build as kbuild
-from harness import locks, paths, results, series, source, toolchain, vm
+from harness import locks, paths, results, series, source, studies, toolchain, vm
 from harness.errors import HarnessError
+from harness.options import Options
 from harness.record import FAIL, SKIP, Stage, StageRecord
-
-
-@dataclass
-class Options:
-    kernel_dir: Path | None = None
-    build_dir: Path | None = None
-    out: Path = field(default_factory=paths.default_out)
-    toolchain: str = "buildroot"
-    accel: str = "auto"
-    fragments: list[Path] = field(default_factory=list)
-    refresh: bool = False
-    unpatched: bool = False  # the tree without the series (baselines)
-    kernel_args: list[str] = field(default_factory=list)  # appended to the guest's
-    series: str = "quilt"  # or "none": the tree as it is (the series applied by other means)
-
-    @classmethod
-    def from_env(cls) -> Options:
-        """Options for the pytest suites (set by `harness run` or by hand)."""
-        e = os.environ
-        return cls(
-            kernel_dir=Path(e["MEMCG_BPF_KERNEL_DIR"]) if e.get("MEMCG_BPF_KERNEL_DIR") else None,
-            build_dir=Path(e["MEMCG_BPF_BUILD_DIR"]) if e.get("MEMCG_BPF_BUILD_DIR") else None,
-            out=Path(e.get("MEMCG_BPF_OUT", paths.default_out())),
-            toolchain=e.get("MEMCG_BPF_TOOLCHAIN", "buildroot"),
-            accel=e.get("MEMCG_BPF_ACCEL", "auto"),
-            fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
-            unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
-            kernel_args=e.get("MEMCG_BPF_KERNEL_ARGS", "").split(),
-            series=e.get("MEMCG_BPF_SERIES", "quilt"),
-        )
-
-    def to_env(self) -> dict[str, str]:
-        env = {"MEMCG_BPF_OUT": str(self.out), "MEMCG_BPF_TOOLCHAIN": self.toolchain,
-               "MEMCG_BPF_ACCEL": self.accel,
-               "MEMCG_BPF_FRAGMENTS": ":".join(str(f) for f in self.fragments)}
-        if self.kernel_dir:
-            env["MEMCG_BPF_KERNEL_DIR"] = str(self.kernel_dir)
-        if self.build_dir:
-            env["MEMCG_BPF_BUILD_DIR"] = str(self.build_dir)
-        if self.unpatched:
-            env["MEMCG_BPF_UNPATCHED"] = "1"
-        if self.kernel_args:
-            env["MEMCG_BPF_KERNEL_ARGS"] = " ".join(self.kernel_args)
-        if self.series != "quilt":
-            env["MEMCG_BPF_SERIES"] = self.series
-        return env
-
-    @property
-    def logs(self) -> Path:
-        d = self.out / "logs"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+from harness.results import SERIES_TESTS, ZERO_POLICY_SUITE, collect_selftests
 
 
 class Pipeline:
@@ -86,51 +36,6 @@ class Pipeline:
         st = Stage(name, self.opts.out)
         self.records.append(st.record)
         return st
-
-    def reproducer(self) -> dict:
-        """What it takes to reproduce this run, for report.json: the command
-        line, the tools' versions, the kernel config's hash, free disk.
-        Best effort: what is not known (no toolchain or build yet) is null."""
-        def free(p: Path | None) -> dict | None:
-            while p is not None and not p.exists():
-                p = p.parent if p != p.parent else None
-            if p is None:
-                return None
-            u = shutil.disk_usage(p)
-            return {"path": str(p), "free_gib": round(u.free / 2**30, 1)}
-        try:
-            vng = vm.vng_path()
-        except HarnessError:
-            vng = None
-        tc = self._tc
-        root = tc.root if tc else None
-        tcinfo = next((r.details for r in self.records if r.stage == "toolchain"), {})
-        build = None
-        if self._src is not None:
-            build = self.build_dir
-        dot = build / ".config" if build else None
-        return {
-            "argv": sys.argv,
-            "cwd": os.getcwd(),
-            "unpatched": self.opts.unpatched,
-            "series": self.opts.series,
-            "versions": {
-                "python": sys.version.split()[0],
-                "vng": vm.tool_version([vng, "--version"]) if vng else None,
-                "qemu": vm.tool_version([shutil.which("qemu-system-x86_64") or
-                                         "qemu-system-x86_64", "--version"]) or None,
-                # the toolchain stage asked gcc and pahole already
-                "gcc": tcinfo.get("gcc") if tc else None,
-                "clang": toolchain.tool_version([toolchain.CLANG, "--version"], root)
-                if tc else None,
-                "pahole": tcinfo.get("pahole") if tc else None,
-                "toolchain": f"{tc.kind} {root}" if tc else None,
-            },
-            "kernel_config_sha256": paths.file_sha256(dot) if dot and dot.exists() else None,
-            "build_dir": str(build) if build else None,
-            "free_disk": {"out": free(self.opts.out), "cache": free(paths.cache_root()),
-                          "build": free(build)},
-        }
 
     # -- stages -----------------------------------------------------------
     def source(self, fetch: bool = True) -> source.SourceInfo:
@@ -165,7 +70,8 @@ class Pipeline:
                 rec.summary += f" (gcc: {gcc}; pahole {pahole})"
         return self._tc
 
-    def series(self, action: str = "apply") -> dict:
+    def series(self, action: str = "apply") -> series.SeriesStatus | None:
+        """None with --series none (the tree as it is)."""
         if self.opts.series == "none":
             with self._stage("series") as rec:
                 if action == "pop":
@@ -174,84 +80,63 @@ class Pipeline:
                                        hint="use --series quilt on a tree without the series")
                 rec.status = SKIP
                 rec.summary = "--series none: the tree as it is"
-                return {}
+                return None
         with self._stage("series") as rec:
             q = series.Quilt(self.tree, self.opts.logs / "series.log")
             if action == "apply":
                 state = q.push_all()
                 st = q.status()
-                rec.summary = f"{len(st['applied'])}/{len(st['series'])} patches ({state})"
+                rec.summary = f"{len(st.applied)}/{len(st.series)} patches ({state})"
             elif action == "pop":
                 q.pop_all()
                 st = q.status()
-                rec.summary = f"popped; {len(st['series'])} patches in series"
+                rec.summary = f"popped; {len(st.series)} patches in series"
             elif action == "status":
                 st = q.status()
-                rec.summary = (f"{len(st['applied'])}/{len(st['series'])} applied, "
-                               f"{'in sync' if st['in_sync'] else 'NOT in sync'}")
+                rec.summary = (f"{len(st.applied)}/{len(st.series)} applied, "
+                               f"{'in sync' if st.in_sync else 'NOT in sync'}")
             else:
                 raise HarnessError(f"unknown series action {action!r}")
-            rec.details = st
+            rec.details = asdict(st)
             return st
 
     def kernel(self) -> kbuild.KernelBuild:
         return kbuild.KernelBuild(tree=self.tree, build=self.build_dir,
                                   toolchain=self.toolchain(), log_dir=self.opts.logs)
 
-    def config(self) -> dict:
+    def _build_stage(self, name: str, step):
+        """A build step of KernelBuild as stage `name`: its log, its
+        result's summary and details; SKIP if it skipped."""
         kb = self.kernel()
-        with self._stage("config") as rec:
-            frags = kbuild.default_fragments(self.opts.fragments)
-            info = kb.config(frags, "unpatched" if self.opts.unpatched else
-                             "tree-as-is" if self.opts.series == "none"
-                             else series.series_digest())
-            rec.summary = (f"{info['options']} options verified"
-                           f"{', .config updated' if info['changed'] else ', unchanged'}")
-            rec.details = info
-            rec.log = str(self.opts.logs / "config.log")
-            return info
-
-    def build(self) -> dict:
-        kb = self.kernel()
-        with self._stage("build") as rec:
-            rec.log = str(self.opts.logs / "build.log")
-            info = kb.build_kernel()
-            rec.summary = (f"{info['release']}: {info['compiled']} compiled, "
-                           f"{info['objects']} objects")
-            rec.details = info
-            return info
-
-    def guest_tools(self) -> dict:
-        kb = self.kernel()
-        with self._stage("guest-tools") as rec:
-            rec.log = str(self.opts.logs / "guest-tools.log")
-            info = kb.build_guest_tools()
-            if "skipped" in info:
+        with self._stage(name) as rec:
+            rec.log = str(self.opts.logs / f"{name}.log")
+            info = step(kb)
+            rec.summary = info.summary()
+            rec.details = asdict(info)
+            if getattr(info, "skipped", None):
                 rec.status = SKIP
-                rec.summary = info["skipped"]
-            else:
-                also = " and samples/bpf/memcg" if info["sample"] else ""
-                rec.summary = f"memcg_ops_check{also} built ({info['duration_s']}s)"
-            rec.details = info
             return info
 
-    def selftests_build(self, bpf: bool | None = None) -> dict:
+    def config(self) -> kbuild.ConfigResult:
+        digest = ("unpatched" if self.opts.unpatched else "tree-as-is"
+                  if self.opts.series == "none" else series.series_digest())
+        frags = kbuild.default_fragments(self.opts.fragments)
+        return self._build_stage("config", lambda kb: kb.config(frags, digest))
+
+    def build(self) -> kbuild.BuildResult:
+        return self._build_stage("build", lambda kb: kb.build_kernel())
+
+    def guest_tools(self) -> kbuild.GuestToolsResult:
+        return self._build_stage("guest-tools", lambda kb: kb.build_guest_tools())
+
+    def selftests_build(self, bpf: bool | None = None) -> kbuild.SelftestsBuildResult:
         """test_progs and test_memcontrol; unpatched, test_progs only if
         asked (`bpf`: the peer set's baseline), as only test_memcontrol
         runs there otherwise."""
-        kb = self.kernel()
         bpf = not self.opts.unpatched if bpf is None else bpf
-        with self._stage("selftests-build") as rec:
-            rec.log = str(self.opts.logs / "selftests-build.log")
-            info = kb.build_selftests(bpf=bpf)
-            rec.summary = (f"test_progs ({', '.join(info['required']) or 'no series tests'}; "
-                           f"{info['skipped_objects']} objects skipped) and test_memcontrol, "
-                           f"{info['duration_s']:.0f}s" if bpf else
-                           f"test_memcontrol, {info['duration_s']:.0f}s")
-            rec.details = info
-            return info
+        return self._build_stage("selftests-build", lambda kb: kb.build_selftests(bpf=bpf))
 
-    def prepare(self, bpf_selftests: bool | None = None) -> dict:
+    def prepare(self, bpf_selftests: bool | None = None) -> kbuild.BuildResult:
         """source -> series -> config -> build -> guest tools -> selftests;
         what every guest test needs."""
         self.source()
@@ -334,140 +219,13 @@ class Pipeline:
                 rec.status = FAIL
         return runs
 
-    def throttle(self, params, name: str = "throttle") -> dict:
-        """The throttling experiment (harness/throttle.py) in one boot;
-        writes <out>/<name>/results.json, table.txt (the summary and every
-        run), throttle.png and traces.png (memory over time, the policy's
-        triggered periods)."""
-        from harness import throttle as th
-        from harness.report import table
-        params.validate()
-        tools = kbuild.guest_tools_dir(self.build_dir)
-        sample = tools / params.sample
-        if set(th.POLICY_SCENARIOS) & set(params.scenarios) and not sample.exists():
-            raise HarnessError(f"no policy program {sample} (samples/bpf/memcg is built "
-                               "with the series; others: selftests/mutate_sample.py)",
-                               hint="harness build")
-        out = self.opts.out / name
-        out.mkdir(parents=True, exist_ok=True)
-        args = ["{results}", "--disk-serial {disk}", "--sample {tools}/" + params.sample,
-                *(shlex.quote(a).replace("{", "{{").replace("}", "}}")
-                  for a in params.guest_args())]
-        # the disk: ext4 with the swap file
-        res, gresults = self.guest_run(name, "throttle.py", args, timeout=params.timeout_s(),
-                                       memory=params.memory, cpus=params.cpus,
-                                       disk_mb=params.swap_mb + 512)
-        with self._stage(f"{name}-results") as rec:
-            env, runs = th.parse_runs(gresults)
-            summary = th.summarize(runs, params.scenarios)
-            dot = self.build_dir / ".config"
-            data = th.to_json(params, env, runs, summary) | {
-                "kernel": self.source().label(), "vm": res.to_dict(),
-                "config": {"fragments": [str(f) for f in kbuild.default_fragments(
-                    self.opts.fragments)], "sha256": paths.file_sha256(dot)
-                    if dot.exists() else None, "build_dir": str(self.build_dir),
-                    "lockdep": kbuild.kconfig_has(self.build_dir, "CONFIG_PROVE_LOCKING")}}
-            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-            text = table(th.table_rows(summary), th.TABLE_HEADERS)
-            every = table(th.run_rows(runs), th.RUN_HEADERS)
-            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
-            title = (f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
-                     f"{params.repeats} repeats; {params.memory} RAM, "
-                     f"{params.swap_mb} MB swap, {params.cpus} vCPUs"
-                     + (" (TCG)" if res.accel == "tcg" else ""))
-            png = th.plot(summary, out / "throttle.png", title)
-            traced = [r for r in runs if r.scenario in th.POLICY_SCENARIOS + ("both_none",)]
-            traces = th.plot_traces(traced, out / "traces.png", title)
-            errors = [r.error for r in runs if r.error]
-            rec.details = {"results": str(out / "results.json"), "plot": str(png),
-                           "traces": str(traces), "table": str(out / "table.txt"),
-                           "errors": errors}
-            rec.log = str(out / "results.json")
-            rec.summary = f"{len(runs)} runs of {len(params.scenarios)} scenarios"
-            if errors:
-                rec.status = FAIL
-                rec.summary += f"; {len(errors)} failed: {errors[0][:80]}"
-            expected = len(params.scenarios) * params.repeats
-            if len(runs) < expected:
-                rec.status = FAIL
-                rec.summary += f"; only {len(runs)} of {expected} runs finished"
-        return {"summary": summary, "table": text, "every_run": every, "runs": runs,
-                "png": png, "traces": traces, "results": out / "results.json", "vm": res}
+    def throttle(self, params, name: str = "throttle") -> studies.StudyResult:
+        """harness/studies.py's throttle()."""
+        return studies.throttle(self, params, name)
 
-    def experiment(self, params, name: str = "experiment") -> dict:
-        """The phased throttling experiment (harness/experiment.py) on the
-        nodebug kernel: params.boots boots, each running its share of the
-        cells in a shuffled order; writes <out>/<name>/results.json,
-        table.txt (the summary, the verdicts and every run), plot.png and
-        timelines.png."""
-        from harness import experiment as ex
-        from harness.report import table
-        params.validate()
-        pl = self.nodebug("patched", "the experiment")
-        tools = kbuild.guest_tools_dir(pl.build_dir)
-        if {a.split(":")[0] for a in params.arms} & {"sample", "detach"} and \
-                not (tools / "memcg").exists():
-            raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
-                               "built with the series)", hint="harness build")
-        out = self.opts.out / name
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"experiment: {len(params.scenarios)} scenarios x {len(params.arms)} arms x "
-              f"{params.repeats} repeats over {params.boots} boots, about "
-              f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
-        files, accel = [], ""
-        for boot in range(params.boots):
-            # the disk: ext4 with the swap file
-            res, gresults = pl.guest_run(
-                f"{name}-{boot}", "experiment.py",
-                ["{results}", "--tools {tools}", "--disk-serial {disk}",
-                 f"--swap-mb {params.swap_mb}", "--cells {shared}/cells.json",
-                 f"--boot {boot}"], timeout=params.boot_timeout_s(boot),
-                memory=params.memory, cpus=params.cpus, disk_mb=params.swap_mb + 512,
-                files={"cells.json": json.dumps(params.cells(boot))})
-            accel = res.accel
-            files.append(gresults / "runs.jsonl")
-        with self._stage(f"{name}-results") as rec:
-            runs = ex.parse_runs(files)
-            metrics = ex.all_metrics(runs)
-            summary = ex.summarize(runs, metrics, params)
-            verdicts = ex.verdicts(runs, metrics, params)
-            env = {"config": "kernel-config/extra/nodebug.config",
-                   "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(),
-                                                     n=16),
-                   "kernel": self.source().label(), "accel": accel,
-                   "guest_env": [json.loads(p.with_name("env.json").read_text())
-                                 for p in files if p.with_name("env.json").exists()]}
-            data = {"params": asdict(params), "env": env, "summary": summary,
-                    "verdicts": verdicts, "metrics": metrics,
-                    "runs": [{k: v for k, v in r.items() if k != "tasks"} | {
-                        "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
-                                  for t, d in r.get("tasks", {}).items()}} for r in runs]}
-            (out / "results.json").write_text(json.dumps(data, default=str) + "\n")
-            text = table(ex.table_rows(summary), ex.TABLE_HEADERS)
-            text += "\n\nverdicts (per-run rules):\n" + table(
-                [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
-                  "pass" if v["pass"] else "FAIL", v["text"]] for v in verdicts],
-                ["scenario", "arm", "rule", "good runs", "verdict", "rule text"])
-            every = table(ex.run_rows(runs, metrics), ex.RUN_HEADERS)
-            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
-            title = (f"wsload high {params.high_mb} MB, low {params.low_mb} MB; "
-                     f"{params.memory} RAM, {params.swap_mb} MB swap, {params.cpus} vCPUs; "
-                     "nodebug.config" + (" (TCG)" if accel == "tcg" else ""))
-            png = ex.plot(runs, metrics, params, out / "plot.png", title)
-            tl = ex.plot_timelines(runs, params, out / "timelines.png", title)
-            errors = [m["error"] for m in metrics if "error" in m]
-            rec.details = {"results": str(out / "results.json"), "plot": str(png),
-                           "timelines": str(tl), "table": str(out / "table.txt"),
-                           "errors": errors}
-            rec.log = str(out / "results.json")
-            expected = len(params.scenarios) * len(params.arms) * params.repeats
-            rec.summary = f"{len(runs)} runs of {expected}"
-            if errors or len(runs) < expected:
-                rec.status = FAIL
-                rec.summary += f"; {len(errors)} failed" + (f": {errors[0][:80]}"
-                                                             if errors else "")
-        return {"summary": summary, "verdicts": verdicts, "table": text, "runs": runs,
-                "png": png, "timelines": tl, "results": out / "results.json"}
+    def experiment(self, params, name: str = "experiment") -> studies.StudyResult:
+        """harness/studies.py's experiment()."""
+        return studies.experiment(self, params, name)
 
     NODEBUG_SUFFIX = {"unpatched": "-bench-unpatched", "patched": "-bench",
                       "srcu": "-bench-srcu"}
@@ -502,86 +260,14 @@ class Pipeline:
             pl.build()
         if kernel == "patched":
             info = pl.guest_tools()
-            if "skipped" in info:
+            if info.skipped:
                 raise HarnessError(f"{why} needs the series' memcg_bpf_ops in the patched "
-                                   f"kernel: {info['skipped']}")
+                                   f"kernel: {info.skipped}")
         return pl
 
-    def bench(self, params, name: str = "bench") -> dict:
-        """harness bench (harness/bench.py): build the unpatched and the
-        patched kernel with nodebug.config, each in a build directory of
-        its own; boot them in turn, params.boots times each; write
-        <out>/<name>/results.json, table.txt and bench.png."""
-
-        from harness import bench as hb
-        from harness.report import table
-        params.validate()
-        kernels = {}
-        # unpatched first, then the series: the tree ends with it applied
-        for kernel in params.kernels:
-            kernels[kernel] = self.nodebug(kernel, "bench")
-        # membench and the policy holder run on every kernel: the others get a copy
-        src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
-        for kernel in params.kernels:
-            if kernel == "patched":
-                continue
-            dst = kbuild.guest_tools_dir(kernels[kernel].build_dir)
-            dst.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / "membench")
-            shutil.copy2(src.with_name("memcg_ops_check"), dst / "memcg_ops_check")
-
-        out = self.opts.out / name
-        out.mkdir(parents=True, exist_ok=True)
-        results_files = []
-        accel = ""
-        for boot in range(params.boots):
-            for kernel in params.kernels:
-                res, gresults = kernels[kernel].guest_run(
-                    f"{name}-{kernel}-{boot}", "bench.py",
-                    ["{results}", "--tools {tools}",
-                     *map(shlex.quote, params.guest_args(kernel, boot))],
-                    timeout=params.timeout_s(), memory=params.memory, cpus=params.cpus)
-                accel = res.accel
-                results_files.append(gresults / "runs.jsonl")
-        with self._stage(f"{name}-results") as rec:
-            runs = hb.parse_runs(results_files)
-            summary = hb.summarize(runs)
-            cfg = kbuild.built_info(kernels["patched"].build_dir)
-            env = {"config": hb.NODEBUG, "kernels": list(params.kernels),
-                   "srcu_read_side": hb.SRCU_READ_SIDE if params.srcu else None,
-                   "config_sha256": paths.short_hash(
-                       (kernels["patched"].build_dir / ".config").read_bytes(), n=16),
-                   "kernel": self.source().label(), "accel": accel,
-                   "release": cfg.get("release"), "build_dirs": {
-                       k: str(v.build_dir) for k, v in kernels.items()}}
-            data = hb.to_json(params, runs, summary, env)
-            (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-            text = table(hb.table_rows(summary), hb.TABLE_HEADERS)
-            added = [r for r in summary if "added_ns_per_page" in r]
-            for r in added:
-                text += (f"\n{r['workload']}: {r['variant']} adds {r['added_ns_per_page']} "
-                         f"ns per page over {r['added_over']} (95 % interval "
-                         f"{r['added_ci'][0]} .. {r['added_ci'][1]}), "
-                         f"{r['added_ns_per_batch']} ns per 64-page charge batch")
-            every = table([[r["boot"], r["order"], r["kernel"], r["variant"], r["workload"],
-                            r["ns_per_page"], r["pages"], r["high_events"]] for r in runs],
-                          ["boot", "order", "kernel", "variant", "workload", "ns/page",
-                           "pages", "high events"])
-            (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
-            title = (f"membench {params.mb} MB x {params.secs} s, {params.reps} runs per "
-                     f"variant per boot, {params.boots} boots per kernel; nodebug.config; "
-                     f"{params.cpus} vCPUs" + (" (QEMU TCG)" if accel == "tcg" else ""))
-            png = hb.plot(runs, summary, out / "bench.png", title)
-            rec.details = {"results": str(out / "results.json"), "plot": str(png),
-                           "table": str(out / "table.txt")}
-            rec.log = str(out / "results.json")
-            expected = params.expected_runs()
-            rec.summary = f"{len(runs)} runs of {expected}"
-            if len(runs) < expected:
-                rec.status = FAIL
-                rec.summary += f"; only {len(runs)} of {expected} finished"
-        return {"summary": summary, "table": text, "every_run": every, "runs": runs,
-                "png": png, "results": out / "results.json"}
+    def bench(self, params, name: str = "bench") -> studies.StudyResult:
+        """harness/studies.py's bench()."""
+        return studies.bench(self, params, name)
 
     def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False) -> list:
         """harness/check.py's checks of the series as stage "check": its
@@ -654,7 +340,7 @@ class Pipeline:
              disks: list[Path] | None = None) -> vm.VmResult:
         info = kbuild.built_info(self.build_dir)
         tc = self.toolchain()
-        kernel = Path(info["image"])
+        kernel = Path(info.image)
         with self._stage(name) as rec:
             accel, warning = vm.choose_accel(self.opts.accel, kernel, tc.root, self.opts.logs)
             if warning:
@@ -737,60 +423,3 @@ def run_suite(argv: list[str], env: dict) -> subprocess.CompletedProcess:
 # The longest a pytest suite may take (the slowest, the vm suite, takes about
 # 10 minutes warm here); per test, pytest-timeout's own limits apply.
 SUITE_TIMEOUT_S = 3 * 3600
-
-# The series' own test_progs tests, what `harness test` runs by default.
-# The guest runner's suite name for test_memcontrol run with an N = 0
-# memcg_bpf_ops policy above its cgroups (harness/guest/selftests.py).
-ZERO_POLICY_SUITE = "test_memcontrol_zero_policy"
-
-SERIES_TESTS = ("memcg_ops", "cgroup_struct_ops")
-
-# The peer set: upstream's test_progs tests of struct_ops and of cgroup BPF
-# attachment, the code the series changes for its own struct_ops type
-# (test_progs -t globs). `harness test --peers` runs them and compares with
-# the same tests on the unpatched kernel (selftests/baselines/).
-PEER_TESTS = ("*struct_ops*", "dummy_st_ops", "cgroup_link", "cgroup_attach_*",
-              "cgroup_mprog_*", "cgroup_preorder", "cgroup_iter_memcg", "bpf_tcp_ca")
-
-
-def is_peer(name: str) -> bool:
-    """`name` (a test or test/subtest) belongs to the peer set."""
-    import fnmatch
-    top = name.split("/")[0]
-    return any(fnmatch.fnmatchcase(top, g) for g in PEER_TESTS)
-
-
-def collect_selftests(gout: Path, required: list[str]) -> list[results.RunResult]:
-    """Parse what harness/guest/selftests.py left in gout (its runs.json and
-    one log per run); a required test that never reported is MISSING."""
-    index = gout / "runs.json"
-    if not index.exists():
-        r = results.RunResult("selftests", problems=[f"the guest runner left no {index}"])
-        return [r]
-    runs = []
-    for entry in json.loads(index.read_text())["runs"]:
-        log = gout / entry["log"]
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if entry["suite"] == "test_progs":
-            r = results.parse_test_progs(text, run=entry["run"])
-            report = gout / f"test_progs-{entry['run']}.json"  # its -J report
-            if report.exists():
-                try:
-                    results.apply_test_progs_json(r, json.loads(report.read_text()))
-                except (ValueError, KeyError) as e:
-                    r.problems.append(f"test_progs -J report {report.name} unreadable: {e}")
-            r.cases += results.required_missing(r, required)
-        else:
-            r = results.parse_ktap(text, entry["suite"], run=entry["run"])
-            pol = entry.get("policy")
-            if pol is not None and (pol.get("attach_err") != 0 or pol.get("rc") != 0):
-                r.problems.append(f"{entry['suite']}: the N = 0 policy was not held: {pol}")
-            elif pol is not None and not pol.get("over_high_total"):
-                r.problems.append(f"{entry['suite']}: the N = 0 policy was never asked")
-        r.rc = entry["rc"]
-        if entry["rc"] is None:
-            r.problems.append(f"{entry['suite']} killed after a timeout")
-        elif entry["rc"] != 0 and not r.failed:
-            r.problems.append(f"{entry['suite']} exited {entry['rc']} with no failed test")
-        runs.append(r)
-    return runs

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from harness import paths, toolchain, vm
+from harness.errors import HarnessError
 from harness.record import StageRecord
+
+if TYPE_CHECKING:
+    from harness.pipeline import Pipeline
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
@@ -53,3 +62,49 @@ def overall(records: list[StageRecord]) -> str:
         if s in statuses:
             return s
     return "PASS"
+
+
+def reproducer(pl: Pipeline) -> dict:
+    """What it takes to reproduce this run, for report.json: the command
+    line, the tools' versions, the kernel config's hash, free disk.
+    Best effort: what is not known (no toolchain or build yet) is null."""
+    def free(p: Path | None) -> dict | None:
+        while p is not None and not p.exists():
+            p = p.parent if p != p.parent else None
+        if p is None:
+            return None
+        u = shutil.disk_usage(p)
+        return {"path": str(p), "free_gib": round(u.free / 2**30, 1)}
+    try:
+        vng = vm.vng_path()
+    except HarnessError:
+        vng = None
+    tc = pl._tc
+    root = tc.root if tc else None
+    tcinfo = next((r.details for r in pl.records if r.stage == "toolchain"), {})
+    build = None
+    if pl._src is not None:
+        build = pl.build_dir
+    dot = build / ".config" if build else None
+    return {
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "unpatched": pl.opts.unpatched,
+        "series": pl.opts.series,
+        "versions": {
+            "python": sys.version.split()[0],
+            "vng": vm.tool_version([vng, "--version"]) if vng else None,
+            "qemu": vm.tool_version([shutil.which("qemu-system-x86_64") or
+                                     "qemu-system-x86_64", "--version"]) or None,
+            # the toolchain stage asked gcc and pahole already
+            "gcc": tcinfo.get("gcc") if tc else None,
+            "clang": toolchain.tool_version([toolchain.CLANG, "--version"], root)
+            if tc else None,
+            "pahole": tcinfo.get("pahole") if tc else None,
+            "toolchain": f"{tc.kind} {root}" if tc else None,
+        },
+        "kernel_config_sha256": paths.file_sha256(dot) if dot and dot.exists() else None,
+        "build_dir": str(build) if build else None,
+        "free_disk": {"out": free(pl.opts.out), "cache": free(paths.cache_root()),
+                      "build": free(build)},
+    }

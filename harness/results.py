@@ -366,3 +366,61 @@ def from_dict(data: dict) -> list[RunResult]:
 
 def load(path: Path) -> list[RunResult]:
     return from_dict(json.loads(path.read_text()))
+
+
+# The series' own test_progs tests, what `harness test` runs by default.
+# The guest runner's suite name for test_memcontrol run with an N = 0
+# memcg_bpf_ops policy above its cgroups (harness/guest/selftests.py).
+ZERO_POLICY_SUITE = "test_memcontrol_zero_policy"
+
+SERIES_TESTS = ("memcg_ops", "cgroup_struct_ops")
+
+# The peer set: upstream's test_progs tests of struct_ops and of cgroup BPF
+# attachment, the code the series changes for its own struct_ops type
+# (test_progs -t globs). `harness test --peers` runs them and compares with
+# the same tests on the unpatched kernel (selftests/baselines/).
+PEER_TESTS = ("*struct_ops*", "dummy_st_ops", "cgroup_link", "cgroup_attach_*",
+              "cgroup_mprog_*", "cgroup_preorder", "cgroup_iter_memcg", "bpf_tcp_ca")
+
+
+def is_peer(name: str) -> bool:
+    """`name` (a test or test/subtest) belongs to the peer set."""
+    import fnmatch
+    top = name.split("/")[0]
+    return any(fnmatch.fnmatchcase(top, g) for g in PEER_TESTS)
+
+
+def collect_selftests(gout: Path, required: list[str]) -> list[RunResult]:
+    """Parse what harness/guest/selftests.py left in gout (its runs.json and
+    one log per run); a required test that never reported is MISSING."""
+    index = gout / "runs.json"
+    if not index.exists():
+        r = RunResult("selftests", problems=[f"the guest runner left no {index}"])
+        return [r]
+    runs = []
+    for entry in json.loads(index.read_text())["runs"]:
+        log = gout / entry["log"]
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if entry["suite"] == "test_progs":
+            r = parse_test_progs(text, run=entry["run"])
+            report = gout / f"test_progs-{entry['run']}.json"  # its -J report
+            if report.exists():
+                try:
+                    apply_test_progs_json(r, json.loads(report.read_text()))
+                except (ValueError, KeyError) as e:
+                    r.problems.append(f"test_progs -J report {report.name} unreadable: {e}")
+            r.cases += required_missing(r, required)
+        else:
+            r = parse_ktap(text, entry["suite"], run=entry["run"])
+            pol = entry.get("policy")
+            if pol is not None and (pol.get("attach_err") != 0 or pol.get("rc") != 0):
+                r.problems.append(f"{entry['suite']}: the N = 0 policy was not held: {pol}")
+            elif pol is not None and not pol.get("over_high_total"):
+                r.problems.append(f"{entry['suite']}: the N = 0 policy was never asked")
+        r.rc = entry["rc"]
+        if entry["rc"] is None:
+            r.problems.append(f"{entry['suite']} killed after a timeout")
+        elif entry["rc"] != 0 and not r.failed:
+            r.problems.append(f"{entry['suite']} exited {entry['rc']} with no failed test")
+        runs.append(r)
+    return runs

@@ -159,6 +159,14 @@ def already_applied(tree: Path, patches: Path = PATCHES) -> bool:
     return True
 
 
+
+@dataclass
+class SeriesStatus:
+    series: list[str]  # patches/series
+    applied: list[str]  # quilt applied
+    unapplied: list[str]
+    in_sync: bool  # all applied, and the tree's copy of the series is this one
+
 class Quilt:
     def __init__(self, tree: Path, log: Path, patches: Path = PATCHES):
         self.tree = tree
@@ -291,13 +299,10 @@ class Quilt:
         if self.applied() == names:
             self._write_stamp(names, series_digest(self.patches))
 
-    def status(self) -> dict:
+    def status(self) -> SeriesStatus:
         names = series_names(self.patches)
         applied = self.applied()
         digest = series_digest(self.patches)
-        return {
-            "series": names,
-            "applied": applied,
-            "unapplied": [n for n in names if n not in applied],
-            "in_sync": applied == names and (not names or self.stamp() == digest),
-        }
+        return SeriesStatus(
+            series=names, applied=applied, unapplied=[n for n in names if n not in applied],
+            in_sync=applied == names and (not names or self.stamp() == digest))

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.build import built_info  # noqa: E402
+from harness.build import BuildResult, built_info  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.pipeline import Options, Pipeline  # noqa: E402
 
@@ -54,7 +54,7 @@ def pipeline() -> Pipeline:
 
 
 @pytest.fixture(scope="session")
-def built(pipeline: Pipeline) -> dict:
+def built(pipeline: Pipeline) -> BuildResult:
     return built_info(pipeline.build_dir)
 
 

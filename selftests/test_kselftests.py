@@ -38,7 +38,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from harness.pipeline import (  # noqa: E402
+from harness.results import (  # noqa: E402
     PEER_TESTS,
     SERIES_TESTS,
     ZERO_POLICY_SUITE,

@@ -16,7 +16,7 @@ def test_guest_ran_clean(smoke):
 
 def test_uname_is_the_kernel_just_built(smoke, built):
     _, facts = smoke
-    assert facts["uname_r"] == built["release"]
+    assert facts["uname_r"] == built.release
 
 
 def test_memory_controller_available(smoke):

@@ -38,7 +38,7 @@ def experiment(pipeline):
 
 
 def runs_of(experiment, scenario):
-    runs = [r for r in experiment["runs"] if r.scenario == scenario]
+    runs = [r for r in experiment.runs if r.scenario == scenario]
     assert len(runs) == REPEATS, f"{scenario}: {len(runs)} of {REPEATS} runs finished"
     return runs
 
@@ -49,7 +49,7 @@ def explain(experiment, run, failures):
 
 
 def test_every_run_completed(experiment):
-    errors = [f"{r.scenario} #{r.repeat}: {r.error}" for r in experiment["runs"] if r.error]
+    errors = [f"{r.scenario} #{r.repeat}: {r.error}" for r in experiment.runs if r.error]
     assert not errors, errors
 
 

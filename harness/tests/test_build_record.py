@@ -29,7 +29,7 @@ def test_a_failed_build_leaves_no_record(tmp_path, monkeypatch):
     b.mkdir()
     (b / ".config").write_text("CONFIG_X=y\n")
     (b / ".harness-build.json").write_text(json.dumps({"release": "7.3.4-old"}))
-    assert kbuild.built_info(b)["release"] == "7.3.4-old"
+    assert kbuild.built_info(b).release == "7.3.4-old"
     log = tmp_path / "build.log"
     log.write_text("mm/memcontrol.c:1:1: error: expected ';'\n")
     monkeypatch.setattr(kbuild, "run_logged", lambda *a, **k: SimpleNamespace(
@@ -50,4 +50,4 @@ def test_a_partial_build_keeps_the_record(tmp_path, monkeypatch):
         timed_out=False, returncode=0, duration_s=1.0, log=tmp_path / "l"))
     kb = kbuild.KernelBuild(tree=tmp_path / "tree", build=b, toolchain=TC(), log_dir=tmp_path)
     kb.build_kernel(targets=["mm/"])  # objects only: the image is still the recorded one
-    assert kbuild.built_info(b)["release"] == "7.3.4"
+    assert kbuild.built_info(b).release == "7.3.4"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from harness import experiment as ex
+from harness import experiment_report as exr
 from harness.errors import HarnessError
 
 T0 = 1000.0
@@ -134,12 +135,12 @@ def test_summary_table_and_plots(tmp_path):
     assert row["runs"] == 4 and row["phases"]["active2"]["high"]["n"] == 3
     assert list(row["phases"]) == ["populate", "active1", "idle", "active2"]
     assert row["onset_s"]["missing"] == 1
-    text = ex.table_rows(summary)
+    text = exr.table_rows(summary)
     assert text[0][:4] == ["s2", "none", 3, "populate"]
-    rr = ex.run_rows(runs, ms)
+    rr = exr.run_rows(runs, ms)
     assert any("did not populate" in r[-1] for r in rr)
-    assert ex.plot(runs, ms, p, tmp_path / "a.png", "t").stat().st_size > 1000
-    assert ex.plot_timelines(runs, p, tmp_path / "b.png", "t").stat().st_size > 1000
+    assert exr.plot(runs, ms, p, tmp_path / "a.png", "t").stat().st_size > 1000
+    assert exr.plot_timelines(runs, p, tmp_path / "b.png", "t").stat().st_size > 1000
 
 
 def test_binned_interpolates_and_skips_gaps():

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,12 +62,38 @@ def test_cli_vm_missing_script(tmp_path, capsys):
     assert "--script" in capsys.readouterr().err
 
 
-def test_throttle_report_names_every_output():
-    from harness.cli import throttle_report
-    text = throttle_report({"table": "T", "every_run": "E", "results": "r.json",
-                            "png": "p.png", "traces": "t.png"})
+def test_study_report_names_every_output():
+    from harness.studies import StudyResult
+    text = StudyResult(table="T", every_run="E", results=Path("r.json"), png=Path("p.png"),
+                       traces=Path("t.png")).report()
     assert text.index("T") < text.index("every run:\nE") < text.index("results: r.json")
-    assert "plot: p.png" in text and "traces: t.png" in text
+    assert "plot: p.png" in text and "traces: t.png" in text and "timelines" not in text
+
+
+def test_every_pipeline_verb_gets_its_own_request():
+    """cli.request() maps each verb's arguments to its request dataclass, and
+    options() passes every shared argument by its name (no silent defaults)."""
+    from harness import cli, verbs
+    parse = cli.make_parser().parse_args
+    assert set(verbs.VERBS) == set(cli.PLAN) | {"source", "series", "vm", "check",
+                                                   "experiment", "bench"}
+    req = cli.request(parse(["test", "-t", "memcg_ops", "--no-memcontrol", "--repeat", "3"]))
+    assert isinstance(req, verbs.TestRequest)
+    assert (req.filters, req.memcontrol, req.repeat, req.zero_policy) == \
+        (["memcg_ops"], False, 3, True)
+    req = cli.request(parse(["vm", "--cpus", "4", "--", "sh", "-c", "a; b"]))
+    assert (req.cpus, req.command) == (4, "sh -c 'a; b'")
+    req = cli.request(parse(["check", "--quick", "--no-configs"]))
+    assert (req.quick, req.configs, req.prefixes) == (True, False, True)
+    req = cli.request(parse(["throttle", "--short", "--vm-workers", "4", "--nodebug"]))
+    assert req.nodebug and req.params.vm_workers == 4
+    req = cli.request(parse(["experiment", "--arms", "none,sample:1024", "--set",
+                             "idle_s=30"]))
+    assert req.params.arms == ["none", "sample:1024"] and req.params.idle_s == 30.0
+    assert isinstance(cli.request(parse(["build"])), verbs.NoRequest)
+    opts = cli.options(parse(["test", "--unpatched", "--kernel-arg", "no5lvl",
+                              "--accel", "tcg", "--out", "o"]))
+    assert (opts.unpatched, opts.kernel_args, opts.accel) == (True, ["no5lvl"], "tcg")
 
 
 def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
@@ -173,7 +200,7 @@ def test_series_none_builds_the_tree_as_it_is(tmp_path, monkeypatch):
     pl = Pipeline(Options(out=tmp_path / "o", series="none"))
     pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
     monkeypatch.setattr(pipeline.series, "Quilt", lambda *a, **k: pytest.fail("quilt used"))
-    assert pl.series("apply") == {}
+    assert pl.series("apply") is None
     assert pl.records[-1].status == "SKIP" and "as it is" in pl.records[-1].summary
     with pytest.raises(HarnessError, match="--series quilt"):
         pl.series("pop")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import results
-from harness.pipeline import collect_selftests
+from harness.results import collect_selftests
 
 DATA = Path(__file__).parent / "data"
 
@@ -103,7 +103,7 @@ def test_collect_selftests(tmp_path):
 def test_collect_selftests_zero_policy(tmp_path):
     """test_memcontrol under an N = 0 policy: a policy that was not held,
     or never asked, is a problem of the run; one asked is not."""
-    from harness.pipeline import ZERO_POLICY_SUITE
+    from harness.results import ZERO_POLICY_SUITE
     for i in range(3):
         (tmp_path / f"z{i}.log").write_text("1..1\nok 1 a\n")
     runs = [{"suite": ZERO_POLICY_SUITE, "run": i, "log": f"z{i}.log", "rc": 0,
@@ -150,7 +150,7 @@ def test_test_progs_real_failure_log():
 
 
 def test_peer_set_membership():
-    from harness.pipeline import is_peer
+    from harness.results import is_peer
     for name in ("struct_ops_module", "test_struct_ops_maybe_null/x", "bad_struct_ops",
                  "dummy_st_ops/dummy_init_ret_value", "cgroup_link", "cgroup_attach_multi",
                  "cgroup_mprog_opts/x", "cgroup_iter_memcg", "bpf_tcp_ca/dctcp",

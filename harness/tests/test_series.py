@@ -84,7 +84,7 @@ def test_apply_is_idempotent_and_pop_restores(tmp_path, tree):
     assert q.push_all() == "applied"
     assert "LINE2" in (tree / "mm/memcontrol.c").read_text()
     assert q.push_all() == "unchanged"
-    assert q.status()["in_sync"]
+    assert q.status().in_sync
     q.pop_all()
     assert (tree / "mm/memcontrol.c").read_text() == ORIG
 
@@ -95,7 +95,7 @@ def test_changed_series_is_repushed(tmp_path, tree):
     q = series.Quilt(tree, tmp_path / "q.log", patches=p)
     q.push_all()
     (p / "0001-good.patch").write_text(GOOD.replace("+LINE2", "+Line2"))
-    assert not q.status()["in_sync"]
+    assert not q.status().in_sync
     assert q.push_all() == "applied"
     assert "Line2" in (tree / "mm/memcontrol.c").read_text()
 
@@ -184,7 +184,7 @@ def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path, tree):
     assert q.push_all() == "applied"
     assert (tree / "mm/other.c").read_text() == "z\n"
     assert (tree / "mm/memcontrol.c").stat().st_mtime == 1000
-    assert q.status()["in_sync"] and q.push_all() == "unchanged"
+    assert q.status().in_sync and q.push_all() == "unchanged"
     # a change in the first patch re-pushes everything
     (p / "0001-good.patch").write_text(GOOD.replace("+LINE2", "+Line2"))
     assert q.push_all() == "applied"

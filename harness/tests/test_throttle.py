@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import throttle as th
+from harness import throttle_report as thr
 from harness.errors import HarnessError
 
 DATA = Path(__file__).parent / "data"
@@ -75,9 +76,9 @@ def test_parse_summarize_table_plot(tmp_path):
     assert summ["both_policy"]["high"]["ratio_to_alone"] == pytest.approx(94 / 101)
     assert summ["both_policy"]["low"]["ratio_to_alone"] == pytest.approx(3 / 91)
     assert summ["both_none"]["high"]["min"] == 40 and summ["both_none"]["high"]["max"] == 42
-    rows = th.table_rows(summ)
+    rows = thr.table_rows(summ)
     assert rows[3][0] == "both, BPF sample policy" and rows[3][2] == "0.93"
-    png = th.plot(summ, tmp_path / "p.png", "test")
+    png = thr.plot(summ, tmp_path / "p.png", "test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -124,11 +125,11 @@ def test_helped_classification_and_every_run(tmp_path):
     summ = th.summarize(parsed, ["both_none", "both_policy"])
     assert [r.helped for r in parsed] == [None, None, True, False]
     assert summ["both_policy"]["helped"] == [1, 2] and "helped" not in summ["both_none"]
-    assert th.table_rows(summ)[1][5] == "1/2"
-    rows = th.run_rows(parsed)
+    assert thr.table_rows(summ)[1][5] == "1/2"
+    rows = thr.run_rows(parsed)
     assert [r[4] for r in rows] == ["", "", "yes", "NO"]
-    assert len(rows[0]) == len(th.RUN_HEADERS)
-    png = th.plot_traces(parsed, tmp_path / "t.png", "test")
+    assert len(rows[0]) == len(thr.RUN_HEADERS)
+    png = thr.plot_traces(parsed, tmp_path / "t.png", "test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,0 +1,267 @@
+"""The studies that boot a kernel many times and measure: the stress-ng
+throttling experiment (harness/throttle.py), the phased experiment
+(harness/experiment.py) and the hook's cost (harness/bench.py). Each
+runs the guest through a Pipeline, writes <out>/<name>/results.json,
+table.txt and plots, records a <name>-results stage, and returns a
+StudyResult."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import build as kbuild
+from harness import paths
+from harness.errors import HarnessError
+from harness.record import FAIL
+
+if TYPE_CHECKING:
+    from harness.pipeline import Pipeline
+    from harness.vm import VmResult
+
+
+@dataclass
+class StudyResult:
+    table: str  # the summary, for the terminal
+    results: Path  # results.json: parameters, environment, every run
+    png: Path  # the plot of every run
+    summary: list = field(default_factory=list)  # rows of the summary
+    runs: list = field(default_factory=list)  # every run
+    every_run: str = ""  # a table of every run
+    traces: Path | None = None  # throttle: memory over time, the policy's periods
+    timelines: Path | None = None  # experiment: the same, per scenario and arm
+    verdicts: list = field(default_factory=list)  # experiment: the per-run rules
+    vm: VmResult | None = None  # throttle: its one boot
+
+    def report(self) -> str:
+        """For the terminal: the summary, every run, where the files are."""
+        text = self.table
+        if self.every_run:
+            text += f"\n\nevery run:\n{self.every_run}"
+        text += f"\n\nresults: {self.results}\nplot: {self.png}"
+        for what, f in (("traces", self.traces), ("timelines", self.timelines)):
+            if f:
+                text += f"\n{what}: {f}"
+        return text
+
+
+def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
+    """The throttling experiment (harness/throttle.py) in one boot;
+    writes <out>/<name>/results.json, table.txt (the summary and every
+    run), throttle.png and traces.png (memory over time, the policy's
+    triggered periods)."""
+    from harness import throttle as th
+    from harness import throttle_report as thr
+    from harness.report import table
+    params.validate()
+    tools = kbuild.guest_tools_dir(pl.build_dir)
+    sample = tools / params.sample
+    if set(th.POLICY_SCENARIOS) & set(params.scenarios) and not sample.exists():
+        raise HarnessError(f"no policy program {sample} (samples/bpf/memcg is built "
+                           "with the series; others: selftests/mutate_sample.py)",
+                           hint="harness build")
+    out = pl.opts.out / name
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["{results}", "--disk-serial {disk}", "--sample {tools}/" + params.sample,
+            *(shlex.quote(a).replace("{", "{{").replace("}", "}}")
+              for a in params.guest_args())]
+    # the disk: ext4 with the swap file
+    res, gresults = pl.guest_run(name, "throttle.py", args, timeout=params.timeout_s(),
+                                   memory=params.memory, cpus=params.cpus,
+                                   disk_mb=params.swap_mb + 512)
+    with pl._stage(f"{name}-results") as rec:
+        env, runs = th.parse_runs(gresults)
+        summary = th.summarize(runs, params.scenarios)
+        dot = pl.build_dir / ".config"
+        data = th.to_json(params, env, runs, summary) | {
+            "kernel": pl.source().label(), "vm": res.to_dict(),
+            "config": {"fragments": [str(f) for f in kbuild.default_fragments(
+                pl.opts.fragments)], "sha256": paths.file_sha256(dot)
+                if dot.exists() else None, "build_dir": str(pl.build_dir),
+                "lockdep": kbuild.kconfig_has(pl.build_dir, "CONFIG_PROVE_LOCKING")}}
+        (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        text = table(thr.table_rows(summary), thr.TABLE_HEADERS)
+        every = table(thr.run_rows(runs), thr.RUN_HEADERS)
+        (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+        title = (f"stress-ng --vm {params.vm_bytes} per side, {params.seconds} s, "
+                 f"{params.repeats} repeats; {params.memory} RAM, "
+                 f"{params.swap_mb} MB swap, {params.cpus} vCPUs"
+                 + (" (TCG)" if res.accel == "tcg" else ""))
+        png = thr.plot(summary, out / "throttle.png", title)
+        traced = [r for r in runs if r.scenario in th.POLICY_SCENARIOS + ("both_none",)]
+        traces = thr.plot_traces(traced, out / "traces.png", title)
+        errors = [r.error for r in runs if r.error]
+        rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                       "traces": str(traces), "table": str(out / "table.txt"),
+                       "errors": errors}
+        rec.log = str(out / "results.json")
+        rec.summary = f"{len(runs)} runs of {len(params.scenarios)} scenarios"
+        if errors:
+            rec.status = FAIL
+            rec.summary += f"; {len(errors)} failed: {errors[0][:80]}"
+        expected = len(params.scenarios) * params.repeats
+        if len(runs) < expected:
+            rec.status = FAIL
+            rec.summary += f"; only {len(runs)} of {expected} runs finished"
+    return StudyResult(table=text, results=out / "results.json", png=png, summary=summary,
+                       runs=runs, every_run=every, traces=traces, vm=res)
+
+
+def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
+    """The phased throttling experiment (harness/experiment.py) on the
+    nodebug kernel: params.boots boots, each running its share of the
+    cells in a shuffled order; writes <out>/<name>/results.json,
+    table.txt (the summary, the verdicts and every run), plot.png and
+    timelines.png."""
+    from harness import experiment as ex
+    from harness import experiment_report as exr
+    from harness.bench import parse_runs
+    from harness.report import table
+    params.validate()
+    # the nodebug kernel's pipeline: the same records, out and source
+    pl = pl.nodebug("patched", "the experiment")
+    tools = kbuild.guest_tools_dir(pl.build_dir)
+    if {a.split(":")[0] for a in params.arms} & {"sample", "detach"} and \
+            not (tools / "memcg").exists():
+        raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
+                           "built with the series)", hint="harness build")
+    out = pl.opts.out / name
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"experiment: {len(params.scenarios)} scenarios x {len(params.arms)} arms x "
+          f"{params.repeats} repeats over {params.boots} boots, about "
+          f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
+    files, accel = [], ""
+    for boot in range(params.boots):
+        # the disk: ext4 with the swap file
+        res, gresults = pl.guest_run(
+            f"{name}-{boot}", "experiment.py",
+            ["{results}", "--tools {tools}", "--disk-serial {disk}",
+             f"--swap-mb {params.swap_mb}", "--cells {shared}/cells.json",
+             f"--boot {boot}"], timeout=params.boot_timeout_s(boot),
+            memory=params.memory, cpus=params.cpus, disk_mb=params.swap_mb + 512,
+            files={"cells.json": json.dumps(params.cells(boot))})
+        accel = res.accel
+        files.append(gresults / "runs.jsonl")
+    with pl._stage(f"{name}-results") as rec:
+        runs = parse_runs(files)
+        metrics = ex.all_metrics(runs)
+        summary = ex.summarize(runs, metrics, params)
+        verdicts = ex.verdicts(runs, metrics, params)
+        env = {"config": "kernel-config/extra/nodebug.config",
+               "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(),
+                                                 n=16),
+               "kernel": pl.source().label(), "accel": accel,
+               "guest_env": [json.loads(p.with_name("env.json").read_text())
+                             for p in files if p.with_name("env.json").exists()]}
+        data = {"params": asdict(params), "env": env, "summary": summary,
+                "verdicts": verdicts, "metrics": metrics,
+                "runs": [{k: v for k, v in r.items() if k != "tasks"} | {
+                    "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
+                              for t, d in r.get("tasks", {}).items()}} for r in runs]}
+        (out / "results.json").write_text(json.dumps(data, default=str) + "\n")
+        text = table(exr.table_rows(summary), exr.TABLE_HEADERS)
+        text += "\n\nverdicts (per-run rules):\n" + table(
+            [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
+              "pass" if v["pass"] else "FAIL", v["text"]] for v in verdicts],
+            ["scenario", "arm", "rule", "good runs", "verdict", "rule text"])
+        every = table(exr.run_rows(runs, metrics), exr.RUN_HEADERS)
+        (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+        title = (f"wsload high {params.high_mb} MB, low {params.low_mb} MB; "
+                 f"{params.memory} RAM, {params.swap_mb} MB swap, {params.cpus} vCPUs; "
+                 "nodebug.config" + (" (TCG)" if accel == "tcg" else ""))
+        png = exr.plot(runs, metrics, params, out / "plot.png", title)
+        tl = exr.plot_timelines(runs, params, out / "timelines.png", title)
+        errors = [m["error"] for m in metrics if "error" in m]
+        rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                       "timelines": str(tl), "table": str(out / "table.txt"),
+                       "errors": errors}
+        rec.log = str(out / "results.json")
+        expected = len(params.scenarios) * len(params.arms) * params.repeats
+        rec.summary = f"{len(runs)} runs of {expected}"
+        if errors or len(runs) < expected:
+            rec.status = FAIL
+            rec.summary += f"; {len(errors)} failed" + (f": {errors[0][:80]}"
+                                                         if errors else "")
+    return StudyResult(table=text, results=out / "results.json", png=png, summary=summary,
+                       runs=runs, timelines=tl, verdicts=verdicts)
+
+
+def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
+    """harness bench (harness/bench.py): build the unpatched and the
+    patched kernel with nodebug.config, each in a build directory of
+    its own; boot them in turn, params.boots times each; write
+    <out>/<name>/results.json, table.txt and bench.png."""
+
+    from harness import bench as hb
+    from harness.report import table
+    params.validate()
+    kernels = {}
+    # unpatched first, then the series: the tree ends with it applied
+    for kernel in params.kernels:
+        kernels[kernel] = pl.nodebug(kernel, "bench")
+    # membench and the policy holder run on every kernel: the others get a copy
+    src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
+    for kernel in params.kernels:
+        if kernel == "patched":
+            continue
+        dst = kbuild.guest_tools_dir(kernels[kernel].build_dir)
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / "membench")
+        shutil.copy2(src.with_name("memcg_ops_check"), dst / "memcg_ops_check")
+
+    out = pl.opts.out / name
+    out.mkdir(parents=True, exist_ok=True)
+    results_files = []
+    accel = ""
+    for boot in range(params.boots):
+        for kernel in params.kernels:
+            res, gresults = kernels[kernel].guest_run(
+                f"{name}-{kernel}-{boot}", "bench.py",
+                ["{results}", "--tools {tools}",
+                 *map(shlex.quote, params.guest_args(kernel, boot))],
+                timeout=params.timeout_s(), memory=params.memory, cpus=params.cpus)
+            accel = res.accel
+            results_files.append(gresults / "runs.jsonl")
+    with pl._stage(f"{name}-results") as rec:
+        runs = hb.parse_runs(results_files)
+        summary = hb.summarize(runs)
+        cfg = kbuild.built_info(kernels["patched"].build_dir)
+        env = {"config": hb.NODEBUG, "kernels": list(params.kernels),
+               "srcu_read_side": hb.SRCU_READ_SIDE if params.srcu else None,
+               "config_sha256": paths.short_hash(
+                   (kernels["patched"].build_dir / ".config").read_bytes(), n=16),
+               "kernel": pl.source().label(), "accel": accel,
+               "release": cfg.release, "build_dirs": {
+                   k: str(v.build_dir) for k, v in kernels.items()}}
+        data = hb.to_json(params, runs, summary, env)
+        (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        text = table(hb.table_rows(summary), hb.TABLE_HEADERS)
+        added = [r for r in summary if "added_ns_per_page" in r]
+        for r in added:
+            text += (f"\n{r['workload']}: {r['variant']} adds {r['added_ns_per_page']} "
+                     f"ns per page over {r['added_over']} (95 % interval "
+                     f"{r['added_ci'][0]} .. {r['added_ci'][1]}), "
+                     f"{r['added_ns_per_batch']} ns per 64-page charge batch")
+        every = table([[r["boot"], r["order"], r["kernel"], r["variant"], r["workload"],
+                        r["ns_per_page"], r["pages"], r["high_events"]] for r in runs],
+                      ["boot", "order", "kernel", "variant", "workload", "ns/page",
+                       "pages", "high events"])
+        (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
+        title = (f"membench {params.mb} MB x {params.secs} s, {params.reps} runs per "
+                 f"variant per boot, {params.boots} boots per kernel; nodebug.config; "
+                 f"{params.cpus} vCPUs" + (" (QEMU TCG)" if accel == "tcg" else ""))
+        png = hb.plot(runs, summary, out / "bench.png", title)
+        rec.details = {"results": str(out / "results.json"), "plot": str(png),
+                       "table": str(out / "table.txt")}
+        rec.log = str(out / "results.json")
+        expected = params.expected_runs()
+        rec.summary = f"{len(runs)} runs of {expected}"
+        if len(runs) < expected:
+            rec.status = FAIL
+            rec.summary += f"; only {len(runs)} of {expected} finished"
+    return StudyResult(table=text, results=out / "results.json", png=png, summary=summary,
+                       runs=runs, every_run=every)
