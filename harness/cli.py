@@ -210,6 +210,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any other parameter of harness/experiment.py's Params "
                    "(e.g. active_s=6, over_high=1024)")
+    p.add_argument("--reanalyze", type=Path, metavar="DIR",
+                   help="no guest: compute the metrics, verdicts and targets anew from "
+                   "the runs an earlier `harness experiment --out DIR` left")
 
     send.add_parser(sub)
 
@@ -281,7 +284,7 @@ def request(args: argparse.Namespace):
             params.arms = [x for x in args.arms.split(",") if x]
         ex.set_params(params, args.set)
         params.validate()
-        return StudyRequest(params)
+        return StudyRequest(params, reanalyze=args.reanalyze)
     if v == "throttle":
         return StudyRequest(throttle_params(args), nodebug=args.nodebug)
     if v == "bench":

@@ -51,6 +51,11 @@ HIGH_PHASE = {"s1": "contended", "s2": "active2", "s3": "large", "s4": "contende
 FREE_PHASE = {"s2": "idle", "s3": "small"}
 ONSET_PHASE = {"s2": "active2", "s3": "large"}
 RELEASE_PHASE = {"s2": "idle"}
+# Where high needs back what it had (s2: active2 after active1): its refault
+# time is until its memory.current is back to REFAULTED of what it was at
+# the end of the earlier phase.
+REFAULT_PHASE = {"s2": ("active2", "active1")}
+REFAULTED = 0.95
 # Where the detach arm detaches (the middle of it), and where its rule looks.
 DETACH_PHASE = {"s1": "contended", "s2": "active1", "s3": "large", "s4": "contended"}
 STEP_S = 0.01  # onset and release are found to 10 ms (wsload samples every 10 ms)
@@ -266,6 +271,25 @@ def _p99(passes: list[list[int]], a: float, b: float) -> float | None:
     return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
 
 
+def refault_time(run: dict, phase: str, before: str) -> float | None:
+    """Seconds from the start of `phase` until high's memory.current is back
+    to REFAULTED of its most in the last second of `before` (0 if it never
+    lost it); None if not within the phase. To the cgroup sampling, 0.1 s."""
+    ph = phase_bounds(run)
+    if phase not in ph or before not in ph:
+        return None
+    ss = [s for s in run.get("samples", []) if "high" in s]
+    end = ph[before][1]
+    was = [s["high"]["current"] for s in ss if end - 1.0 <= s["t"] < end]
+    if not was:
+        return None
+    a, b = ph[phase]
+    for s in ss:
+        if a <= s["t"] <= b and s["high"]["current"] >= REFAULTED * max(was):
+            return round(s["t"] - a, 3)
+    return None
+
+
 def run_metrics(run: dict, free_rate: float | None = None) -> dict:
     """Per phase: high's and the lows' throughput, high's stall shares, the
     probe's p99 (ms); onset and release (s) where the scenario has them.
@@ -312,6 +336,8 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
         oa, ob = ph[op]
         ons = first_window(run, oa, ob, lambda v: v < THROTTLED * ref)
         m["onset_s"] = None if ons is None or not free_before else round(ons - oa, 3)
+    if sc in REFAULT_PHASE:
+        m["refault_s"] = refault_time(run, *REFAULT_PHASE[sc])
     marks = {w: t for t, w in run.get("marks", [])}
     dp = DETACH_PHASE.get(sc)
     if run["arm"] == "detach" and "detached" in marks and dp in ph:
@@ -377,7 +403,7 @@ def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dic
                         med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()))
                         cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs)}
                 row["phases"][ph] = cell
-            for key in ("onset_s", "release_s"):
+            for key in ("onset_s", "release_s", "refault_s"):
                 xs = metric_values(runs, metrics, s, a, key, None)
                 if xs:
                     med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()))
@@ -450,6 +476,80 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
                                 "text": f"the lows' throughput in {FREE_PHASE[s]} >= half "
                                 "of no policy's", "good": good, "runs": len(ys),
                                 "pass": good >= k_of_n * len(ys)})
+    return out
+
+
+def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
+    xs = metric_values(runs, metrics, s, a, key, phase)
+    return statistics.median(xs) if xs else None
+
+
+def _target(s: str, a: str, name: str, value: float | None, goal: str, ok: bool | None,
+            detail: str) -> dict:
+    return {"scenario": s, "arm": a, "target": name, "value": value, "goal": goal,
+            "pass": ok, "detail": detail}
+
+
+def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+    """The issue's targets for each BPF policy arm (sample, sample:N), from
+    the medians over runs:
+
+    s2, s3: high's throughput against the best static setting (none,
+    mlow:*, mhigh:*) whose lows do at least as well where they should run
+    freely ("at equal work conservation"), and the lows' throughput
+    against the best static setting whose high does at least as well ("at
+    equal protection"); goal >= 1.5x. None where no static setting is as
+    good on the other side (then there is nothing to beat at equal terms).
+    s2: onset <= 0.1 s and release <= 1 s, and both >= 10x faster than
+    the agent's.
+    s1: high >= 90 % of the oracle's.
+    """
+    out = []
+    for s in params.scenarios:
+        hp, fp = HIGH_PHASE[s], FREE_PHASE.get(s)
+        static = [a for a in params.arms if a.split(":")[0] in ("none", "mlow", "mhigh")]
+
+        def med(a, key, phase, s=s):
+            return _median(runs, metrics, s, a, key, phase)
+        for a in params.arms:
+            if a.split(":")[0] != "sample":
+                continue
+            hi, lo = med(a, "high", hp), med(a, "low", fp) if fp else None
+            if fp and hi is not None and lo is not None:
+                for name, mine, other, side, oside in (
+                        ("high at equal conservation", hi, lo, "high", "low"),
+                        ("lows at equal protection", lo, hi, "low", "high")):
+                    ph, oph = (hp, fp) if side == "high" else (fp, hp)
+                    eq = [(med(b, side, ph), b) for b in static
+                          if (med(b, oside, oph) or 0) >= other and med(b, side, ph)]
+                    if not eq:
+                        out.append(_target(s, a, name, None, ">= 1.5x", None,
+                                           f"no static setting has {oside} >= this arm's"))
+                        continue
+                    best, b = max(eq)
+                    r = mine / best
+                    out.append(_target(s, a, name, r, ">= 1.5x", r >= 1.5,
+                                       f"against {b} ({best / 1e3:.1f} vs "
+                                       f"{mine / 1e3:.1f} kpages/s)"))
+            for key, limit in (("onset_s", 0.1), ("release_s", 1.0)):
+                if s not in ONSET_PHASE or (key == "release_s" and s not in RELEASE_PHASE):
+                    continue
+                mine, agent = med(a, key, None), med("agent", key, None)
+                n = len(metric_values(runs, metrics, s, a, key, None))
+                runs_n = sum(1 for r in runs if r["scenario"] == s and r["arm"] == a)
+                found = f"found in {n} of {runs_n} runs"
+                out.append(_target(s, a, key[:-2], mine, f"<= {limit} s",
+                                   None if mine is None else mine <= limit, found))
+                if mine is not None and agent is not None:
+                    r = agent / mine if mine else float("inf")
+                    out.append(_target(s, a, f"{key[:-2]} vs agent", r, ">= 10x", r >= 10,
+                                       f"agent {agent:.3f} s, this arm {mine:.3f} s"))
+            if s == "s1":
+                orc = med("oracle", "high", hp)
+                if orc and hi is not None:
+                    r = hi / orc
+                    out.append(_target(s, a, "high / oracle's", r, ">= 0.9", r >= 0.9,
+                                       f"{hi / 1e3:.1f} vs {orc / 1e3:.1f} kpages/s"))
     return out
 
 

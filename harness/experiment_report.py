@@ -18,12 +18,15 @@ from harness.experiment import (
 def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:
     if not c:
         return "-"
-    return (f"{c['median'] * scale:.{digits}f} [{c['ci'][0] * scale:.{digits}f}, "
+    text = (f"{c['median'] * scale:.{digits}f} [{c['ci'][0] * scale:.{digits}f}, "
             f"{c['ci'][1] * scale:.{digits}f}]")
+    if c.get("missing"):  # runs where it was not found: shown, not hidden
+        text += f" in {c['n']}/{c['n'] + c['missing']}"
+    return text
 
 
 TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "lows kpages/s",
-                 "high some %", "high full %", "probe p99 ms", "onset s", "release s"]
+                 "high some %", "high full %", "probe p99 ms", "onset s", "release s", "refault s"]
 
 
 def table_rows(summary: list[dict]) -> list[list]:
@@ -36,13 +39,14 @@ def table_rows(summary: list[dict]) -> list[list]:
                         fmt(c.get("low"), 1e-3), fmt(c.get("high_some"), 100, 1),
                         fmt(c.get("high_full"), 100, 1), fmt(c.get("probe_p99_ms"), 1, 1),
                         fmt(row.get("onset_s"), 1, 2) if first else "",
-                        fmt(row.get("release_s"), 1, 2) if first else ""])
+                        fmt(row.get("release_s"), 1, 2) if first else "",
+                        fmt(row.get("refault_s"), 1, 1) if first else ""])
             first = False
     return out
 
 
 RUN_HEADERS = ["boot", "scenario", "arm", "rep", "phase", "high kpages/s", "lows kpages/s",
-               "high some %", "probe p99 ms", "onset s", "release s", "error"]
+               "high some %", "probe p99 ms", "onset s", "release s", "refault s", "error"]
 
 
 def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
@@ -56,14 +60,24 @@ def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
         r, m = runs[i], metrics[i]
         if "error" in m:
             out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], "", "", "", "",
-                        "", "", "", m["error"][:60]])
+                        "", "", "", "", m["error"][:60]])
             continue
         for ph, c in m["phases"].items():
             out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], ph,
                         f(c["high"], 1e-3), f(c["low"], 1e-3), f(c["high_some"], 100),
                         f(c["probe_p99_ms"]), f(m.get("onset_s"), 1, 3),
-                        f(m.get("release_s"), 1, 3), ""])
+                        f(m.get("release_s"), 1, 3), f(m.get("refault_s"), 1, 1), ""])
     return out
+
+
+TARGET_HEADERS = ["scenario", "arm", "target", "value", "goal", "met", "how"]
+
+
+def target_rows(targets: list[dict]) -> list[list]:
+    return [[t["scenario"], t["arm"], t["target"],
+             "-" if t["value"] is None else f"{t['value']:.3g}", t["goal"],
+             {True: "yes", False: "NO", None: "n/a"}[t["pass"]], t["detail"]]
+            for t in targets]
 
 
 def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, title: str

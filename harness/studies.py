@@ -114,13 +114,7 @@ def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
 def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
     """The phased throttling experiment (harness/experiment.py) on the
     nodebug kernel: params.boots boots, each running its share of the
-    cells in a shuffled order; writes <out>/<name>/results.json,
-    table.txt (the summary, the verdicts and every run), plot.png and
-    timelines.png."""
-    from harness import experiment as ex
-    from harness import experiment_report as exr
-    from harness.bench import parse_runs
-    from harness.report import table
+    cells in a shuffled order; then experiment_results()."""
     params.validate()
     # the nodebug kernel's pipeline: the same records, out and source
     pl = pl.nodebug("patched", "the experiment")
@@ -129,8 +123,6 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
             not (tools / "memcg").exists():
         raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
                            "built with the series)", hint="harness build")
-    out = pl.opts.out / name
-    out.mkdir(parents=True, exist_ok=True)
     print(f"experiment: {len(params.scenarios)} scenarios x {len(params.arms)} arms x "
           f"{params.repeats} repeats over {params.boots} boots, about "
           f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
@@ -146,19 +138,49 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
             files={"cells.json": json.dumps(params.cells(boot))})
         accel = res.accel
         files.append(gresults / "runs.jsonl")
+    env = {"config": "kernel-config/extra/nodebug.config",
+           "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(), n=16),
+           "kernel": pl.source().label(), "accel": accel,
+           "guest_env": [json.loads(p.with_name("env.json").read_text())
+                         for p in files if p.with_name("env.json").exists()]}
+    return experiment_results(pl, params, files, env, name)
+
+
+def reanalyze_experiment(pl: Pipeline, src: Path, name: str = "experiment") -> StudyResult:
+    """experiment_results() anew on the guest output of an earlier run
+    (`harness experiment --reanalyze DIR`): its parameters and environment
+    from DIR/NAME/results.json, its runs from DIR/NAME-*-out/."""
+    from harness import experiment as ex
+    prev = src / name / "results.json"
+    if not prev.exists():
+        raise HarnessError(f"--reanalyze {src}: no {prev}")
+    data = json.loads(prev.read_text())
+    params = ex.Params(**data["params"])
+    files = sorted(src.glob(f"{name}-*-out/results/runs.jsonl"))
+    return experiment_results(pl, params, files, data["env"] | {"reanalyzed_from": str(src)},
+                              name)
+
+
+def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
+                       name: str) -> StudyResult:
+    """Stage NAME-results: the metrics of every run in `files` (runs.jsonl),
+    the summary, the per-run verdicts and the targets; writes
+    <out>/<name>/results.json, table.txt (all of them and every run),
+    plot.png and timelines.png."""
+    from harness import experiment as ex
+    from harness import experiment_report as exr
+    from harness.bench import parse_runs
+    from harness.report import table
+    out = pl.opts.out / name
+    out.mkdir(parents=True, exist_ok=True)
     with pl._stage(f"{name}-results") as rec:
         runs = parse_runs(files)
         metrics = ex.all_metrics(runs)
         summary = ex.summarize(runs, metrics, params)
         verdicts = ex.verdicts(runs, metrics, params)
-        env = {"config": "kernel-config/extra/nodebug.config",
-               "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(),
-                                                 n=16),
-               "kernel": pl.source().label(), "accel": accel,
-               "guest_env": [json.loads(p.with_name("env.json").read_text())
-                             for p in files if p.with_name("env.json").exists()]}
+        targets = ex.targets(runs, metrics, params)
         data = {"params": asdict(params), "env": env, "summary": summary,
-                "verdicts": verdicts, "metrics": metrics,
+                "verdicts": verdicts, "targets": targets, "metrics": metrics,
                 "runs": [{k: v for k, v in r.items() if k != "tasks"} | {
                     "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
                               for t, d in r.get("tasks", {}).items()}} for r in runs]}
@@ -168,11 +190,13 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
             [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
               "pass" if v["pass"] else "FAIL", v["text"]] for v in verdicts],
             ["scenario", "arm", "rule", "good runs", "verdict", "rule text"])
+        text += "\n\ntargets (medians):\n" + table(
+            exr.target_rows(targets), exr.TARGET_HEADERS)
         every = table(exr.run_rows(runs, metrics), exr.RUN_HEADERS)
         (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
         title = (f"wsload high {params.high_mb} MB, low {params.low_mb} MB; "
                  f"{params.memory} RAM, {params.swap_mb} MB swap, {params.cpus} vCPUs; "
-                 "nodebug.config" + (" (TCG)" if accel == "tcg" else ""))
+                 "nodebug.config" + (" (TCG)" if env.get("accel") == "tcg" else ""))
         png = exr.plot(runs, metrics, params, out / "plot.png", title)
         tl = exr.plot_timelines(runs, params, out / "timelines.png", title)
         errors = [m["error"] for m in metrics if "error" in m]

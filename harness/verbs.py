@@ -76,6 +76,7 @@ class StudyRequest:
     """throttle, experiment, bench: the study's own Params."""
     params: object
     nodebug: bool = False  # throttle: on the nodebug kernel
+    reanalyze: Path | None = None  # experiment: an earlier run's out directory
 
 
 def verb_source(pl: Pipeline, req: NoRequest) -> VerbResult:
@@ -191,6 +192,11 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
 
 def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
     """The phased throttling experiment (harness/experiment.py)."""
+    if req.reanalyze:
+        from harness.studies import reanalyze_experiment
+        r = reanalyze_experiment(pl, req.reanalyze.resolve())
+        print("\n" + r.table)
+        return VerbResult({"experiment": str(r.results)})
     r = pl.experiment(req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "

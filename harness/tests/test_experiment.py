@@ -197,3 +197,50 @@ def test_s3_onset_needs_the_lows_free_in_the_small_phase():
     assert ms[0].get("onset_s") is None
     assert ms[1]["onset_s"] == pytest.approx(0.4, abs=ex.STEP_S + 0.001)
     assert ms[2]["onset_s"] is None  # throttled all along: no onset
+
+
+def test_refault_time_is_until_high_has_its_memory_back():
+    r = s2_run("sample")
+    for x in r["samples"]:  # high: 100 MiB; 40 MiB in idle; back in 1.5 s of active2
+        t = x["t"] - T0
+        x["high"]["current"] = (40 << 20 if 12 <= t < 23.5 else 100 << 20)
+    assert ex.run_metrics(r)["refault_s"] == pytest.approx(1.5, abs=0.11)
+    for x in r["samples"]:  # never back within active2
+        if x["t"] - T0 >= 12:
+            x["high"]["current"] = 40 << 20
+    assert ex.run_metrics(r)["refault_s"] is None
+    assert ex.run_metrics(s2_run("mlow:100M"))["refault_s"] == 0.0  # never lost it
+
+
+def test_targets_compare_at_equal_terms():
+    """The sample against the best static setting that conserves as well
+    (none: high 50k) and the best that protects high as well (mlow: lows
+    1k in idle); onset and release against the agent's."""
+    runs = [s2_run("none", i) for i in range(3)]
+    runs += [s2_run("mlow:100M", i, high_gain=4.0, onset_after=0.0, release_after=99)
+             for i in range(3)]
+    runs += [s2_run("sample", i, high_gain=3.0, onset_after=0.05, release_after=0.5)
+             for i in range(3)]
+    runs += [s2_run("agent", i, high_gain=3.0, onset_after=0.8, release_after=6.0)
+             for i in range(3)]
+    p = ex.Params(scenarios=["s2"], arms=["none", "mlow:100M", "sample", "agent"])
+    t = {x["target"]: x for x in ex.targets(runs, ex.all_metrics(runs), p)}
+    eq_cons = t["high at equal conservation"]
+    assert eq_cons["value"] == pytest.approx(3.0, rel=0.02) and eq_cons["pass"]
+    assert "against none" in eq_cons["detail"]
+    # at equal protection: no static setting protects high as well (mlow's
+    # high is 4x, the sample's 3x): mlow's lows are the ones to beat
+    eq_prot = t["lows at equal protection"]
+    assert "against mlow:100M" in eq_prot["detail"] and eq_prot["pass"]
+    assert t["onset"]["pass"] and t["release"]["pass"]
+    assert t["onset vs agent"]["value"] == pytest.approx(16, rel=0.3)
+    assert t["release vs agent"]["pass"]
+    # the agent is not a BPF arm: no targets of its own
+    assert {x["arm"] for x in ex.targets(runs, ex.all_metrics(runs), p)} == {"sample"}
+
+
+def test_sample_arm_takes_its_own_answer():
+    ex.Params(arms=["sample:16384"]).validate()
+    for bad in ("sample:x", "sample:", "none:1"):
+        with pytest.raises(HarnessError):
+            ex.Params(arms=[bad]).validate()
