@@ -12,9 +12,11 @@ Scenarios (one guest, swap on the ext4 scratch disk):
 Arms: none; mlow:SIZE (memory.low on high, a sweep); mhigh:SIZE (memory.high
 on the lows, a sweep); agent (PSI trigger on high -> lows' memory.high,
 harness/guest/psi_agent.py); oracle (lows frozen while high is active);
-sample (samples/bpf/memcg); detach (the sample, detached mid-run); noop
-and always (negative controls: a policy answering 0, and one answering
-always_pages whatever high does).
+sample[:PAGES] (samples/bpf/memcg); reclaim[:MB] (the sample, and a
+memory.reclaim of the lows while it is triggered: what upstream's
+bpf_proactive_reclaim kfunc would do); alone (the lows with a 1 MB high);
+detach (the sample, detached mid-run); noop and always (negative controls:
+a policy answering 0, and one answering always_pages whatever high does).
 
 Metrics per run, from wsload's 10 ms progress samples and the 100 ms cgroup
 samples: throughput per side and phase (pages written per second), high's
@@ -101,13 +103,14 @@ class Params:
             raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIOS)}")
         for a in self.arms:
             kind, colon, value = a.partition(":")
-            if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "detach",
-                            "noop", "always") \
+            if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "reclaim",
+                            "alone", "detach", "noop", "always") \
                     or (kind in ("mlow", "mhigh") and not value) \
-                    or (kind not in ("mlow", "mhigh", "sample") and colon) \
-                    or (kind == "sample" and colon and not value.isdigit()):
+                    or (kind not in ("mlow", "mhigh", "sample", "reclaim") and colon) \
+                    or (kind in ("sample", "reclaim") and colon and not value.isdigit()):
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
-                                   "oracle, sample[:PAGES], detach, noop, always")
+                                   "oracle, sample[:PAGES], reclaim[:MB], alone, detach, "
+                                   "noop, always")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
 
@@ -446,7 +449,7 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
         best_none = max(metric_values(runs, metrics, s, "none", "high", hp), default=None)
         none_free = metric_values(runs, metrics, s, "none", "low", FREE_PHASE.get(s))
         for a in params.arms:
-            if a == "none":
+            if a in ("none", "alone"):
                 continue
             xs = metric_values(runs, metrics, s, a, "high", hp)
             if best_none and xs:
@@ -490,9 +493,13 @@ def _target(s: str, a: str, name: str, value: float | None, goal: str, ok: bool 
             "pass": ok, "detail": detail}
 
 
+# The arms of a BPF policy, which the targets are about.
+BPF_ARMS = ("sample", "reclaim")
+
+
 def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
-    """The issue's targets for each BPF policy arm (sample, sample:N), from
-    the medians over runs:
+    """The issue's targets for each BPF policy arm (sample[:N], reclaim[:MB]),
+    from the medians over runs:
 
     s2, s3: high's throughput against the best static setting (none,
     mlow:*, mhigh:*) whose lows do at least as well where they should run
@@ -502,7 +509,8 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
     good on the other side (then there is nothing to beat at equal terms).
     s2: onset <= 0.1 s and release <= 1 s, and both >= 10x faster than
     the agent's.
-    s1: high >= 90 % of the oracle's.
+    s1: high >= 90 % of the oracle's, the lows >= 5 % of theirs alone
+    (the `alone` arm).
     """
     out = []
     for s in params.scenarios:
@@ -512,7 +520,7 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
         def med(a, key, phase, s=s):
             return _median(runs, metrics, s, a, key, phase)
         for a in params.arms:
-            if a.split(":")[0] != "sample":
+            if a.split(":")[0] not in BPF_ARMS:
                 continue
             hi, lo = med(a, "high", hp), med(a, "low", fp) if fp else None
             if fp and hi is not None and lo is not None:
@@ -550,6 +558,11 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                     r = hi / orc
                     out.append(_target(s, a, "high / oracle's", r, ">= 0.9", r >= 0.9,
                                        f"{hi / 1e3:.1f} vs {orc / 1e3:.1f} kpages/s"))
+                alone, lo = med("alone", "low", hp), med(a, "low", hp)
+                if alone and lo is not None:
+                    r = lo / alone
+                    out.append(_target(s, a, "lows / alone", r, ">= 0.05", r >= 0.05,
+                                       f"{lo / 1e3:.1f} vs {alone / 1e3:.1f} kpages/s"))
     return out
 
 

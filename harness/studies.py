@@ -119,7 +119,7 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
     # the nodebug kernel's pipeline: the same records, out and source
     pl = pl.nodebug("patched", "the experiment")
     tools = kbuild.guest_tools_dir(pl.build_dir)
-    if {a.split(":")[0] for a in params.arms} & {"sample", "detach"} and \
+    if {a.split(":")[0] for a in params.arms} & {"sample", "detach", "reclaim"} and \
             not (tools / "memcg").exists():
         raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
                            "built with the series)", hint="harness build")

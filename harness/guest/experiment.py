@@ -26,6 +26,13 @@ Arms (how the low side is kept out of high's way):
                    driver knows the phases, no policy could do better;
   sample[:PAGES]   the series' sample (samples/bpf/memcg) attached to lows,
                    answering PAGES (default: the over_high parameter);
+  reclaim[:MB]     the sample, and on each of its triggers, while it lasts, a
+                   memory.reclaim of MB (default 64) of the lows at a time
+                   from a thread of this driver: what the kfunc
+                   bpf_proactive_reclaim() (bpf-next, 7.4) would do from a
+                   bpf_wq, since an episode acts only where the lows charge;
+  alone            no policy, high's working set 1 MB (the lows' alone
+                   throughput, for s1's target);
   detach           the sample, detached (SIGTERM) in the middle of high's
                    first active phase (s2: active1; s3: large; s1, s4: the
                    run), the cgroups kept;
@@ -168,6 +175,7 @@ class Logged:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
 
     def stop(self, how: str = "term") -> int:
+        self.stopping()
         if self.proc.poll() is None:
             if how == "stdin":
                 self.proc.stdin.close()
@@ -177,9 +185,51 @@ class Logged:
         self.reader.join(timeout=10)
         return rc
 
+    def stopping(self) -> None:
+        pass
+
     def record(self) -> dict:
         return {"argv": self.argv, "rc": self.proc.returncode,
                 "lines": [[t, x] for t, x in self.lines]}
+
+
+class Reclaiming(Logged):
+    """The sample, and while it is triggered (from its "triggered" line to
+    its "released" line), memory.reclaim of `mb` MB of the lows, one after
+    the other, from a thread; each write's start, end and result are lines
+    of the record ("reclaim ...")."""
+
+    def __init__(self, argv: list[str], mb: int):
+        self.mb, self.triggered, self.done = mb, threading.Event(), threading.Event()
+        super().__init__(argv)
+        self.worker = threading.Thread(target=self._reclaim, daemon=True)
+        self.worker.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+            if ": triggered" in line:
+                self.triggered.set()
+            elif ": released" in line:
+                self.triggered.clear()
+
+    def _reclaim(self) -> None:
+        while not self.done.is_set():
+            if not self.triggered.wait(0.05):
+                continue
+            t = time.monotonic()
+            try:
+                write(LOWS / "memory.reclaim", f"{self.mb}M")
+                what = "ok"
+            except OSError as e:  # EAGAIN: less than asked could be reclaimed
+                what = e.strerror or str(e)
+            self.lines.append((t, f"reclaim {self.mb}M: {what} in "
+                               f"{time.monotonic() - t:.3f} s"))
+
+    def stopping(self) -> None:
+        self.done.set()
+        self.triggered.clear()
+        self.worker.join(timeout=60)
 
 
 def reset(nlows: int) -> dict[str, Path]:
@@ -213,14 +263,18 @@ def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
                        str(LOWS / "memory.high"), "--trigger", p["agent_trigger"],
                        "--throttle-to", p["agent_throttle_to"],
                        "--release-s", str(p["agent_release_s"])])
-    elif kind in ("sample", "detach"):
+    elif kind in ("sample", "detach", "reclaim"):
         # sample:PAGES overrides the over_high parameter
-        return Logged([str(tools / "memcg"), "--window-ms", str(p["window_ms"]), str(LOWS),
-                       str(HIGH), str(p["threshold"]), value or str(p["over_high"])])
+        argv = [str(tools / "memcg"), "--window-ms", str(p["window_ms"]), str(LOWS),
+                str(HIGH), str(p["threshold"]),
+                value if kind == "sample" and value else str(p["over_high"])]
+        if kind == "reclaim":
+            return Reclaiming(argv, int(value or 64))
+        return Logged(argv)
     elif kind in ("noop", "always"):
         n = 0 if kind == "noop" else p["always_pages"]
         return Logged([str(tools / "memcg_ops_check"), "--hold-answer", str(LOWS), str(n)])
-    elif kind not in ("none", "oracle"):
+    elif kind not in ("none", "oracle", "alone"):
         raise SystemExit(f"unknown arm {arm!r}")
     return None
 
@@ -276,11 +330,14 @@ class Run:
         if self.helper:
             rec["helper_first"] = self.helper.first.strip()
             ok = {"agent": '"armed"', "sample": "attached", "detach": "attached",
+                  "reclaim": "attached",
                   "noop": '"attach_err": 0', "always": '"attach_err": 0'}[self.arm.split(":")[0]]
             if ok not in self.helper.first:
                 self.helper.stop()
                 rec["error"] = f"arm {self.arm} did not start: {self.helper.first!r}"
                 return rec | {"helper": self.helper.record()}
+        if self.arm == "alone":  # high is a 1 MB task: the lows' alone throughput
+            p = p | {"high_mb": 1, "grow_mb": 1}
         name = f"{self.cell['scenario']}-{self.arm.replace(':', '_')}-{self.cell['rep']}"
         seed = zlib.crc32(f"{name}/{self.cell.get('boot', 0)}".encode()) & 0xFFFF
         high = Task(self.tools, HIGH, self.out / f"{name}-high.json", "--mb",

@@ -244,3 +244,25 @@ def test_sample_arm_takes_its_own_answer():
     for bad in ("sample:x", "sample:", "none:1"):
         with pytest.raises(HarnessError):
             ex.Params(arms=[bad]).validate()
+
+
+def test_reclaim_and_alone_arms():
+    ex.Params(arms=["reclaim", "reclaim:32", "alone"]).validate()
+    for bad in ("reclaim:x", "alone:1"):
+        with pytest.raises(HarnessError):
+            ex.Params(arms=[bad]).validate()
+    # s1: the lows against their alone throughput; the BPF arms get targets
+    runs = []
+    for arm, gain in (("alone", 0.0), ("oracle", 3.0), ("reclaim", 2.8), ("none", 1.0)):
+        for i in range(3):
+            r = s2_run(arm, i, high_gain=gain)
+            r["scenario"] = "s1"
+            r["phases"] = [["populate", T0, T0 + 2], ["contended", T0 + 2, T0 + 32]]
+            runs.append(r)
+    p = ex.Params(scenarios=["s1"], arms=["none", "alone", "oracle", "reclaim"])
+    t = {x["target"]: x for x in ex.targets(runs, ex.all_metrics(runs), p)}
+    assert t["high / oracle's"]["value"] == pytest.approx(2.8 / 3, rel=0.02)
+    assert t["high / oracle's"]["pass"]
+    assert t["lows / alone"]["pass"]
+    v = ex.verdicts(runs, ex.all_metrics(runs), p)
+    assert "alone" not in {x["arm"] for x in v}
