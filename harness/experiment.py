@@ -431,7 +431,8 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
     judged by the same rule as the policy:
 
     gain (every scenario): a run is good when high's throughput in the
-    scenario's high phase is above 2x the best run of `none`. An arm passes
+    scenario's high phase is above 2x the best run of `none`, and not
+    starved (>= STARVED of the best arm's median). An arm passes
     when at least k_of_n of its runs are good.
     conserve (s2, s3): a run is good when the lows' throughput where they
     should run freely (s2: high idle; s3: high small) is at least half the
@@ -448,14 +449,19 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
         hp = HIGH_PHASE[s]
         best_none = max(metric_values(runs, metrics, s, "none", "high", hp), default=None)
         none_free = metric_values(runs, metrics, s, "none", "low", FREE_PHASE.get(s))
+        # not starved: a gain in the thrashing regime (2x of a few kpages/s) is none
+        floor = STARVED * max((statistics.median(v) for b in params.arms
+                               if (v := metric_values(runs, metrics, s, b, "high", hp))),
+                              default=0)
         for a in params.arms:
             if a in ("none", "alone"):
                 continue
             xs = metric_values(runs, metrics, s, a, "high", hp)
             if best_none and xs:
-                good = sum(1 for x in xs if x > 2 * best_none)
+                good = sum(1 for x in xs if x > 2 * best_none and x >= floor)
                 out.append({"scenario": s, "arm": a, "rule": "gain",
-                            "text": f"high's {hp} throughput > 2x the best no-policy run",
+                            "text": f"high's {hp} throughput > 2x the best no-policy run "
+                            f"and >= {STARVED:.0%} of the best arm's median",
                             "good": good, "runs": len(xs),
                             "pass": good >= k_of_n * len(xs)})
             if a == "detach":
@@ -495,6 +501,8 @@ def _target(s: str, a: str, name: str, value: float | None, goal: str, ok: bool 
 
 # The arms of a BPF policy, which the targets are about.
 BPF_ARMS = ("sample", "reclaim")
+AS_WELL = 0.9  # "as well" for targets at equal terms: within 10 % (medians of noise)
+STARVED = 0.05  # ... and a side below 5 % of its best arm's median is starved
 
 
 def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
@@ -502,10 +510,12 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
     from the medians over runs:
 
     s2, s3: high's throughput against the best static setting (none,
-    mlow:*, mhigh:*) whose lows do at least as well where they should run
-    freely ("at equal work conservation"), and the lows' throughput
-    against the best static setting whose high does at least as well ("at
-    equal protection"); goal >= 1.5x. None where no static setting is as
+    mlow:*, mhigh:*) whose lows do as well (AS_WELL: within 10 %) where
+    they should run freely ("at equal work conservation"), and the lows'
+    throughput against the best static setting whose high does as well
+    ("at equal protection"); goal >= 1.5x. A side below STARVED of the
+    best arm's median on that side counts as 0: every static setting does
+    as well as a policy that starves it. None where no static setting is as
     good on the other side (then there is nothing to beat at equal terms).
     s2: onset <= 0.1 s and release <= 1 s, and both >= 10x faster than
     the agent's.
@@ -528,8 +538,13 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                         ("high at equal conservation", hi, lo, "high", "low"),
                         ("lows at equal protection", lo, hi, "low", "high")):
                     ph, oph = (hp, fp) if side == "high" else (fp, hp)
+                    # a side starved under this arm conserves or protects
+                    # nothing: every static setting does as well
+                    best_other = max((med(b, oside, oph) or 0 for b in params.arms), default=0)
+                    if other < STARVED * best_other:
+                        other = 0.0
                     eq = [(med(b, side, ph), b) for b in static
-                          if (med(b, oside, oph) or 0) >= other and med(b, side, ph)]
+                          if (med(b, oside, oph) or 0) >= AS_WELL * other and med(b, side, ph)]
                     if not eq:
                         out.append(_target(s, a, name, None, ">= 1.5x", None,
                                            f"no static setting has {oside} >= this arm's"))
