@@ -266,3 +266,20 @@ def test_reclaim_and_alone_arms():
     assert t["lows / alone"]["pass"]
     v = ex.verdicts(runs, ex.all_metrics(runs), p)
     assert "alone" not in {x["arm"] for x in v}
+
+
+def test_a_starved_side_is_not_compared_at_equal_terms():
+    """A policy that starves the lows in idle (as memory.low does) is
+    compared with the best static setting, and a 2x gain at thrashing
+    level is no gain."""
+    runs = [s2_run("none", i, high_gain=0.0002) for i in range(3)]  # high thrashes: 10/s
+    runs += [s2_run("mlow:100M", i, high_gain=1.0, low_idle=50) for i in range(3)]
+    runs += [s2_run("sample", i, high_gain=0.0006, low_idle=40) for i in range(3)]
+    p = ex.Params(scenarios=["s2"], arms=["none", "mlow:100M", "sample"])
+    ms = ex.all_metrics(runs)
+    t = {x["target"]: x for x in ex.targets(runs, ms, p)}
+    assert "against mlow:100M" in t["high at equal conservation"]["detail"]
+    assert not t["high at equal conservation"]["pass"]
+    v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
+    assert v[("sample", "gain")]["good"] == 0  # 3x of thrashing is not a gain
+    assert v[("mlow:100M", "gain")]["good"] == 3
