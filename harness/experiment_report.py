@@ -70,6 +70,25 @@ def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
     return out
 
 
+def compact(data: dict, every_s: float = 1.0) -> dict:
+    """results.json without what makes it large: the tasks' 10 ms progress
+    samples and probe passes go (the metrics keep what they gave), the
+    cgroup samples are kept every `every_s` with memory.current, swap and
+    memory.high events only."""
+    runs = []
+    for r in data["runs"]:
+        keep, last = [], None
+        for x in r.get("samples", []):
+            if last is None or x["t"] - last >= every_s - 1e-6:
+                keep.append({"t": x["t"]} | {
+                    k: {f: v.get(f) for f in ("current", "swap", "high_events")}
+                    for k, v in x.items() if isinstance(v, dict)})
+                last = x["t"]
+        runs.append({k: v for k, v in r.items() if k not in ("samples", "tasks")}
+                    | {"samples": keep})
+    return {k: v for k, v in data.items() if k != "runs"} | {"runs": runs}
+
+
 TARGET_HEADERS = ["scenario", "arm", "target", "value", "goal", "met", "how"]
 
 

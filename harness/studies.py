@@ -166,7 +166,9 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     """Stage NAME-results: the metrics of every run in `files` (runs.jsonl),
     the summary, the per-run verdicts and the targets; writes
     <out>/<name>/results.json, table.txt (all of them and every run),
-    plot.png and timelines.png."""
+    plot.png and timelines.png; summary.json is results.json without the
+    10 ms progress samples and with the cgroup samples every second (small
+    enough to keep in a repository)."""
     from harness import experiment as ex
     from harness import experiment_report as exr
     from harness.bench import parse_runs
@@ -185,6 +187,7 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
                     "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
                               for t, d in r.get("tasks", {}).items()}} for r in runs]}
         (out / "results.json").write_text(json.dumps(data, default=str) + "\n")
+        (out / "summary.json").write_text(json.dumps(exr.compact(data), default=str) + "\n")
         text = table(exr.table_rows(summary), exr.TABLE_HEADERS)
         text += "\n\nverdicts (per-run rules):\n" + table(
             [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
@@ -202,7 +205,7 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
         errors = [m["error"] for m in metrics if "error" in m]
         rec.details = {"results": str(out / "results.json"), "plot": str(png),
                        "timelines": str(tl), "table": str(out / "table.txt"),
-                       "errors": errors}
+                       "summary": str(out / "summary.json"), "errors": errors}
         rec.log = str(out / "results.json")
         expected = len(params.scenarios) * len(params.arms) * params.repeats
         rec.summary = f"{len(runs)} runs of {expected}"

@@ -283,3 +283,15 @@ def test_a_starved_side_is_not_compared_at_equal_terms():
     v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
     assert v[("sample", "gain")]["good"] == 0  # 3x of thrashing is not a gain
     assert v[("mlow:100M", "gain")]["good"] == 3
+
+
+def test_compact_keeps_the_metrics_and_every_second():
+    runs = [s2_run("none", 0), s2_run("sample", 0)]
+    data = {"params": {}, "metrics": ex.all_metrics(runs), "runs": runs}
+    small = exr.compact(data)
+    assert small["metrics"] == data["metrics"]
+    r = small["runs"][1]
+    assert "tasks" not in r and r["arm"] == "sample" and r["phases"] == runs[1]["phases"]
+    assert len(r["samples"]) == 33  # 32.1 s of 100 ms samples, one a second
+    assert set(r["samples"][0]["high"]) == {"current", "swap", "high_events"}
+    assert len(json.dumps(small)) < len(json.dumps(data)) / 5
