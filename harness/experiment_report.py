@@ -124,7 +124,10 @@ def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, titl
             if xs:
                 ax.hlines(statistics.median(xs) / 1e3, i - 0.3, i + 0.3, color="k")
         ax.set_xticks(range(len(params.arms)), params.arms, fontsize=7)
-        ax.set_ylabel("kpages/s", fontsize=8)
+        # thrashing (a few kpages/s) and running (thousands) on one axis
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("kpages/s (log above 10)", fontsize=8)
         ax.set_title(f"{s}: {side} in phase {ph} ({DESCRIPTION[s]})", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -133,40 +136,46 @@ def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, titl
     return path
 
 
-def plot_timelines(runs: list[dict], params: Params, path: Path, title: str) -> Path:
-    """memory.current of high and of each low over time: the first run of
-    every scenario and arm, with the phases shaded."""
+def plot_timelines(runs: list[dict], params: Params, path: Path, title: str,
+                   cols: int = 4) -> Path:
+    """memory.current of high and of the lows over time, every run of every
+    scenario and arm (one panel each, runs overlaid), with the first run's
+    phases shaded."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    picks = []
+    panels = []
     for s in params.scenarios:
         for a in params.arms:
-            r = next((r for r in sorted(runs, key=lambda r: r["rep"])
-                      if r["scenario"] == s and r["arm"] == a and "samples" in r), None)
-            if r:
-                picks.append(r)
-    cols = max(1, len(params.arms))
-    rows = max(1, len(params.scenarios))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False,
+            rs = sorted((r for r in runs if r["scenario"] == s and r["arm"] == a
+                         and r.get("samples")), key=lambda r: (r.get("boot", 0), r["rep"]))
+            panels.append((s, a, rs))
+    cols = max(1, min(cols, len(panels)))
+    rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.3 * rows), squeeze=False,
                              sharey=True)
     for ax in axes.flat:
         ax.set_visible(False)
-    for r in picks:
-        ax = axes[params.scenarios.index(r["scenario"]), params.arms.index(r["arm"])]
+    colors = {"high": "tab:blue", "lows": "tab:orange"}
+    for n, (s, a, rs) in enumerate(panels):
+        ax = axes.flat[n]
         ax.set_visible(True)
-        t0 = r["t0"]
-        for k, (_name, a, b) in enumerate(x for x in r.get("phases", []) if x[2]):
-            ax.axvspan(a - t0, b - t0, color="0.9" if k % 2 else "0.8", lw=0)
-        ts = [s["t"] - t0 for s in r["samples"]]
-        for cg in [c for c in r["samples"][0] if c not in ("t", "lows")]:
-            ax.plot(ts, [s[cg]["current"] / 2**20 for s in r["samples"]], lw=0.8, label=cg)
-        ax.set_title(f"{r['scenario']} {r['arm']}", fontsize=7)
+        ax.set_title(f"{s} {a} ({len(rs)} runs)", fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[0, 0].set_ylabel("memory.current MiB", fontsize=7)
-    if picks:
-        axes[0, 0].legend(fontsize=5)
-    fig.suptitle(title, fontsize=9)
+        if not rs:
+            continue
+        t0 = rs[0]["t0"]
+        for k, (_name, pa, pb) in enumerate(x for x in rs[0].get("phases", []) if x[2]):
+            ax.axvspan(pa - t0, pb - t0, color="0.9" if k % 2 else "0.8", lw=0)
+        for r in rs:
+            ts = [x["t"] - r["t0"] for x in r["samples"]]
+            for cg, c in colors.items():
+                ax.plot(ts, [x.get(cg, {}).get("current", 0) / 2**20 for x in r["samples"]],
+                        lw=0.6, alpha=0.6, color=c, label=cg if r is rs[0] else None)
+    for row in axes:
+        row[0].set_ylabel("memory.current MiB", fontsize=7)
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(title + "; shaded: the phases", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
