@@ -11,8 +11,8 @@ from harness.experiment import (
     FREE_PHASE,
     HIGH_PHASE,
     Params,
-    metric_values,
 )
+from harness.experiment_stats import metric_values
 
 
 def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:

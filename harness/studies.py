@@ -171,6 +171,7 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     enough to keep in a repository)."""
     from harness import experiment as ex
     from harness import experiment_report as exr
+    from harness import experiment_stats as st
     from harness.bench import parse_runs
     from harness.report import table
     out = pl.opts.out / name
@@ -178,9 +179,9 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     with pl._stage(f"{name}-results") as rec:
         runs = parse_runs(files)
         metrics = ex.all_metrics(runs)
-        summary = ex.summarize(runs, metrics, params)
-        verdicts = ex.verdicts(runs, metrics, params)
-        targets = ex.targets(runs, metrics, params)
+        summary = st.summarize(runs, metrics, params)
+        verdicts = st.verdicts(runs, metrics, params)
+        targets = st.targets(runs, metrics, params)
         data = {"params": asdict(params), "env": env, "summary": summary,
                 "verdicts": verdicts, "targets": targets, "metrics": metrics,
                 "runs": [{k: v for k, v in r.items() if k != "tasks"} | {

@@ -6,6 +6,7 @@ import pytest
 
 from harness import experiment as ex
 from harness import experiment_report as exr
+from harness import experiment_stats as st
 from harness.errors import HarnessError
 
 T0 = 1000.0
@@ -116,7 +117,7 @@ def test_verdicts_tell_a_helping_policy_from_the_controls():
              for i in range(5)]
     runs += [s2_run("noop", i) for i in range(5)]
     p = ex.Params(scenarios=["s2"], arms=["none", "sample", "always", "noop"])
-    v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ex.all_metrics(runs), p)}
+    v = {(x["arm"], x["rule"]): x for x in st.verdicts(runs, ex.all_metrics(runs), p)}
     assert v[("sample", "gain")]["good"] == 4 and v[("sample", "gain")]["pass"]
     assert v[("sample", "conserve")]["pass"]
     assert v[("always", "gain")]["pass"] and not v[("always", "conserve")]["pass"]
@@ -130,7 +131,7 @@ def test_summary_table_and_plots(tmp_path):
     runs.append({"scenario": "s2", "arm": "sample", "rep": 3, "error": "high did not populate"})
     p = ex.Params(scenarios=["s2"], arms=["none", "sample"])
     ms = ex.all_metrics(runs)
-    summary = ex.summarize(runs, ms, p)
+    summary = st.summarize(runs, ms, p)
     row = next(r for r in summary if r["arm"] == "sample")
     assert row["runs"] == 4 and row["phases"]["active2"]["high"]["n"] == 3
     assert list(row["phases"]) == ["populate", "active1", "idle", "active2"]
@@ -179,7 +180,7 @@ def test_detach_rule_wants_events_before_none_after_and_regrowth():
                        (none + [detached(i, True) for i in range(3)], False),
                        (none + [detached(i, False, regrow=False) for i in range(3)], False)):
         ms = ex.all_metrics(runs)
-        v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
+        v = {(x["arm"], x["rule"]): x for x in st.verdicts(runs, ms, p)}
         assert v[("detach", "recover")]["pass"] is want, (v[("detach", "recover")], ms[-1])
     assert ms[-1]["lows_before_detach"] == pytest.approx(1000, rel=0.25)
 
@@ -224,7 +225,7 @@ def test_targets_compare_at_equal_terms():
     runs += [s2_run("agent", i, high_gain=3.0, onset_after=0.8, release_after=6.0)
              for i in range(3)]
     p = ex.Params(scenarios=["s2"], arms=["none", "mlow:100M", "sample", "agent"])
-    t = {x["target"]: x for x in ex.targets(runs, ex.all_metrics(runs), p)}
+    t = {x["target"]: x for x in st.targets(runs, ex.all_metrics(runs), p)}
     eq_cons = t["high at equal conservation"]
     assert eq_cons["value"] == pytest.approx(3.0, rel=0.02) and eq_cons["pass"]
     assert "against none" in eq_cons["detail"]
@@ -236,7 +237,7 @@ def test_targets_compare_at_equal_terms():
     assert t["onset vs agent"]["value"] == pytest.approx(16, rel=0.3)
     assert t["release vs agent"]["pass"]
     # the agent is not a BPF arm: no targets of its own
-    assert {x["arm"] for x in ex.targets(runs, ex.all_metrics(runs), p)} == {"sample"}
+    assert {x["arm"] for x in st.targets(runs, ex.all_metrics(runs), p)} == {"sample"}
 
 
 def test_sample_arm_takes_its_own_answer():
@@ -260,11 +261,11 @@ def test_reclaim_and_alone_arms():
             r["phases"] = [["populate", T0, T0 + 2], ["contended", T0 + 2, T0 + 32]]
             runs.append(r)
     p = ex.Params(scenarios=["s1"], arms=["none", "alone", "oracle", "reclaim"])
-    t = {x["target"]: x for x in ex.targets(runs, ex.all_metrics(runs), p)}
+    t = {x["target"]: x for x in st.targets(runs, ex.all_metrics(runs), p)}
     assert t["high / oracle's"]["value"] == pytest.approx(2.8 / 3, rel=0.02)
     assert t["high / oracle's"]["pass"]
     assert t["lows / alone"]["pass"]
-    v = ex.verdicts(runs, ex.all_metrics(runs), p)
+    v = st.verdicts(runs, ex.all_metrics(runs), p)
     assert "alone" not in {x["arm"] for x in v}
 
 
@@ -277,10 +278,10 @@ def test_a_starved_side_is_not_compared_at_equal_terms():
     runs += [s2_run("sample", i, high_gain=0.0006, low_idle=40) for i in range(3)]
     p = ex.Params(scenarios=["s2"], arms=["none", "mlow:100M", "sample"])
     ms = ex.all_metrics(runs)
-    t = {x["target"]: x for x in ex.targets(runs, ms, p)}
+    t = {x["target"]: x for x in st.targets(runs, ms, p)}
     assert "against mlow:100M" in t["high at equal conservation"]["detail"]
     assert not t["high at equal conservation"]["pass"]
-    v = {(x["arm"], x["rule"]): x for x in ex.verdicts(runs, ms, p)}
+    v = {(x["arm"], x["rule"]): x for x in st.verdicts(runs, ms, p)}
     assert v[("sample", "gain")]["good"] == 0  # 3x of thrashing is not a gain
     assert v[("mlow:100M", "gain")]["good"] == 3
 

@@ -1,0 +1,231 @@
+"""The phased experiment's statistics and judgements over runs: medians
+with bootstrap intervals per scenario, arm and phase, the per-run verdict
+rules, and the issue's targets (harness/experiment.py computes the metrics
+of each run)."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import zlib
+
+from harness.bench import bootstrap_ratio
+from harness.experiment import (
+    FREE_PHASE,
+    HIGH_PHASE,
+    ONSET_PHASE,
+    RELEASE_PHASE,
+    Params,
+)
+
+
+def metric_values(runs: list[dict], metrics: list[dict], scenario: str, arm: str,
+                  key: str, phase: str | None) -> list[float]:
+    out = []
+    for r, m in zip(runs, metrics, strict=True):
+        if r["scenario"] != scenario or r["arm"] != arm or "error" in m:
+            continue
+        v = m["phases"].get(phase, {}).get(key) if phase else m.get(key)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def median_ci(xs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Median with a 95 % percentile bootstrap interval."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
+    return statistics.median(xs), meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
+
+
+def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+    rows = []
+    for s in params.scenarios:
+        phases = sorted({p for r, m in zip(runs, metrics, strict=True) if r["scenario"] == s
+                         for p in m["phases"]}, key=lambda p: min(
+            (x[1] for r in runs if r["scenario"] == s for x in r.get("phases", [])
+             if x[0] == p), default=0))
+        for a in params.arms:
+            row: dict = {"scenario": s, "arm": a, "runs": sum(
+                1 for r in runs if r["scenario"] == s and r["arm"] == a), "phases": {}}
+            for ph in phases:
+                cell = {}
+                for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
+                    xs = metric_values(runs, metrics, s, a, key, ph)
+                    if xs:
+                        med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()))
+                        cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs)}
+                row["phases"][ph] = cell
+            for key in ("onset_s", "release_s", "refault_s"):
+                xs = metric_values(runs, metrics, s, a, key, None)
+                if xs:
+                    med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()))
+                    row[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
+                                "missing": row["runs"] - len(xs)}
+            rows.append(row)
+    return rows
+
+
+def ratio_to(runs, metrics, scenario: str, arm: str, base: str, key: str, phase: str
+             ) -> tuple[float, float, float] | None:
+    xs = metric_values(runs, metrics, scenario, arm, key, phase)
+    bs = metric_values(runs, metrics, scenario, base, key, phase)
+    if not xs or not bs or not statistics.median(bs):
+        return None
+    return bootstrap_ratio(xs, bs, seed=zlib.crc32(f"{scenario}{arm}{base}{key}".encode()))
+
+
+def verdicts(runs: list[dict], metrics: list[dict], params: Params,
+             k_of_n: float = 0.7) -> list[dict]:
+    """Per-run rules, each applied to every arm so that the controls are
+    judged by the same rule as the policy:
+
+    gain (every scenario): a run is good when high's throughput in the
+    scenario's high phase is above 2x the best run of `none`, and not
+    starved (>= STARVED of the best arm's median). An arm passes
+    when at least k_of_n of its runs are good.
+    conserve (s2, s3): a run is good when the lows' throughput where they
+    should run freely (s2: high idle; s3: high small) is at least half the
+    median of `none` there.
+    recover (the detach arm): a run is good when the lows had memory.high
+    events before the detach, none from 1 s after it to the end of its
+    phase, and their memory.current grew again (by 10 % and 1 MiB from its
+    lowest after the detach). Their throughput before and after is
+    reported, not judged: under TCG, swapping 250 MB back in takes longer
+    than a phase.
+    """
+    out = []
+    for s in params.scenarios:
+        hp = HIGH_PHASE[s]
+        best_none = max(metric_values(runs, metrics, s, "none", "high", hp), default=None)
+        none_free = metric_values(runs, metrics, s, "none", "low", FREE_PHASE.get(s))
+        # not starved: a gain in the thrashing regime (2x of a few kpages/s) is none
+        floor = STARVED * max((statistics.median(v) for b in params.arms
+                               if (v := metric_values(runs, metrics, s, b, "high", hp))),
+                              default=0)
+        for a in params.arms:
+            if a in ("none", "alone"):
+                continue
+            xs = metric_values(runs, metrics, s, a, "high", hp)
+            if best_none and xs:
+                good = sum(1 for x in xs if x > 2 * best_none and x >= floor)
+                out.append({"scenario": s, "arm": a, "rule": "gain",
+                            "text": f"high's {hp} throughput > 2x the best no-policy run "
+                            f"and >= {STARVED:.0%} of the best arm's median",
+                            "good": good, "runs": len(xs),
+                            "pass": good >= k_of_n * len(xs)})
+            if a == "detach":
+                ds = [m for r, m in zip(runs, metrics, strict=True)
+                      if r["scenario"] == s and r["arm"] == a and "error" not in m]
+                good = sum(1 for m in ds if m.get("lows_events_before_detach", 0) > 0
+                           and m.get("lows_events_after_detach") == 0
+                           and m.get("lows_regrew_after_detach"))
+                if ds:
+                    out.append({"scenario": s, "arm": a, "rule": "recover",
+                                "text": "the lows throttled before the detach (memory.high "
+                                "events), none 1 s after it, and growing again",
+                                "good": good, "runs": len(ds),
+                                "pass": good >= k_of_n * len(ds)})
+            if s in FREE_PHASE and none_free:
+                ys = metric_values(runs, metrics, s, a, "low", FREE_PHASE[s])
+                ref = statistics.median(none_free)
+                if ys:
+                    good = sum(1 for y in ys if y >= 0.5 * ref)
+                    out.append({"scenario": s, "arm": a, "rule": "conserve",
+                                "text": f"the lows' throughput in {FREE_PHASE[s]} >= half "
+                                "of no policy's", "good": good, "runs": len(ys),
+                                "pass": good >= k_of_n * len(ys)})
+    return out
+
+
+def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
+    xs = metric_values(runs, metrics, s, a, key, phase)
+    return statistics.median(xs) if xs else None
+
+
+def _target(s: str, a: str, name: str, value: float | None, goal: str, ok: bool | None,
+            detail: str) -> dict:
+    return {"scenario": s, "arm": a, "target": name, "value": value, "goal": goal,
+            "pass": ok, "detail": detail}
+
+
+# The arms of a BPF policy, which the targets are about.
+BPF_ARMS = ("sample", "reclaim")
+AS_WELL = 0.9  # "as well" for targets at equal terms: within 10 % (medians of noise)
+STARVED = 0.05  # ... and a side below 5 % of its best arm's median is starved
+
+
+def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+    """The issue's targets for each BPF policy arm (sample[:N], reclaim[:MB]),
+    from the medians over runs:
+
+    s2, s3: high's throughput against the best static setting (none,
+    mlow:*, mhigh:*) whose lows do as well (AS_WELL: within 10 %) where
+    they should run freely ("at equal work conservation"), and the lows'
+    throughput against the best static setting whose high does as well
+    ("at equal protection"); goal >= 1.5x. A side below STARVED of the
+    best arm's median on that side counts as 0: every static setting does
+    as well as a policy that starves it. None where no static setting is as
+    good on the other side (then there is nothing to beat at equal terms).
+    s2: onset <= 0.1 s and release <= 1 s, and both >= 10x faster than
+    the agent's.
+    s1: high >= 90 % of the oracle's, the lows >= 5 % of theirs alone
+    (the `alone` arm).
+    """
+    out = []
+    for s in params.scenarios:
+        hp, fp = HIGH_PHASE[s], FREE_PHASE.get(s)
+        static = [a for a in params.arms if a.split(":")[0] in ("none", "mlow", "mhigh")]
+
+        def med(a, key, phase, s=s):
+            return _median(runs, metrics, s, a, key, phase)
+        for a in params.arms:
+            if a.split(":")[0] not in BPF_ARMS:
+                continue
+            hi, lo = med(a, "high", hp), med(a, "low", fp) if fp else None
+            if fp and hi is not None and lo is not None:
+                for name, mine, other, side, oside in (
+                        ("high at equal conservation", hi, lo, "high", "low"),
+                        ("lows at equal protection", lo, hi, "low", "high")):
+                    ph, oph = (hp, fp) if side == "high" else (fp, hp)
+                    # a side starved under this arm conserves or protects
+                    # nothing: every static setting does as well
+                    best_other = max((med(b, oside, oph) or 0 for b in params.arms), default=0)
+                    if other < STARVED * best_other:
+                        other = 0.0
+                    eq = [(med(b, side, ph), b) for b in static
+                          if (med(b, oside, oph) or 0) >= AS_WELL * other and med(b, side, ph)]
+                    if not eq:
+                        out.append(_target(s, a, name, None, ">= 1.5x", None,
+                                           f"no static setting has {oside} >= this arm's"))
+                        continue
+                    best, b = max(eq)
+                    r = mine / best
+                    out.append(_target(s, a, name, r, ">= 1.5x", r >= 1.5,
+                                       f"against {b} ({best / 1e3:.1f} vs "
+                                       f"{mine / 1e3:.1f} kpages/s)"))
+            for key, limit in (("onset_s", 0.1), ("release_s", 1.0)):
+                if s not in ONSET_PHASE or (key == "release_s" and s not in RELEASE_PHASE):
+                    continue
+                mine, agent = med(a, key, None), med("agent", key, None)
+                n = len(metric_values(runs, metrics, s, a, key, None))
+                runs_n = sum(1 for r in runs if r["scenario"] == s and r["arm"] == a)
+                found = f"found in {n} of {runs_n} runs"
+                out.append(_target(s, a, key[:-2], mine, f"<= {limit} s",
+                                   None if mine is None else mine <= limit, found))
+                if mine is not None and agent is not None:
+                    r = agent / mine if mine else float("inf")
+                    out.append(_target(s, a, f"{key[:-2]} vs agent", r, ">= 10x", r >= 10,
+                                       f"agent {agent:.3f} s, this arm {mine:.3f} s"))
+            if s == "s1":
+                orc = med("oracle", "high", hp)
+                if orc and hi is not None:
+                    r = hi / orc
+                    out.append(_target(s, a, "high / oracle's", r, ">= 0.9", r >= 0.9,
+                                       f"{hi / 1e3:.1f} vs {orc / 1e3:.1f} kpages/s"))
+                alone, lo = med("alone", "low", hp), med(a, "low", hp)
+                if alone and lo is not None:
+                    r = lo / alone
+                    out.append(_target(s, a, "lows / alone", r, ">= 0.05", r >= 0.05,
+                                       f"{lo / 1e3:.1f} vs {alone / 1e3:.1f} kpages/s"))
+    return out
