@@ -62,6 +62,19 @@ def add_vm(p: argparse.ArgumentParser) -> None:
                    "no5lvl)")
 
 
+def verb(sub, name: str, help: str, vm: bool = False) -> argparse.ArgumentParser:
+    """A pipeline verb's parser: the common options, and the guest's if it boots one."""
+    p = sub.add_parser(name, help=help)
+    add_common(p)
+    if vm:
+        add_vm(p)
+    return p
+
+
+def add_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+
+
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -72,24 +85,18 @@ def make_parser() -> argparse.ArgumentParser:
                    help="boot the built kernel under KVM now to see whether it works")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("source", help="get the kernel tree (Debian linux-source-7.3 or yours)")
-    add_common(p)
+    p = verb(sub, "source", help="get the kernel tree (Debian linux-source-7.3 or yours)")
     p.add_argument("--refresh", action="store_true", help="look for a newer package")
 
-    p = sub.add_parser("series", help="apply/status/pop the quilt series in patches/")
-    add_common(p)
+    p = verb(sub, "series", help="apply/status/pop the quilt series in patches/")
     p.add_argument("action", choices=["apply", "status", "pop"], nargs="?", default="apply")
 
-    p = sub.add_parser("config", help="minimal .config from kernel-config/ fragments, verified")
-    add_common(p)
+    p = verb(sub, "config", help="minimal .config from kernel-config/ fragments, verified")
 
-    p = sub.add_parser("build", help="build the kernel (O=, ccache, incremental) and the "
-                       "guest's check program")
-    add_common(p)
+    p = verb(sub, "build", help="build the kernel (O=, ccache, incremental) and the "
+             "guest's check program")
 
-    p = sub.add_parser("vm", help="boot the built kernel and run a command in the guest")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "vm", help="boot the built kernel and run a command in the guest", vm=True)
     p.add_argument("--timeout", type=float, default=600, help="seconds before the VM is killed")
     p.add_argument("--memory", default="2G")
     p.add_argument("--cpus", type=int, default=2)
@@ -99,19 +106,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs=argparse.REMAINDER,
                    help="shell command (after --); default: uname -r")
 
-    p = sub.add_parser("check", help="checkpatch every patch, build every prefix, W=1, "
-                       "BPF_SYSCALL=n and MEMCG=n builds")
-    add_common(p)
+    p = verb(sub, "check", help="checkpatch every patch, build every prefix, W=1, "
+             "BPF_SYSCALL=n and MEMCG=n builds")
     p.add_argument("--no-prefixes", action="store_true", help="skip the per-prefix builds")
     p.add_argument("--no-configs", action="store_true", help="skip the extra configs")
     p.add_argument("--quick", action="store_true",
                    help="compile the directories the series touches (and libbpf) per prefix "
                    "and config instead of whole kernels (what CI runs)")
 
-    p = sub.add_parser("test", help="run the BPF selftests (test_progs) and test_memcontrol "
-                       "in the guest; JUnit XML and JSON")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "test", help="run the BPF selftests (test_progs) and test_memcontrol "
+             "in the guest; JUnit XML and JSON", vm=True)
     p.add_argument("-t", "--filter", action="append", default=[], dest="filters",
                    help="test_progs -t (default: the series' tests, "
                    f"{', '.join(SERIES_TESTS)}; none with --unpatched)")
@@ -142,25 +146,22 @@ def make_parser() -> argparse.ArgumentParser:
                    "--peers, the peer set's) as the baselines")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before the VM is killed")
 
-    p = sub.add_parser("bench", help="what the memcg_bpf_ops hook costs: a charge-path "
-                       "microbenchmark on the unpatched and the patched kernel, no debug "
-                       "options, ratios with 95 %% intervals")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "bench", help="what the memcg_bpf_ops hook costs: a charge-path "
+             "microbenchmark on the unpatched and the patched kernel, no debug "
+             "options, ratios with 95 %% intervals", vm=True)
     p.add_argument("--boots", type=int, default=2, help="boots of each kernel (default 2)")
     p.add_argument("--reps", type=int, default=5,
                    help="runs per variant and workload per boot (default 5)")
     p.add_argument("--secs", type=float, default=1.0, help="seconds per run (default 1)")
     p.add_argument("--mb", type=int, default=32, help="membench's working set (default 32)")
-    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+    add_seed(p)
     p.add_argument("--srcu", action="store_true",
                    help="also build the series with an SRCU-fast read side around the "
                    "callbacks (the RFC's), and measure what it adds (srcu-zero, srcu-active)")
 
-    p = sub.add_parser("throttle", help="the throttling experiment: stress-ng in cgroups "
-                       "high and low under no policy, the BPF sample, memory.low, memory.high")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "throttle", help="the throttling experiment: stress-ng in cgroups "
+             "high and low under no policy, the BPF sample, memory.low, memory.high",
+             vm=True)
     p.add_argument("--short", action="store_true",
                    help="the main job's short matrix (high alone, both without and with "
                    "the policy)")
@@ -195,18 +196,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="where to write it (default: OUT/kcidb.json)")
 
-    p = sub.add_parser("experiment", help="the phased throttling experiment (issue 13): "
-                       "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
-                       "agent, an oracle, the BPF sample, controls) on the nodebug kernel")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "experiment", help="the phased throttling experiment (issue 13): "
+             "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
+             "agent, an oracle, the BPF sample, controls) on the nodebug kernel", vm=True)
     p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
     p.add_argument("--arms", default=None,
                    help="comma-separated, of: none, mlow:SIZE, mhigh:SIZE, agent, oracle, "
                    "sample, detach, noop, always (default: a sweep of each)")
     p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
     p.add_argument("--boots", type=int, default=2)
-    p.add_argument("--seed", type=int, default=1, help="of the shuffled run order")
+    add_seed(p)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any other parameter of harness/experiment.py's Params "
                    "(e.g. active_s=6, over_high=1024)")
@@ -216,9 +215,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     send.add_parser(sub)
 
-    p = sub.add_parser("run", help="the main job: source, series, config, build, boot, checks")
-    add_common(p)
-    add_vm(p)
+    p = verb(sub, "run", help="the main job: source, series, config, build, boot, checks", vm=True)
     return ap
 
 
