@@ -28,7 +28,9 @@ memory.current of each cgroup over time.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -291,6 +293,48 @@ def refault_time(run: dict, phase: str, before: str) -> float | None:
     return None
 
 
+_SAMPLE_LINE = re.compile(r"memcg: ([0-9.]+): (triggered|released)")
+
+
+def policy_switches(run: dict) -> list[tuple[float, bool]]:
+    """When the arm's policy went on (True) and off, CLOCK_MONOTONIC s: the
+    sample's own lines (times its BPF programs took) or the agent's JSON
+    lines (throttle, release)."""
+    out = []
+    for _t, line in run.get("helper", {}).get("lines", []):
+        m = _SAMPLE_LINE.search(line)
+        if m:
+            out.append((float(m.group(1)), m.group(2) == "triggered"))
+        elif line.startswith("{"):
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if d.get("action") in ("throttle", "release"):
+                out.append((d["t"], d["action"] == "throttle"))
+    return sorted(out)
+
+
+def policy_times(run: dict, on_phase: str | None, off_phase: str | None) -> dict:
+    """The policy's own onset (from the start of on_phase to its first
+    switch on in it; 0 if it was on already) and release (from the start
+    of off_phase to its first switch off in it; 0 if it was off already)."""
+    ph, sw, m = phase_bounds(run), policy_switches(run), {}
+    if not sw:
+        return m
+    if on_phase in ph:
+        a, b = ph[on_phase]
+        was_on = [v for t, v in sw if t < a][-1:] == [True]
+        on = [t for t, v in sw if v and a <= t <= b]
+        m["policy_onset_s"] = 0.0 if was_on else round(on[0] - a, 3) if on else None
+    if off_phase in ph:
+        a, b = ph[off_phase]
+        was_on = [v for t, v in sw if t < a][-1:] == [True]
+        off = [t for t, v in sw if not v and a <= t <= b]
+        m["policy_release_s"] = (round(off[0] - a, 3) if off else None) if was_on else 0.0
+    return m
+
+
 def run_metrics(run: dict, free_rate: float | None = None) -> dict:
     """Per phase: high's and the lows' throughput, high's stall shares, the
     probe's p99 (ms); onset and release (s) where the scenario has them.
@@ -339,6 +383,7 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
         m["onset_s"] = None if ons is None or not free_before else round(ons - oa, 3)
     if sc in REFAULT_PHASE:
         m["refault_s"] = refault_time(run, *REFAULT_PHASE[sc])
+    m |= policy_times(run, op, rp)
     marks = {w: t for t, w in run.get("marks", [])}
     dp = DETACH_PHASE.get(sc)
     if run["arm"] == "detach" and "detached" in marks and dp in ph:

@@ -296,3 +296,20 @@ def test_compact_keeps_the_metrics_and_every_second():
     assert len(r["samples"]) == 33  # 32.1 s of 100 ms samples, one a second
     assert set(r["samples"][0]["high"]) == {"current", "swap", "high_events"}
     assert len(json.dumps(small)) < len(json.dumps(data)) / 5
+
+
+def test_policy_switching_times_from_the_sample_and_the_agent():
+    r = s2_run("sample")
+    r["helper"] = {"lines": [[T0 + 3, "memcg: attached to ..."],
+                             [T0 + 3.1, "memcg: 1003.050: triggered (1 time(s)); so far ..."],
+                             [T0 + 12.6, "memcg: 1012.500: released"],
+                             [T0 + 22.2, "memcg: 1022.040: triggered (2 time(s)); so far ..."]]}
+    m = ex.run_metrics(r)
+    assert m["policy_onset_s"] == pytest.approx(0.04) and m["policy_release_s"] == 0.5
+    a = s2_run("agent")
+    a["helper"] = {"lines": [[0, '{"t": 1010.0, "action": "throttle"}'],
+                             [0, '{"t": 1025.0, "action": "release"}'], [0, "not json"]]}
+    m = ex.run_metrics(a)
+    # on when active2 began: onset 0; never released in idle: None
+    assert m["policy_onset_s"] == 0.0 and m["policy_release_s"] is None
+    assert "policy_onset_s" not in ex.run_metrics(s2_run("none"))
