@@ -70,10 +70,11 @@ THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
 class Params:
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     arms: list[str] = field(default_factory=lambda: [
-        "none", "mlow:150M", "mlow:300M", "mhigh:50M", "mhigh:150M", "agent", "oracle",
-        "sample", "noop", "always"])
+        "none", "alone", "mlow:260M", "mlow:150M", "mhigh:150M", "agent", "oracle",
+        "oracle:evict", "sample", "reclaim", "detach", "noop", "always"])
     repeats: int = 10  # per cell, over all boots
     boots: int = 2
+    only_boot: int = -1  # >= 0: run that boot's share only (the others, another time)
     seed: int = 1
     high_mb: int = 250
     low_mb: int = 250
@@ -85,6 +86,7 @@ class Params:
     run_s: float = 20.0
     active_s: float = 10.0
     idle_s: float = 10.0
+    resume_s: float = 40.0  # s2's second active phase: long enough to fault back in
     populate_cap_s: float = 120.0
     threshold: int = 100
     over_high: int = 262144
@@ -106,18 +108,21 @@ class Params:
             if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "reclaim",
                             "alone", "detach", "noop", "always") \
                     or (kind in ("mlow", "mhigh") and not value) \
-                    or (kind not in ("mlow", "mhigh", "sample", "reclaim") and colon) \
+                    or (kind not in ("mlow", "mhigh", "sample", "reclaim", "oracle") and colon) \
+                    or (kind == "oracle" and colon and value != "evict") \
                     or (kind in ("sample", "reclaim") and colon and not value.isdigit()):
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
-                                   "oracle, sample[:PAGES], reclaim[:MB], alone, detach, "
+                                   "oracle[:evict], sample[:PAGES], reclaim[:MB], alone, detach, "
                                    "noop, always")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
+        if self.only_boot >= self.boots:
+            raise HarnessError(f"only_boot {self.only_boot}: boots are 0 .. {self.boots - 1}")
 
     def cell_params(self, scenario: str) -> dict:
         p = {k: v for k, v in asdict(self).items()
              if k not in ("scenarios", "arms", "repeats", "boots", "seed", "memory", "cpus",
-                          "swap_mb", "low_mb_s4", "s3_high_mb")}
+                          "swap_mb", "low_mb_s4", "s3_high_mb", "only_boot")}
         if scenario == "s3":
             p["high_mb"] = self.s3_high_mb
         else:
@@ -140,14 +145,19 @@ class Params:
         return cells
 
     def run_estimate_s(self, scenario: str) -> float:
-        """Guest seconds of one run, populate and teardown included (TCG)."""
-        body = {"s1": self.run_s, "s4": self.run_s, "s2": 2 * self.active_s + self.idle_s,
+        """Guest seconds of one run, populate and teardown included (TCG:
+        the first S2 matrix took 53-61 s a run for 40 s of phases)."""
+        body = {"s1": self.run_s, "s4": self.run_s,
+                "s2": self.active_s + self.idle_s + self.resume_s,
                 "s3": 2 * self.active_s}[scenario]
-        return body + 25
+        return body + 10
+
+    def boots_to_run(self) -> list[int]:
+        return list(range(self.boots)) if self.only_boot < 0 else [self.only_boot]
 
     def estimate_s(self) -> float:
-        return sum(self.run_estimate_s(s) * len(self.arms) * self.repeats
-                   for s in self.scenarios)
+        return sum(self.run_estimate_s(s) * len(self.arms) * len(self.reps_in_boot(b))
+                   for s in self.scenarios for b in self.boots_to_run())
 
     def boot_timeout_s(self, boot: int) -> float:
         n = len(self.reps_in_boot(boot))

@@ -228,7 +228,8 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                     out.append(_target(s, a, f"{key[:-2]} vs agent", r, ">= 10x", r >= 10,
                                        how))
             if s == "s1":
-                orc = med("oracle", "high", hp)
+                orc = max((med(o, "high", hp) or 0 for o in params.arms
+                           if o.split(":")[0] == "oracle"), default=0)
                 if orc and hi is not None:
                     r = hi / orc
                     out.append(_target(s, a, "high / oracle's", r, ">= 0.9", r >= 0.9,

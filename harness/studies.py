@@ -124,10 +124,11 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
         raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
                            "built with the series)", hint="harness build")
     print(f"experiment: {len(params.scenarios)} scenarios x {len(params.arms)} arms x "
-          f"{params.repeats} repeats over {params.boots} boots, about "
-          f"{params.estimate_s() / 60:.0f} min in the guest", flush=True)
+          f"{params.repeats} repeats over {params.boots} boots"
+          + (f", boot {params.only_boot} only" if params.only_boot >= 0 else "")
+          + f", about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
     files, accel = [], ""
-    for boot in range(params.boots):
+    for boot in params.boots_to_run():
         # the disk: ext4 with the swap file
         res, gresults = pl.guest_run(
             f"{name}-{boot}", "experiment.py",
@@ -149,13 +150,16 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
 def reanalyze_experiment(pl: Pipeline, src: Path, name: str = "experiment") -> StudyResult:
     """experiment_results() anew on the guest output of an earlier run
     (`harness experiment --reanalyze DIR`): its parameters and environment
-    from DIR/NAME/results.json, its runs from DIR/NAME-*-out/."""
+    from DIR/NAME/results.json, its runs from DIR/NAME-*-out/: boots run
+    apart (--set only_boot=K, same seed) merge by copying their
+    NAME-K-out/ into DIR."""
     from harness import experiment as ex
     prev = src / name / "results.json"
     if not prev.exists():
         raise HarnessError(f"--reanalyze {src}: no {prev}")
     data = json.loads(prev.read_text())
     params = ex.Params(**data["params"])
+    params.only_boot = -1  # every boot whose output is there (copy others' in to merge)
     files = sorted(src.glob(f"{name}-*-out/results/runs.jsonl"))
     return experiment_results(pl, params, files, data["env"] | {"reanalyzed_from": str(src)},
                               name)
@@ -208,7 +212,8 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
                        "timelines": str(tl), "table": str(out / "table.txt"),
                        "summary": str(out / "summary.json"), "errors": errors}
         rec.log = str(out / "results.json")
-        expected = len(params.scenarios) * len(params.arms) * params.repeats
+        expected = len(params.scenarios) * len(params.arms) * sum(
+            len(params.reps_in_boot(b)) for b in params.boots_to_run())
         rec.summary = f"{len(runs)} runs of {expected}"
         if errors or len(runs) < expected:
             rec.status = FAIL

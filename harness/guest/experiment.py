@@ -23,7 +23,10 @@ Arms (how the low side is kept out of high's way):
   agent            harness/guest/psi_agent.py: a PSI trigger on high's
                    memory.pressure writes lows' memory.high;
   oracle           lows frozen (cgroup.freeze) while high is active: the
-                   driver knows the phases, no policy could do better;
+                   driver knows the phases;
+  oracle:evict     the same, and when high becomes active the lows'
+                   memory reclaimed (memory.reclaim of all of it): freezing
+                   alone does not give high its memory back;
   sample[:PAGES]   the series' sample (samples/bpf/memcg) attached to lows,
                    answering PAGES (default: the over_high parameter);
   reclaim[:MB]     the sample, and on each of its triggers, while it lasts, a
@@ -288,10 +291,19 @@ class Run:
         self.arm = cell["arm"]
         self.phases: list[list] = []  # [name, t_start, t_end]
         self.marks: list[list] = []  # [t, what]
-        self.oracle = self.arm == "oracle"
+        self.oracle = self.arm.split(":")[0] == "oracle"
+        self.evict = self.arm == "oracle:evict"
 
     def mark(self, what: str) -> None:
         self.marks.append([time.monotonic(), what])
+
+    def evict_lows(self) -> None:
+        """memory.reclaim of all the lows have (oracle:evict)."""
+        try:
+            write(LOWS / "memory.reclaim", str(read_int(LOWS / "memory.current")))
+            self.mark("lows evicted")
+        except OSError as e:  # EAGAIN: not all of it
+            self.mark(f"lows evicted: {e.strerror}")
 
     def phase(self, name: str, secs: float, high_active: bool) -> None:
         """One phase: the oracle freezes the lows while high is active."""
@@ -299,6 +311,8 @@ class Run:
         if self.oracle:
             write(LOWS / "cgroup.freeze", "1" if high_active else "0")
             self.mark("lows frozen" if high_active else "lows thawed")
+            if self.evict and high_active:  # and their memory made free, meanwhile
+                threading.Thread(target=self.evict_lows, daemon=True).start()
         self.phases.append([name, t, None])
         end = t + secs
         if self.arm == "detach" and self.helper and not self.detached \
@@ -400,7 +414,7 @@ def s2(run: Run, high: Task) -> None:
     high.send("idle")
     run.phase("idle", p["idle_s"], False)
     high.send("run")
-    run.phase("active2", p["active_s"], True)
+    run.phase("active2", p.get("resume_s", p["active_s"]), True)
 
 
 def s3(run: Run, high: Task) -> None:

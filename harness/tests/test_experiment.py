@@ -313,3 +313,16 @@ def test_policy_switching_times_from_the_sample_and_the_agent():
     # on when active2 began: onset 0; never released in idle: None
     assert m["policy_onset_s"] == 0.0 and m["policy_release_s"] is None
     assert "policy_onset_s" not in ex.run_metrics(s2_run("none"))
+
+
+def test_one_boot_at_a_time_runs_that_boots_share():
+    p = ex.Params(scenarios=["s2"], arms=["none", "oracle:evict"], repeats=5, boots=2,
+                  only_boot=1)
+    p.validate()
+    assert p.boots_to_run() == [1] and p.cells(1) == ex.Params(
+        scenarios=["s2"], arms=["none", "oracle:evict"], repeats=5, boots=2).cells(1)
+    assert p.estimate_s() == pytest.approx(2 * 2 * p.run_estimate_s("s2"))
+    assert "only_boot" not in p.cells(1)[0]["params"]
+    for bad in (dict(only_boot=2), dict(arms=["oracle:x"])):
+        with pytest.raises(HarnessError):
+            ex.Params(**bad).validate()
