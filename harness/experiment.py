@@ -60,6 +60,7 @@ REFAULT_PHASE = {"s2": ("active2", "active1")}
 REFAULTED = 0.95
 # Where the detach arm detaches (the middle of it), and where its rule looks.
 DETACH_PHASE = {"s1": "contended", "s2": "active1", "s3": "large", "s4": "contended"}
+END_SLACK_S = 0.02  # a phase may end up to 2 samples after a task's last sample
 STEP_S = 0.01  # onset and release are found to 10 ms (wsload samples every 10 ms)
 WINDOW_S = 0.2  # ... as the start of the first 200 ms window where the lows' rate
 BIN_S = 0.05  # ... is below THROTTLED, or back above half, of their free rate
@@ -208,7 +209,11 @@ def count_at(samples: list[list[int]], x: float) -> float | None:
 
 
 def _rate(samples: list[list[int]], a: float, b: float) -> float | None:
-    """Pages per second between CLOCK_MONOTONIC a and b (s)."""
+    """Pages per second between CLOCK_MONOTONIC a and b (s). A b up to
+    END_SLACK_S after the last sample (the task's last 10 ms sample fell
+    just before the phase's end) ends at the last sample."""
+    if samples and 0 < b - samples[-1][0] / 1e9 <= END_SLACK_S:
+        b = samples[-1][0] / 1e9
     na, nb = count_at(samples, a), count_at(samples, b)
     return None if na is None or nb is None or b <= a else (nb - na) / (b - a)
 

@@ -326,3 +326,9 @@ def test_one_boot_at_a_time_runs_that_boots_share():
     for bad in (dict(only_boot=2), dict(arms=["oracle:x"])):
         with pytest.raises(HarnessError):
             ex.Params(**bad).validate()
+
+
+def test_a_phase_ending_just_after_the_last_sample_has_a_rate():
+    s = progress(lambda t: 1000.0, 0.0, 1.0)  # last sample at 1.00 s
+    assert ex._rate(s, 0.5, 1.015) == pytest.approx(1000, rel=0.05)
+    assert ex._rate(s, 0.5, 1.1) is None  # not a task that ended early
