@@ -70,23 +70,40 @@ def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
     return out
 
 
+SAMPLE_COLUMNS = ["t", "high MiB", "lows MiB", "high swap MiB", "lows swap MiB",
+                  "lows high events"]
+
+
 def compact(data: dict, every_s: float = 1.0) -> dict:
     """results.json without what makes it large: the tasks' 10 ms progress
-    samples and probe passes go (the metrics keep what they gave), the
-    cgroup samples are kept every `every_s` with memory.current, swap and
-    memory.high events only."""
+    samples and probe passes go (the metrics keep what they gave), and of
+    the cgroup samples one a second is kept, as rows of SAMPLE_COLUMNS."""
     runs = []
     for r in data["runs"]:
         keep, last = [], None
         for x in r.get("samples", []):
-            if last is None or x["t"] - last >= every_s - 1e-6:
-                keep.append({"t": x["t"]} | {
-                    k: {f: v.get(f) for f in ("current", "swap", "high_events")}
-                    for k, v in x.items() if isinstance(v, dict)})
+            if "high" in x and "lows" in x and (last is None or x["t"] - last >= every_s - 1e-6):
+                h, lo = x["high"], x["lows"]
+                keep.append([x["t"], h["current"] / 2**20, lo["current"] / 2**20,
+                             h.get("swap", 0) / 2**20, lo.get("swap", 0) / 2**20,
+                             lo.get("high_events", 0)])
                 last = x["t"]
         runs.append({k: v for k, v in r.items() if k not in ("samples", "tasks")}
                     | {"samples": keep})
-    return {k: v for k, v in data.items() if k != "runs"} | {"runs": runs}
+    return _rounded({k: v for k, v in data.items() if k != "runs"}
+                    | {"sample_columns": SAMPLE_COLUMNS, "runs": runs})
+
+
+def _rounded(x):
+    """Floats to 3 decimals (ms, MiB, pages/s): nothing lost that the
+    metrics resolve."""
+    if isinstance(x, float):
+        return round(x, 3)
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    return x
 
 
 TARGET_HEADERS = ["scenario", "arm", "target", "value", "goal", "met", "how"]
