@@ -422,6 +422,9 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
             m["lows_events_before_detach"] = (at[-1] - ev[0][1]) if at else 0
             m["lows_events_after_detach"] = (late[-1] - late[0]) if late else None
             m["lows_regrew_after_detach"] = cur[-1] >= 1.1 * min(cur) + (1 << 20)
+            # or, with no free memory to grow into, they run at half their free rate
+            after = m.get("lows_after_detach")
+            m["lows_ran_after_detach"] = bool(ref and after is not None and after >= 0.5 * ref)
     return m
 
 
