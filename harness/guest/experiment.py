@@ -176,6 +176,10 @@ class Logged:
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
+            self.on_line(line)
+
+    def on_line(self, line: str) -> None:
+        pass
 
     def stop(self, how: str = "term") -> int:
         self.stopping()
@@ -208,13 +212,11 @@ class Reclaiming(Logged):
         self.worker = threading.Thread(target=self._reclaim, daemon=True)
         self.worker.start()
 
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-            if ": triggered" in line:
-                self.triggered.set()
-            elif ": released" in line:
-                self.triggered.clear()
+    def on_line(self, line: str) -> None:
+        if ": triggered" in line:
+            self.triggered.set()
+        elif ": released" in line:
+            self.triggered.clear()
 
     def _reclaim(self) -> None:
         while not self.done.is_set():
