@@ -168,6 +168,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--mechanism", action="store_true",
                    help="the scenarios the test command asserts on (idle_policy, "
                    "policy_detach)")
+    p.add_argument("--matrix", action="store_true",
+                   help="the whole phased matrix: `harness experiment` with its defaults "
+                   "(s1-s4 x 13 arms x 10 repeats over 2 boots, about 6 h under TCG)")
     p.add_argument("--scenarios", help="comma-separated, of: " + ", ".join(ALL_SCENARIOS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=int, help="per run (default 20)")
@@ -282,6 +285,9 @@ def request(args: argparse.Namespace):
         ex.set_params(params, args.set)
         params.validate()
         return StudyRequest(params, reanalyze=args.reanalyze)
+    if v == "throttle" and args.matrix:
+        from harness import experiment as ex
+        return StudyRequest(ex.Params(), nodebug=True)  # validated by the study
     if v == "throttle":
         return StudyRequest(throttle_params(args), nodebug=args.nodebug)
     if v == "bench":

@@ -142,6 +142,29 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
     return out
 
 
+# What each arm must do with the rules: the policy's arms pass them, the
+# negative controls fail the one they exist for (else the rule cannot tell
+# them from a policy); the baselines are reported, not judged.
+MUST_FAIL = {"noop": "gain", "always": "conserve"}
+
+
+def judge(verdicts: list[dict]) -> list[str]:
+    """The experiment's verdict from the per-run rules: what went wrong,
+    empty when nothing did. A BPF arm (sample[:N], reclaim[:MB]) must
+    pass gain and conserve, detach must pass recover, and noop must fail
+    gain and always conserve."""
+    bad = []
+    for v in verdicts:
+        kind = v["arm"].split(":")[0]
+        what = f"{v['scenario']} {v['arm']} {v['rule']} {v['good']}/{v['runs']}"
+        if MUST_FAIL.get(kind) == v["rule"] and v["pass"]:
+            bad.append(what + " passes: the rule does not tell it from a policy")
+        elif ((kind in BPF_ARMS and v["rule"] in ("gain", "conserve"))
+              or (kind == "detach" and v["rule"] == "recover")) and not v["pass"]:
+            bad.append(what + " fails")
+    return bad
+
+
 def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
     xs = metric_values(runs, metrics, s, a, key, phase)
     return statistics.median(xs) if xs else None

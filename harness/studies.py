@@ -219,6 +219,15 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
             rec.status = FAIL
             rec.summary += f"; {len(errors)} failed" + (f": {errors[0][:80]}"
                                                          if errors else "")
+        # the verdict: the policy's arms pass their rules, the controls fail theirs
+        judged = st.judge(verdicts)
+        if judged:
+            rec.status = FAIL
+            rec.summary += f"; {len(judged)} rule verdict(s) wrong: " + "; ".join(judged[:3]) \
+                + (" ..." if len(judged) > 3 else "")
+        else:
+            rec.summary += "; the policy passes its rules, the controls fail theirs"
+        rec.details["judged"] = judged
     return StudyResult(table=text, results=out / "results.json", png=png, summary=summary,
                        runs=runs, timelines=tl, verdicts=verdicts)
 

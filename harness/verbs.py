@@ -205,8 +205,12 @@ def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
 
 
 def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
-    """The stress-ng throttling experiment (harness/throttle.py)."""
+    """The stress-ng throttling experiment (harness/throttle.py); with
+    --matrix, the phased experiment's whole matrix (harness/experiment.py)."""
     params = req.params
+    from harness.experiment import Params as MatrixParams
+    if isinstance(params, MatrixParams):
+        return verb_experiment(pl, req)
     if req.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
         pl = pl.nodebug("patched", "throttle --nodebug")
     else:

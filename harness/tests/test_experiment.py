@@ -122,6 +122,25 @@ def test_verdicts_tell_a_helping_policy_from_the_controls():
     assert v[("sample", "conserve")]["pass"]
     assert v[("always", "gain")]["pass"] and not v[("always", "conserve")]["pass"]
     assert not v[("noop", "gain")]["pass"] and v[("noop", "conserve")]["pass"]
+    # the experiment's verdict: the sample passes, the controls fail their rule
+    assert st.judge(list(v.values())) == []
+
+
+def test_judge_names_a_failing_policy_and_a_control_that_passes():
+    def rule(arm, name, ok):
+        return {"scenario": "s2", "arm": arm, "rule": name, "good": 9 if ok else 1,
+                "runs": 10, "pass": ok}
+    assert st.judge([rule("sample", "gain", True), rule("noop", "gain", False),
+                     rule("always", "gain", True), rule("always", "conserve", False),
+                     rule("mlow:150M", "conserve", False), rule("detach", "gain", False),
+                     rule("detach", "recover", True)]) == []
+    bad = st.judge([rule("sample:16384", "conserve", False), rule("noop", "gain", True),
+                    rule("always", "conserve", True), rule("detach", "recover", False),
+                    rule("reclaim", "gain", False)])
+    assert bad == ["s2 sample:16384 conserve 1/10 fails",
+                   "s2 noop gain 9/10 passes: the rule does not tell it from a policy",
+                   "s2 always conserve 9/10 passes: the rule does not tell it from a policy",
+                   "s2 detach recover 1/10 fails", "s2 reclaim gain 1/10 fails"]
 
 
 def test_summary_table_and_plots(tmp_path):

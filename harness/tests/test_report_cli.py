@@ -90,6 +90,8 @@ def test_every_pipeline_verb_gets_its_own_request():
     req = cli.request(parse(["experiment", "--arms", "none,sample:1024", "--set",
                              "idle_s=30"]))
     assert req.params.arms == ["none", "sample:1024"] and req.params.idle_s == 30.0
+    req = cli.request(parse(["throttle", "--matrix"]))  # the whole phased matrix
+    assert req.params.scenarios == ["s1", "s2", "s3", "s4"] and req.params.repeats == 10
     assert isinstance(cli.request(parse(["build"])), verbs.NoRequest)
     opts = cli.options(parse(["test", "--unpatched", "--kernel-arg", "no5lvl",
                               "--accel", "tcg", "--out", "o"]))
