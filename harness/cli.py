@@ -383,13 +383,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     of its request, and every one ends here: its records, report.json and
     its verdict."""
     pl = Pipeline(options(args))
+    # throttle --matrix runs the experiment's stages, not throttle's
+    plan = "experiment" if getattr(args, "matrix", False) else args.verb
     try:
         res = VERBS[args.verb](pl, request(args))
     except (HarnessError, subprocess.TimeoutExpired) as e:
         kind = "FAIL" if isinstance(e, ChangeFailed) else "error"
         print(f"\n{kind}: {error_text(e)}", file=sys.stderr)
-        return finish(pl, {}, args.verb, e)
-    rc = finish(pl, res.report, args.verb)
+        return finish(pl, {}, plan, e)
+    rc = finish(pl, res.report, plan)
     return rc if res.exit is None else res.exit
 
 
