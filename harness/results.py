@@ -254,6 +254,9 @@ class Verdict:
         return f"{self.suite}:{self.name}"
 
 
+ONE_FAIL_RUNS = 5  # repeats from which one failure of an always-passing test is noise
+
+
 def judge(runs: list[RunResult], series: tuple[str, ...] = (),
           baselines: dict[str, list[Case]] | None = None) -> list[Verdict]:
     """One verdict per test of `runs` (and per test a baseline passes that
@@ -298,8 +301,15 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
                         + (f": {why}" if why else ""), sts)
         elif base.get(name) == OK:
             ok = all(x == OK for x in sts)
-            v = Verdict(suite, name, "PASS" if ok else "FAIL", "" if ok else
+            # One plain failure in ONE_FAIL_RUNS or more repeats is within
+            # what the baseline's runs can exclude (1 of 7 against 0 of 10:
+            # Fisher's exact one-sided p = 0.41): reported, not failed.
+            once = (not ok and len(sts) >= ONE_FAIL_RUNS and sts.count(FAIL) == 1
+                    and sum(x != OK for x in sts) == 1)
+            v = Verdict(suite, name, "PASS" if ok or once else "FAIL", "" if ok else
                         f"passed in every run without the series, {'/'.join(sts)} now"
+                        + (" (one failure in this many runs: as likely without the "
+                           "series as with it)" if once else "")
                         + (f": {why}" if why else ""), sts)
         elif base.get(name) == "FLAKY":
             ok = OK in sts

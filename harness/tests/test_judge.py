@@ -58,3 +58,18 @@ def test_known_fail_marking_is_a_fail_status():
     base = {"test_progs": [R.Case("test_progs", "bpf_tcp_ca/cc_cubic", "FAIL")]}
     v = verdicts([run("test_progs", [("bpf_tcp_ca/cc_cubic", R.KNOWN)])], baselines=base)
     assert v[("test_progs", "bpf_tcp_ca/cc_cubic")].verdict == "SKIP"
+
+
+def test_one_failure_in_many_repeats_of_an_always_passing_test_is_reported_not_failed():
+    base = {"test_memcontrol": [R.Case("test_memcontrol", "test_memcg_reclaim", "OK", run=i)
+                                for i in range(10)]}
+
+    def now(statuses):
+        return verdicts([run("test_memcontrol", [("test_memcg_reclaim", st)], rep=i)
+                         for i, st in enumerate(statuses)], baselines=base)[
+            ("test_memcontrol", "test_memcg_reclaim")]
+    one = now(["OK", "OK", "FAIL", "OK", "OK", "OK", "OK"])
+    assert one.verdict == "PASS" and "one failure" in one.reason
+    assert now(["OK", "FAIL", "FAIL", "OK", "OK", "OK", "OK"]).verdict == "FAIL"
+    assert now(["OK", "MISSING", "OK", "OK", "OK", "OK", "OK"]).verdict == "FAIL"  # a crash
+    assert now(["OK", "FAIL", "OK"]).verdict == "FAIL"  # too few runs to call it noise
