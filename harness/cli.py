@@ -170,9 +170,11 @@ def make_parser() -> argparse.ArgumentParser:
                    "policy_detach)")
     p.add_argument("--matrix", action="store_true",
                    help="the whole phased matrix: `harness experiment` with its defaults "
-                   "(s1-s4 x 13 arms x 10 repeats over 2 boots, about 6 h under TCG)")
+                   "(s1-s4 x 13 arms x 10 repeats over 2 boots, about 6 h under TCG; "
+                   "--repeats N: N per cell over min(N, 2) boots)")
     p.add_argument("--scenarios", help="comma-separated, of: " + ", ".join(ALL_SCENARIOS))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=None,
+                   help="per scenario (default 3; with --matrix, per cell: default 10)")
     p.add_argument("--seconds", type=int, help="per run (default 20)")
     p.add_argument("--vm-bytes", default=None, help="stress-ng --vm-bytes per side")
     p.add_argument("--nodebug", action="store_true",
@@ -287,7 +289,11 @@ def request(args: argparse.Namespace):
         return StudyRequest(params, reanalyze=args.reanalyze)
     if v == "throttle" and args.matrix:
         from harness import experiment as ex
-        return StudyRequest(ex.Params(), nodebug=True)  # validated by the study
+        params = ex.Params()
+        if args.repeats is not None:
+            params.repeats, params.boots = args.repeats, min(args.repeats, 2)
+        params.validate()
+        return StudyRequest(params, nodebug=True)
     if v == "throttle":
         return StudyRequest(throttle_params(args), nodebug=args.nodebug)
     if v == "bench":
@@ -299,7 +305,7 @@ def request(args: argparse.Namespace):
 
 def throttle_params(args: argparse.Namespace):
     from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
-    params = Params(repeats=args.repeats, threshold=args.threshold,
+    params = Params(repeats=3 if args.repeats is None else args.repeats, threshold=args.threshold,
                     over_high=args.over_high, sample=args.sample)
     for name, value in (("vm_bytes", args.vm_bytes), ("vm_workers", args.vm_workers),
                         ("vm_method", args.vm_method), ("memory", args.guest_memory),

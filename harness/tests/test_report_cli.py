@@ -92,6 +92,10 @@ def test_every_pipeline_verb_gets_its_own_request():
     assert req.params.arms == ["none", "sample:1024"] and req.params.idle_s == 30.0
     req = cli.request(parse(["throttle", "--matrix"]))  # the whole phased matrix
     assert req.params.scenarios == ["s1", "s2", "s3", "s4"] and req.params.repeats == 10
+    assert len(req.params.arms) == 13 and req.params.boots == 2
+    req = cli.request(parse(["throttle", "--matrix", "--repeats", "1"]))  # its short form
+    assert (req.params.repeats, req.params.boots, len(req.params.arms)) == (1, 1, 13)
+    assert cli.request(parse(["throttle"])).params.repeats == 3
     assert isinstance(cli.request(parse(["build"])), verbs.NoRequest)
     opts = cli.options(parse(["test", "--unpatched", "--kernel-arg", "no5lvl",
                               "--accel", "tcg", "--out", "o"]))
