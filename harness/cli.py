@@ -206,17 +206,20 @@ def make_parser() -> argparse.ArgumentParser:
              "agent, an oracle, the BPF sample, controls) on the nodebug kernel", vm=True)
     p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
     p.add_argument("--arms", default=None,
-                   help="comma-separated, of: none, mlow:SIZE, mhigh:SIZE, agent, oracle, "
-                   "sample, detach, noop, always (default: a sweep of each)")
+                   help="comma-separated, of: none, alone, mlow:SIZE, mhigh:SIZE, agent, "
+                   "oracle[:evict], sample[:PAGES], reclaim[:MB], detach, noop, always "
+                   "(default: the 13 of harness/experiment.py's Params)")
     p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
     p.add_argument("--boots", type=int, default=2)
     add_seed(p)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any other parameter of harness/experiment.py's Params "
                    "(e.g. active_s=6, over_high=1024)")
-    p.add_argument("--reanalyze", type=Path, metavar="DIR",
-                   help="no guest: compute the metrics, verdicts and targets anew from "
-                   "the runs an earlier `harness experiment --out DIR` left")
+    p.add_argument("--reanalyze", type=Path, metavar="SRC", action="append", default=[],
+                   help="no guest: the verdicts, targets, tables and plots anew from "
+                   "earlier runs: an out directory of `harness experiment --out DIR` "
+                   "(the metrics too), or a summary JSON as selftests/results/ keeps "
+                   "(experiment-s1.json); repeat it to merge runs of more arms or boots")
 
     send.add_parser(sub)
 

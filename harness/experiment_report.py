@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.experiment import (
     DESCRIPTION,
     FREE_PHASE,
@@ -92,6 +93,19 @@ def compact(data: dict, every_s: float = 1.0) -> dict:
                     | {"samples": keep})
     return _rounded({k: v for k, v in data.items() if k != "runs"}
                     | {"sample_columns": SAMPLE_COLUMNS, "runs": runs})
+
+
+def expand(run: dict, columns: list[str]) -> dict:
+    """compact()'s inverse for one run's cgroup samples: rows of
+    SAMPLE_COLUMNS back to {"t", "high", "lows"} as the guest writes them
+    (what compact() keeps of them, at its one a second)."""
+    if columns != SAMPLE_COLUMNS:
+        raise HarnessError(f"sample columns {columns}: this harness reads {SAMPLE_COLUMNS}")
+    mib = 2**20
+    return run | {"samples": [
+        {"t": t, "high": {"current": hm * mib, "swap": hs * mib},
+         "lows": {"current": lm * mib, "swap": ls * mib, "high_events": ev}}
+        for t, hm, lm, hs, ls, ev in run.get("samples", [])]}
 
 
 def _rounded(x):

@@ -147,32 +147,85 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
     return experiment_results(pl, params, files, env, name)
 
 
-def reanalyze_experiment(pl: Pipeline, src: Path, name: str = "experiment") -> StudyResult:
-    """experiment_results() anew on the guest output of an earlier run
-    (`harness experiment --reanalyze DIR`): its parameters and environment
-    from DIR/NAME/results.json, its runs from DIR/NAME-*-out/: boots run
-    apart (--set only_boot=K, same seed) merge by copying their
-    NAME-K-out/ into DIR."""
+def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment"
+                         ) -> StudyResult:
+    """experiment_results() anew on earlier runs (`harness experiment
+    --reanalyze SRC ...`), without a guest. A SRC is an out directory of
+    `harness experiment --out DIR` (its parameters and environment from
+    DIR/NAME/results.json, its runs from DIR/NAME-*-out/, the metrics
+    computed anew) or a summary JSON file as selftests/results/ keeps them
+    (the metrics as stored: the 10 ms samples they came from are not
+    kept). Several SRCs merge: runs of more arms, or of boots run apart
+    (--set only_boot=K), with every other parameter equal; the boots are
+    numbered on across sources."""
     from harness import experiment as ex
-    prev = src / name / "results.json"
-    if not prev.exists():
-        raise HarnessError(f"--reanalyze {src}: no {prev}")
-    data = json.loads(prev.read_text())
-    params = ex.Params(**data["params"])
-    params.only_boot = -1  # every boot whose output is there (copy others' in to merge)
-    files = sorted(src.glob(f"{name}-*-out/results/runs.jsonl"))
-    return experiment_results(pl, params, files, data["env"] | {"reanalyzed_from": str(src)},
-                              name)
+    parts = [_load_experiment(src, name) for src in srcs]
+    if not parts:
+        raise HarnessError("--reanalyze: no source")
+    base = parts[0]["params"]
+    for p in parts[1:]:
+        diff = sorted(k for k in set(base) | set(p["params"])
+                      if k not in ("arms", "only_boot", "seed")
+                      and base.get(k) != p["params"].get(k))
+        if diff:
+            raise HarnessError(
+                f"--reanalyze {p['src']}: its runs had other parameters than those of "
+                f"{parts[0]['src']}: " + "; ".join(
+                    f"{k} {p['params'].get(k)!r}, not {base.get(k)!r}" for k in diff),
+                hint="merge only runs of the same experiment (--set the same values)")
+    arms = list(dict.fromkeys(a for p in parts for a in p["params"]["arms"]))
+    params = ex.Params(**(base | {"arms": arms, "only_boot": -1}))
+    runs, metrics, shift = [], [], 0
+    for p in parts:
+        boots = [r.get("boot", 0) for r in p["runs"]]
+        runs += [r | {"boot": b + shift} for r, b in zip(p["runs"], boots, strict=True)]
+        metrics += p["metrics"]
+        shift += max(boots, default=-1) + 1
+    env = parts[0]["env"] | {"reanalyzed_from": [str(p["src"]) for p in parts]}
+    if len(parts) > 1:
+        env["guest_env"] = [g for p in parts for g in p["env"].get("guest_env", [])]
+    return experiment_results(pl, params, [], env, name, given=(runs, metrics))
+
+
+def _load_experiment(src: Path, name: str) -> dict:
+    """An earlier experiment's parameters, environment, runs and metrics:
+    see reanalyze_experiment()."""
+    from harness import experiment as ex
+    from harness import experiment_report as exr
+    from harness.bench import parse_runs
+    if src.is_dir():
+        prev = src / name / "results.json"
+        if not prev.exists():
+            raise HarnessError(f"--reanalyze {src}: no {prev}",
+                               hint="a directory that `harness experiment --out` wrote")
+        data = json.loads(prev.read_text())
+        runs = parse_runs(sorted(src.glob(f"{name}-*-out/results/runs.jsonl")))
+        metrics = ex.all_metrics(runs)
+    else:
+        try:
+            data = json.loads(src.read_text())
+        except (OSError, ValueError) as e:
+            raise HarnessError(f"--reanalyze {src}: {e}") from None
+        if not isinstance(data, dict) or not {"params", "env", "runs", "metrics"} <= set(data) \
+                or len(data["runs"]) != len(data["metrics"]):
+            raise HarnessError(f"--reanalyze {src}: not an experiment's summary.json "
+                               "(params, env, runs and their metrics)")
+        columns = data.get("sample_columns", exr.SAMPLE_COLUMNS)
+        runs = [exr.expand(r, columns) for r in data["runs"]]
+        metrics = data["metrics"]
+    return {"src": src, "params": data["params"], "env": data["env"], "runs": runs,
+            "metrics": metrics}
 
 
 def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
-                       name: str) -> StudyResult:
+                       name: str, given: tuple[list, list] | None = None) -> StudyResult:
     """Stage NAME-results: the metrics of every run in `files` (runs.jsonl),
     the summary, the per-run verdicts and the targets; writes
     <out>/<name>/results.json, table.txt (all of them and every run),
     plot.png and timelines.png; summary.json is results.json without the
     10 ms progress samples and with the cgroup samples every second (small
-    enough to keep in a repository)."""
+    enough to keep in a repository). given: (runs, metrics) already
+    computed, instead of files."""
     from harness import experiment as ex
     from harness import experiment_report as exr
     from harness import experiment_stats as st
@@ -181,8 +234,11 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     out = pl.opts.out / name
     out.mkdir(parents=True, exist_ok=True)
     with pl._stage(f"{name}-results") as rec:
-        runs = parse_runs(files)
-        metrics = ex.all_metrics(runs)
+        if given is None:
+            runs = parse_runs(files)
+            metrics = ex.all_metrics(runs)
+        else:
+            runs, metrics = given
         summary = st.summarize(runs, metrics, params)
         verdicts = st.verdicts(runs, metrics, params)
         targets = st.targets(runs, metrics, params)

@@ -76,7 +76,7 @@ class StudyRequest:
     """throttle, experiment, bench: the study's own Params."""
     params: object
     nodebug: bool = False  # throttle: on the nodebug kernel
-    reanalyze: Path | None = None  # experiment: an earlier run's out directory
+    reanalyze: list[Path] = field(default_factory=list)  # experiment: earlier runs
 
 
 def verb_source(pl: Pipeline, req: NoRequest) -> VerbResult:
@@ -194,7 +194,7 @@ def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
     """The phased throttling experiment (harness/experiment.py)."""
     if req.reanalyze:
         from harness.studies import reanalyze_experiment
-        r = reanalyze_experiment(pl, req.reanalyze.resolve())
+        r = reanalyze_experiment(pl, [p.resolve() for p in req.reanalyze])
         print("\n" + r.table)
         return VerbResult({"experiment": str(r.results)})
     r = pl.experiment(req.params)

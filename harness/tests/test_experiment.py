@@ -352,3 +352,43 @@ def test_a_phase_ending_just_after_the_last_sample_has_a_rate():
     s = progress(lambda t: 1000.0, 0.0, 1.0)  # last sample at 1.00 s
     assert ex._rate(s, 0.5, 1.015) == pytest.approx(1000, rel=0.05)
     assert ex._rate(s, 0.5, 1.1) is None  # not a task that ended early
+
+
+def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
+    """selftests/results/ keeps summary.json (compact); --reanalyze of two
+    of them, run apart with other arms, judges the union as one run would."""
+    from dataclasses import asdict
+
+    from harness.pipeline import Options, Pipeline
+    from harness.studies import reanalyze_experiment
+
+    def kept(path, arms, runs, **params):
+        p = ex.Params(scenarios=["s2"], arms=arms, repeats=4, **params)
+        data = {"params": asdict(p), "env": {"accel": "tcg"}, "runs": runs,
+                "metrics": ex.all_metrics(runs)}
+        path.write_text(json.dumps(exr.compact(data)))
+        return path
+
+    controls = [s2_run(a, i, boot=i % 2) for a in ("none", "noop") for i in range(4)]
+    sample = [s2_run("sample", i, boot=i % 2, high_gain=3.0, onset_after=0.2,
+                     release_after=1.0) for i in range(4)]
+    a = kept(tmp_path / "a.json", ["none", "noop"], controls)
+    b = kept(tmp_path / "b.json", ["sample"], sample)
+    pl = Pipeline(Options(out=tmp_path / "o"))
+    r = reanalyze_experiment(pl, [a, b])
+    v = {(x["arm"], x["rule"]): x for x in r.verdicts}
+    assert v[("sample", "gain")]["good"] == 4 and not v[("noop", "gain")]["pass"]
+    assert pl.records[-1].status == "PASS" and "12 runs of 12" in pl.records[-1].summary
+    data = json.loads((tmp_path / "o" / "experiment" / "results.json").read_text())
+    assert data["params"]["arms"] == ["none", "noop", "sample"]
+    assert data["env"]["reanalyzed_from"] == [str(a), str(b)]
+    assert sorted({x["boot"] for x in data["runs"] if x["arm"] == "sample"}) == [2, 3]
+    # the cgroup samples survive the round trip (one a second)
+    assert len(data["runs"][0]["samples"]) == 33
+    # what ran with other parameters does not merge, and says which
+    c = kept(tmp_path / "c.json", ["sample"], sample, idle_s=30.0)
+    with pytest.raises(HarnessError, match="idle_s 30.0, not 10.0"):
+        reanalyze_experiment(Pipeline(Options(out=tmp_path / "o2")), [a, c])
+    (tmp_path / "d.json").write_text('{"runs": []}')
+    with pytest.raises(HarnessError, match="not an experiment's summary"):
+        reanalyze_experiment(Pipeline(Options(out=tmp_path / "o3")), [tmp_path / "d.json"])
