@@ -165,6 +165,14 @@ def judge(verdicts: list[dict]) -> list[str]:
     return bad
 
 
+def judged(verdicts: list[dict]) -> int:
+    """How many of the verdicts judge() looks at (the others are baselines)."""
+    return sum(1 for v in verdicts
+               if MUST_FAIL.get(k := v["arm"].split(":")[0]) == v["rule"]
+               or (k in BPF_ARMS and v["rule"] in ("gain", "conserve"))
+               or (k == "detach" and v["rule"] == "recover"))
+
+
 def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
     xs = metric_values(runs, metrics, s, a, key, phase)
     return statistics.median(xs) if xs else None

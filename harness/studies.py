@@ -287,8 +287,11 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
             rec.status = FAIL
             rec.summary += f"; {len(judged)} rule verdict(s) wrong: " + "; ".join(judged[:3]) \
                 + (" ..." if len(judged) > 3 else "")
-        else:
+        elif st.judged(verdicts):
             rec.summary += "; the policy passes its rules, the controls fail theirs"
+        else:
+            rec.summary += ("; no policy or control arm with a rule to judge (the rules "
+                            "compare with the none arm)")
         rec.details["judged"] = judged
     return StudyResult(table=text, results=out / "results.json", png=png, summary=summary,
                        runs=runs, timelines=tl, verdicts=verdicts)

@@ -137,6 +137,8 @@ def test_judge_names_a_failing_policy_and_a_control_that_passes():
     bad = st.judge([rule("sample:16384", "conserve", False), rule("noop", "gain", True),
                     rule("always", "conserve", True), rule("detach", "recover", False),
                     rule("reclaim", "gain", False)])
+    assert st.judged([rule("mlow:150M", "conserve", False), rule("detach", "gain", False)]) == 0
+    assert st.judged([rule("sample", "gain", True), rule("noop", "conserve", True)]) == 1
     assert bad == ["s2 sample:16384 conserve 1/10 fails",
                    "s2 noop gain 9/10 passes: the rule does not tell it from a policy",
                    "s2 always conserve 9/10 passes: the rule does not tell it from a policy",
