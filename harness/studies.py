@@ -173,7 +173,10 @@ def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment
                 f"{parts[0]['src']}: " + "; ".join(
                     f"{k} {p['params'].get(k)!r}, not {base.get(k)!r}" for k in diff),
                 hint="merge only runs of the same experiment (--set the same values)")
-    arms = list(dict.fromkeys(a for p in parts for a in p["params"]["arms"]))
+    arms: list[str] = []  # a sweep's new points go next to its others
+    for a in (a for p in parts for a in p["params"]["arms"] if a not in arms):
+        kin = [i for i, b in enumerate(arms) if b.split(":")[0] == a.split(":")[0]]
+        arms.insert(kin[-1] + 1 if kin else len(arms), a)
     params = ex.Params(**(base | {"arms": arms, "only_boot": -1}))
     runs, metrics, shift = [], [], 0
     for p in parts:

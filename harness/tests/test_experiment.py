@@ -375,7 +375,7 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     sample = [s2_run("sample", i, boot=i % 2, high_gain=3.0, onset_after=0.2,
                      release_after=1.0) for i in range(4)]
     a = kept(tmp_path / "a.json", ["none", "noop"], controls)
-    b = kept(tmp_path / "b.json", ["sample"], sample)
+    b = kept(tmp_path / "b.json", ["sample", "none"], sample)
     pl = Pipeline(Options(out=tmp_path / "o"))
     r = reanalyze_experiment(pl, [a, b])
     v = {(x["arm"], x["rule"]): x for x in r.verdicts}
@@ -383,6 +383,9 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     assert pl.records[-1].status == "PASS" and "12 runs of 12" in pl.records[-1].summary
     data = json.loads((tmp_path / "o" / "experiment" / "results.json").read_text())
     assert data["params"]["arms"] == ["none", "noop", "sample"]
+    ab = kept(tmp_path / "ab.json", ["noop", "sample:1024"], [s2_run("sample:1024", 0)])
+    merged = reanalyze_experiment(Pipeline(Options(out=tmp_path / "o4")), [b, ab])
+    assert [x["arm"] for x in merged.summary] == ["sample", "sample:1024", "none", "noop"]
     assert data["env"]["reanalyzed_from"] == [str(a), str(b)]
     assert sorted({x["boot"] for x in data["runs"] if x["arm"] == "sample"}) == [2, 3]
     # the cgroup samples survive the round trip (one a second)
