@@ -54,6 +54,25 @@ def os_release() -> dict[str, str]:
     return data
 
 
+def machine() -> dict:
+    """What a measurement ran on, for its environment record: runs from
+    two sittings compare only when this matches (CPU model and count, host
+    kernel, OS, QEMU), and the date."""
+    import datetime
+    import platform
+    cpu = ""
+    try:
+        cpu = next((x.split(":", 1)[1].strip() for x in
+                    Path("/proc/cpuinfo").read_text().splitlines()
+                    if x.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "os": os_release().get("PRETTY_NAME", ""),
+            "qemu": version_line("qemu-system-x86_64") if shutil.which("qemu-system-x86_64")
+            else "", "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
 def version_line(tool: str) -> str:
     flags = {"qemu-system-x86_64": ["--version"], "quilt": ["--version"],
              "debootstrap": ["--version"], "git": ["--version"], "make": ["--version"],

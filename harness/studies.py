@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import build as kbuild
-from harness import paths
+from harness import host, paths
 from harness.errors import HarnessError
 from harness.record import FAIL
 
@@ -141,7 +141,7 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
         files.append(gresults / "runs.jsonl")
     env = {"config": "kernel-config/extra/nodebug.config",
            "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(), n=16),
-           "kernel": pl.source().label(), "accel": accel,
+           "kernel": pl.source().label(), "accel": accel, "host": host.machine(),
            "guest_env": [json.loads(p.with_name("env.json").read_text())
                          for p in files if p.with_name("env.json").exists()]}
     return experiment_results(pl, params, files, env, name)
@@ -187,6 +187,7 @@ def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment
     env = parts[0]["env"] | {"reanalyzed_from": [str(p["src"]) for p in parts]}
     if len(parts) > 1:
         env["guest_env"] = [g for p in parts for g in p["env"].get("guest_env", [])]
+        env["hosts"] = [p["env"].get("host") for p in parts]  # None: not recorded then
     return experiment_results(pl, params, [], env, name, given=(runs, metrics))
 
 

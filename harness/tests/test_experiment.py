@@ -387,6 +387,7 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     merged = reanalyze_experiment(Pipeline(Options(out=tmp_path / "o4")), [b, ab])
     assert [x["arm"] for x in merged.summary] == ["sample", "sample:1024", "none", "noop"]
     assert data["env"]["reanalyzed_from"] == [str(a), str(b)]
+    assert data["env"]["hosts"] == [None, None]  # summaries of before the host was kept
     assert sorted({x["boot"] for x in data["runs"] if x["arm"] == "sample"}) == [2, 3]
     # the cgroup samples survive the round trip (one a second)
     assert len(data["runs"][0]["samples"]) == 33
@@ -397,3 +398,11 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     (tmp_path / "d.json").write_text('{"runs": []}')
     with pytest.raises(HarnessError, match="not an experiment's summary"):
         reanalyze_experiment(Pipeline(Options(out=tmp_path / "o3")), [tmp_path / "d.json"])
+
+
+def test_the_machine_is_recorded():
+    import os
+
+    from harness import host
+    m = host.machine()
+    assert m["cpus"] == os.cpu_count() and m["date"].startswith("20") and m["kernel"]
