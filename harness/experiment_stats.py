@@ -101,8 +101,9 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
         hp = HIGH_PHASE[s]
         best_none = max(metric_values(runs, metrics, s, "none", "high", hp), default=None)
         none_free = metric_values(runs, metrics, s, "none", "low", FREE_PHASE.get(s))
-        # not starved: a gain in the thrashing regime (2x of a few kpages/s) is none
-        floor = STARVED * max((statistics.median(v) for b in params.arms
+        # not starved: a gain in the thrashing regime (2x of a few kpages/s) is none;
+        # "alone" is no arm to compare with (high's working set is 1 MB there)
+        floor = STARVED * max((statistics.median(v) for b in params.arms if b != "alone"
                                if (v := metric_values(runs, metrics, s, b, "high", hp))),
                               default=0)
         for a in params.arms:

@@ -288,6 +288,12 @@ def test_reclaim_and_alone_arms():
     assert t["lows / alone"]["pass"]
     v = st.verdicts(runs, ex.all_metrics(runs), p)
     assert "alone" not in {x["arm"] for x in v}
+    # high's 1 MB working set alone sets no floor for what "starved" is
+    for r in runs:
+        if r["arm"] == "alone":
+            r["tasks"]["high"]["samples"] = progress(lambda t: 5e6, T0, T0 + 32.5)
+    v = {(x["arm"], x["rule"]): x for x in st.verdicts(runs, ex.all_metrics(runs), p)}
+    assert v[("reclaim", "gain")]["good"] == 3 and v[("oracle", "gain")]["pass"]
 
 
 def test_a_starved_side_is_not_compared_at_equal_terms():
