@@ -170,7 +170,7 @@ def make_parser() -> argparse.ArgumentParser:
                    "policy_detach)")
     p.add_argument("--matrix", action="store_true",
                    help="the whole phased matrix: `harness experiment` with its defaults "
-                   "(s1-s4 x 13 arms x 10 repeats over 2 boots, about 6 h under TCG; "
+                   "(s1-s4 x 13 arms x 10 repeats over 2 boots, about 5 h under TCG; "
                    "--repeats N: N per cell over min(N, 2) boots)")
     p.add_argument("--scenarios", help="comma-separated, of: " + ", ".join(ALL_SCENARIOS))
     p.add_argument("--repeats", type=int, default=None,
