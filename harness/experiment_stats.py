@@ -149,6 +149,19 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
 MUST_FAIL = {"noop": "gain", "always": "conserve"}
 
 
+def _must(v: dict) -> str | None:
+    """What judge() wants of a verdict: "fail" (a control's own rule),
+    "pass" (a BPF arm's gain and conserve, detach's recover), or None (a
+    baseline's, reported, not judged)."""
+    kind = v["arm"].split(":")[0]
+    if MUST_FAIL.get(kind) == v["rule"]:
+        return "fail"
+    if (kind in BPF_ARMS and v["rule"] in ("gain", "conserve")) \
+            or (kind == "detach" and v["rule"] == "recover"):
+        return "pass"
+    return None
+
+
 def judge(verdicts: list[dict]) -> list[str]:
     """The experiment's verdict from the per-run rules: what went wrong,
     empty when nothing did. A BPF arm (sample[:N], reclaim[:MB]) must
@@ -156,22 +169,18 @@ def judge(verdicts: list[dict]) -> list[str]:
     gain and always conserve."""
     bad = []
     for v in verdicts:
-        kind = v["arm"].split(":")[0]
         what = f"{v['scenario']} {v['arm']} {v['rule']} {v['good']}/{v['runs']}"
-        if MUST_FAIL.get(kind) == v["rule"] and v["pass"]:
+        must = _must(v)
+        if must == "fail" and v["pass"]:
             bad.append(what + " passes: the rule does not tell it from a policy")
-        elif ((kind in BPF_ARMS and v["rule"] in ("gain", "conserve"))
-              or (kind == "detach" and v["rule"] == "recover")) and not v["pass"]:
+        elif must == "pass" and not v["pass"]:
             bad.append(what + " fails")
     return bad
 
 
 def judged(verdicts: list[dict]) -> int:
     """How many of the verdicts judge() looks at (the others are baselines)."""
-    return sum(1 for v in verdicts
-               if MUST_FAIL.get(k := v["arm"].split(":")[0]) == v["rule"]
-               or (k in BPF_ARMS and v["rule"] in ("gain", "conserve"))
-               or (k == "detach" and v["rule"] == "recover"))
+    return sum(1 for v in verdicts if _must(v))
 
 
 def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
