@@ -6,8 +6,9 @@
   build directory of its own, with the project's config;
 - no new W=1 warnings in the C files the series touches (compared with the
   same files before the series);
-- the whole series builds with CONFIG_BPF_SYSCALL=n, with CONFIG_MEMCG=n and
-  with CONFIG_CGROUP_BPF=n (kernel-config/extra/no-*.config).
+- the whole series builds with CONFIG_BPF_SYSCALL=n, with CONFIG_MEMCG=n,
+  with CONFIG_CGROUP_BPF=n and with CONFIG_BPF_JIT=n
+  (kernel-config/extra/no-*.config).
 
 `quick` is the variant CI can afford cold: instead of whole kernels, each
 prefix and each extra config compiles the directories of the C files the
@@ -38,7 +39,8 @@ EXTRA = kbuild.FRAGMENTS / "extra"
 EXCEPTIONS = series.PATCHES / "checkpatch.exceptions"
 CONFIG_VARIANTS = {"no-bpf-syscall": EXTRA / "no-bpf-syscall.config",
                    "no-memcg": EXTRA / "no-memcg.config",
-                   "no-cgroup-bpf": EXTRA / "no-cgroup-bpf.config"}
+                   "no-cgroup-bpf": EXTRA / "no-cgroup-bpf.config",
+                   "no-bpf-jit": EXTRA / "no-bpf-jit.config"}
 _TOTAL = re.compile(r"total: (\d+) errors?, (\d+) warnings?, (?:(\d+) checks?, )?"
                     r"(\d+) lines checked")
 _WARNING = re.compile(r"^(\S+\.[ch]):\d+:\d+: (warning|error): (.*)$")

@@ -7,8 +7,14 @@ then `harness test --kernel-dir KERNEL_TREE -t memcg_ops/...`, then revert.
 NAME: no-inheritance (inheritance, order, combine, query fail),
 no-auto-detach (inheritance), update-gap (update), last-wins (combine),
 inline-throttle (no_lock_throttle), unbounded (episode_bound),
-min-ignored (min_floor), cgroup-wide-penalty (task_penalty).
-The tree must have the series applied; the original file is kept in
+min-ignored (min_floor), cgroup-wide-penalty (task_penalty);
+and for cgroup_struct_ops (`-t cgroup_struct_ops/...`):
+dealloc-unlocked (close_rmdir_race, on kernel-config/extra/lifetime.config:
+KASAN reports the use-after-free; the offline detach is slowed by 200 us
+between clearing the link's cgroup and waking its pollers, to widen the
+window), purge-raw-index (fail_nth: a failed detach purges the wrong slot),
+update-raw-index (fail_nth: an update after a purge replaces the wrong slot).
+The tree must have the series applied; the original files are kept in
 KERNEL_TREE/.mutate-backup until revert."""
 import shutil
 import sys
@@ -88,18 +94,55 @@ MUT = {
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",
   """\t\t\t\tnr = ops->memcg_nr_pages_over_high(memcg); /* MUTATION: last wins */"""),
+ "dealloc-unlocked": [
+  ("kernel/bpf/cgroup.c",
+   """\tcgroup_lock();
+\tcgroup_struct_ops_link_detach(st_link);
+\tcgroup_unlock();
+\tkfree(st_link);""",
+   """\t/* MUTATION: the cgroup read without cgroup_mutex */
+\tif (READ_ONCE(st_link->cg_link.cgroup))
+\t\tcgroup_struct_ops_link_detach_op(link);
+\tkfree(st_link);"""),
+  ("kernel/bpf/cgroup.c",
+   """\tst_link->cg_link.cgroup = NULL;
+\tcgroup_put(cgrp);
+\tbpf_map_put(map);
+\twake_up_interruptible_poll(&st_link->wait_hup, EPOLLHUP);""",
+   """\tWRITE_ONCE(st_link->cg_link.cgroup, NULL);
+\tcgroup_put(cgrp);
+\tbpf_map_put(map);
+\tudelay(200);\t/* MUTATION: the window widened */
+\twake_up_interruptible_poll(&st_link->wait_hup, EPOLLHUP);"""),
+  ("kernel/bpf/cgroup.c",
+   """#include <linux/bpf_verifier.h>\n""",
+   """#include <linux/bpf_verifier.h>\n#include <linux/delay.h>\n"""),
+ ],
+ "purge-raw-index": ("kernel/bpf/cgroup.c",
+  """\t\t\titem = struct_ops_item_at(progs, pos);
+\t\t\tif (!WARN_ONCE(!item,""",
+  """\t\t\titem = &progs->items[pos]; /* MUTATION: placeholders counted */
+\t\t\tif (!WARN_ONCE(!item,"""),
+ "update-raw-index": ("kernel/bpf/cgroup.c",
+  """\t\tif (cgroup_bpf_is_struct_ops_atype(atype))
+\t\t\titem = struct_ops_item_at(progs, pos);
+\t\telse
+\t\t\titem = &progs->items[pos];""",
+  """\t\titem = &progs->items[pos]; /* MUTATION: placeholders counted */"""),
 }
 name, action, tree = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-rel, old, new = MUT[name]
-f = tree / rel
+edits = MUT[name] if isinstance(MUT[name], list) else [MUT[name]]
 (tree / ".mutate-backup").mkdir(exist_ok=True)
-bak = tree / ".mutate-backup" / rel.replace("/", "_")
-if action == "apply":
-    s = f.read_text()
-    assert s.count(old) == 1, (name, "anchor not found once")
-    shutil.copy2(f, bak)
-    f.write_text(s.replace(old, new))
-    print("applied", name)
-else:
-    shutil.copy(bak, f)  # content back; a new mtime rebuilds it
-    print("reverted", name)
+for rel in dict.fromkeys(rel for rel, _, _ in edits):
+    f = tree / rel
+    bak = tree / ".mutate-backup" / rel.replace("/", "_")
+    if action == "apply":
+        s = f.read_text()
+        for _, old, new in (e for e in edits if e[0] == rel):
+            assert s.count(old) == 1, (name, "anchor not found once", old[:60])
+            s = s.replace(old, new)
+        shutil.copy2(f, bak)
+        f.write_text(s)
+    else:
+        shutil.copy(bak, f)  # content back; a new mtime rebuilds it
+print("applied" if action == "apply" else "reverted", name)

@@ -64,9 +64,12 @@ def test_detach_is_clean(check):
 
 
 def test_rmdir_detaches_the_link(check):
+    """Within 5 s: upstream detaches a removed cgroup's struct_ops when its
+    cgroup_bpf is released (a work item after rmdir); with the series' patch
+    proposed for bpf-next, before rmdir returns (hup_right_after_rmdir, not
+    asserted, so that the memcg part passes with and without it)."""
     assert check["rmdir_attach_err"] == 0, check
     assert check["hup_after_rmdir"] == 1, "no EPOLLHUP after rmdir of the attached cgroup"
-    assert check["hup_right_after_rmdir"] == 1, "rmdir returned before the detach"
     assert check["link_cgroup_id_after_rmdir"] == 0, check
 
 
