@@ -107,12 +107,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="shell command (after --); default: uname -r")
 
     p = verb(sub, "check", help="checkpatch every patch, build every prefix, W=1, "
-             "BPF_SYSCALL=n and MEMCG=n builds")
+             "BPF_SYSCALL=n, MEMCG=n, CGROUP_BPF=n and BPF_JIT=n builds", vm=True)
     p.add_argument("--no-prefixes", action="store_true", help="skip the per-prefix builds")
     p.add_argument("--no-configs", action="store_true", help="skip the extra configs")
     p.add_argument("--quick", action="store_true",
                    help="compile the directories the series touches (and libbpf) per prefix "
                    "and config instead of whole kernels (what CI runs)")
+    p.add_argument("--lifetime", action="store_true",
+                   help="also build kernel-config/extra/lifetime.config (KASAN, kmemleak, "
+                   "failslab) and run cgroup_struct_ops' close_rmdir_race and fail_nth "
+                   "on it, booted with no5lvl: after every change to the attach core")
 
     p = verb(sub, "test", help="run the BPF selftests (test_progs) and test_memcontrol "
              "in the guest; JUnit XML and JSON", vm=True)
@@ -272,7 +276,7 @@ def request(args: argparse.Namespace):
                          timeout=args.timeout, memory=args.memory, cpus=args.cpus)
     if v == "check":
         return CheckRequest(prefixes=not args.no_prefixes, configs=not args.no_configs,
-                            quick=args.quick)
+                            quick=args.quick, lifetime=args.lifetime)
     if v == "test":
         return TestRequest(filters=list(args.filters), peers=args.peers,
                            peer_baseline=args.peer_baseline, repeat=args.repeat,

@@ -265,14 +265,45 @@ class Pipeline:
                                    f"kernel: {info.skipped}")
         return pl
 
+    LIFETIME = "kernel-config/extra/lifetime.config"
+    LIFETIME_TESTS = ("cgroup_struct_ops/close_rmdir_race", "cgroup_struct_ops/fail_nth")
+
+    def lifetime(self) -> list[results.RunResult]:
+        """The attach core's lifetime tests on the kernel that hunts lifetime
+        bugs (kernel-config/extra/lifetime.config: KASAN, kmemleak,
+        failslab), in a build directory of its own (<build dir>-lifetime),
+        booted with no5lvl (see kasan.config): cgroup_struct_ops'
+        close_rmdir_race and fail_nth, as stage "lifetime-results". A KASAN
+        report, a kmemleak leak (fail_nth scans at its end) or any other
+        splat fails it, as in every boot."""
+        import dataclasses
+        base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
+        args = [*self.opts.kernel_args]
+        if "no5lvl" not in args:
+            args.append("no5lvl")
+        opts = dataclasses.replace(
+            self.opts, fragments=[*self.opts.fragments, paths.REPO / self.LIFETIME],
+            build_dir=base.with_name(base.name + "-lifetime"), kernel_args=args)
+        pl = Pipeline(opts)
+        pl._src, pl._tc = self._src, self._tc
+        pl.records = self.records
+        pl.prepare()
+        runs = pl.selftests(list(self.LIFETIME_TESTS), memcontrol=False, name="lifetime",
+                            timeout=1800)
+        self.verdicts = pl.verdicts
+        return runs
+
     def bench(self, params, name: str = "bench") -> studies.StudyResult:
         """harness/studies.py's bench()."""
         return studies.bench(self, params, name)
 
-    def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False) -> list:
+    def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False,
+              lifetime: bool = False) -> list:
         """harness/check.py's checks of the series as stage "check": its
-        items (checkpatch, every prefix, W=1, the extra configs)."""
-        from harness.check import SeriesCheck, items_dict, stage_status
+        items (checkpatch, every prefix, W=1, the extra configs, and with
+        `lifetime` the attach core's lifetime tests on the KASAN + kmemleak
+        + failslab kernel, lifetime())."""
+        from harness.check import Item, SeriesCheck, items_dict, stage_status
         if self.opts.series == "none":
             raise HarnessError("check checks the patches in patches/ one by one: it "
                                "needs --series quilt")
@@ -280,6 +311,17 @@ class Pipeline:
         self.series("apply")
         with self._stage("check") as rec:
             items = SeriesCheck(self, prefixes=prefixes, configs=configs, quick=quick).run()
+            if lifetime:
+                try:
+                    self.lifetime()
+                    bad = [v for v in self.verdicts if v.verdict == "FAIL"]
+                    items.append(Item("lifetime", self.LIFETIME, FAIL if bad else "PASS",
+                                      f"{len(self.verdicts) - len(bad)}/{len(self.verdicts)} "
+                                      "pass on KASAN + kmemleak + failslab",
+                                      {"issues": [f"{v.key}: {v.reason}" for v in bad]}))
+                except HarnessError as e:
+                    items.append(Item("lifetime", self.LIFETIME, FAIL, str(e)[:200],
+                                      {"error": str(e)}))
             rec.details = {"items": items_dict(items)}
             rec.status = stage_status(items)
             bad = [i for i in items if i.status == "FAIL"]

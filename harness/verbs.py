@@ -53,6 +53,7 @@ class CheckRequest:
     prefixes: bool = True
     configs: bool = True
     quick: bool = False
+    lifetime: bool = False
 
 
 @dataclass
@@ -127,7 +128,8 @@ def verb_vm(pl: Pipeline, req: VmRequest) -> VerbResult:
 def verb_check(pl: Pipeline, req: CheckRequest) -> VerbResult:
     """What a maintainer's bots check: checkpatch, every prefix, W=1, configs."""
     from harness.check import items_dict
-    items = pl.check(prefixes=req.prefixes, configs=req.configs, quick=req.quick)
+    items = pl.check(prefixes=req.prefixes, configs=req.configs, quick=req.quick,
+                     lifetime=req.lifetime)
     print()
     print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
                 ["check", "item", "status", "summary"]))

@@ -73,3 +73,43 @@ def test_touched_dirs_and_libbpf():
         == ["mm/", "kernel/bpf/"]
     assert touches_libbpf(["--- a/tools/lib/bpf/libbpf.c\n+++ b/tools/lib/bpf/libbpf.c\n"])
     assert not touches_libbpf(["+++ b/mm/memcontrol.c\n"])
+
+
+def test_the_extra_configs_include_bpf_jit_off():
+    """M2 of the v2 review: kernel/bpf/cgroup.o did not build with
+    CONFIG_BPF_JIT=n; the config matrix builds it so."""
+    from harness import check
+    frag = check.CONFIG_VARIANTS["no-bpf-jit"]
+    assert "CONFIG_BPF_JIT=n" in frag.read_text().splitlines()
+    assert set(check.CONFIG_VARIANTS) == {"no-bpf-syscall", "no-memcg", "no-cgroup-bpf",
+                                          "no-bpf-jit"}
+
+
+def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
+    """check --lifetime: the lifetime tests' failures (or an error booting
+    that kernel) become a FAIL item of the check, not a lost result."""
+    from harness import check, pipeline
+    from harness.errors import HarnessError
+    from harness.options import Options
+    from harness.results import Verdict
+
+    pl = pipeline.Pipeline(Options(out=tmp_path))
+    monkeypatch.setattr(pl, "source", lambda: None)
+    monkeypatch.setattr(pl, "series", lambda action="apply": None)
+    monkeypatch.setattr(check.SeriesCheck, "run", lambda self: [])
+
+    def failing():
+        pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", "FAIL", "KASAN"),
+                       Verdict("test_progs", "cgroup_struct_ops/close_rmdir_race", "PASS")]
+    monkeypatch.setattr(pl, "lifetime", failing)
+    items = pl.check(lifetime=True)
+    assert [(i.kind, i.status) for i in items] == [("lifetime", "FAIL")]
+    assert "1/2 pass" in items[0].summary
+    assert "KASAN" in items[0].details["issues"][0]
+
+    def erroring():
+        raise HarnessError("guest hung")
+    monkeypatch.setattr(pl, "lifetime", erroring)
+    items = pl.check(lifetime=True)
+    assert [(i.kind, i.status) for i in items] == [("lifetime", "FAIL")]
+    assert "guest hung" in items[0].summary

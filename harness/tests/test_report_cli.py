@@ -84,7 +84,9 @@ def test_every_pipeline_verb_gets_its_own_request():
     req = cli.request(parse(["vm", "--cpus", "4", "--", "sh", "-c", "a; b"]))
     assert (req.cpus, req.command) == (4, "sh -c 'a; b'")
     req = cli.request(parse(["check", "--quick", "--no-configs"]))
-    assert (req.quick, req.configs, req.prefixes) == (True, False, True)
+    assert (req.quick, req.configs, req.prefixes, req.lifetime) == (True, False, True, False)
+    req = cli.request(parse(["check", "--lifetime", "--accel", "tcg"]))
+    assert req.lifetime and not req.quick
     req = cli.request(parse(["throttle", "--short", "--vm-workers", "4", "--nodebug"]))
     assert req.nodebug and req.params.vm_workers == 4
     req = cli.request(parse(["experiment", "--arms", "none,sample:1024", "--set",
