@@ -268,14 +268,16 @@ class Pipeline:
     LIFETIME = "kernel-config/extra/lifetime.config"
     LIFETIME_TESTS = ("cgroup_struct_ops/close_rmdir_race", "cgroup_struct_ops/fail_nth")
 
-    def lifetime(self) -> list[results.RunResult]:
+    def lifetime(self) -> list[str]:
         """The attach core's lifetime tests on the kernel that hunts lifetime
         bugs (kernel-config/extra/lifetime.config: KASAN, kmemleak,
         failslab), in a build directory of its own (<build dir>-lifetime),
         booted with no5lvl (see kasan.config): cgroup_struct_ops'
-        close_rmdir_race and fail_nth, as stage "lifetime-results". A KASAN
-        report, a kmemleak leak (fail_nth scans at its end) or any other
-        splat fails it, as in every boot."""
+        close_rmdir_race and fail_nth, as stages "lifetime" (the boot) and
+        "lifetime-results". Returns what failed: a test (a kmemleak leak
+        fails fail_nth, which scans at its end), or the boot itself, which a
+        KASAN report or any other splat on the console fails even when every
+        test passed. self.verdicts are the tests'."""
         import dataclasses
         base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
         args = [*self.opts.kernel_args]
@@ -288,10 +290,12 @@ class Pipeline:
         pl._src, pl._tc = self._src, self._tc
         pl.records = self.records
         pl.prepare()
-        runs = pl.selftests(list(self.LIFETIME_TESTS), memcontrol=False, name="lifetime",
-                            timeout=1800)
+        pl.selftests(list(self.LIFETIME_TESTS), memcontrol=False, name="lifetime",
+                     timeout=1800)
         self.verdicts = pl.verdicts
-        return runs
+        return ([f"{v.key}: {v.reason}" for v in pl.verdicts if v.verdict == FAIL]
+                + [f"{r.stage}: {r.summary}" for r in self.records
+                   if r.stage == "lifetime" and r.status == FAIL])
 
     def bench(self, params, name: str = "bench") -> studies.StudyResult:
         """harness/studies.py's bench()."""
@@ -313,12 +317,12 @@ class Pipeline:
             items = SeriesCheck(self, prefixes=prefixes, configs=configs, quick=quick).run()
             if lifetime:
                 try:
-                    self.lifetime()
-                    bad = [v for v in self.verdicts if v.verdict == "FAIL"]
+                    bad = self.lifetime()
+                    passed = sum(1 for v in self.verdicts if v.verdict == "PASS")
                     items.append(Item("lifetime", self.LIFETIME, FAIL if bad else "PASS",
-                                      f"{len(self.verdicts) - len(bad)}/{len(self.verdicts)} "
-                                      "pass on KASAN + kmemleak + failslab",
-                                      {"issues": [f"{v.key}: {v.reason}" for v in bad]}))
+                                      f"{passed}/{len(self.verdicts)} tests pass on KASAN + "
+                                      f"kmemleak + failslab; {len(bad)} problems",
+                                      {"issues": bad}))
                 except HarnessError as e:
                     items.append(Item("lifetime", self.LIFETIME, FAIL, str(e)[:200],
                                       {"error": str(e)}))

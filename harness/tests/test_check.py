@@ -99,13 +99,14 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
     monkeypatch.setattr(check.SeriesCheck, "run", lambda self: [])
 
     def failing():
-        pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", "FAIL", "KASAN"),
+        pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", "FAIL", "leak"),
                        Verdict("test_progs", "cgroup_struct_ops/close_rmdir_race", "PASS")]
+        return ["cgroup_struct_ops/fail_nth: leak"]
     monkeypatch.setattr(pl, "lifetime", failing)
     items = pl.check(lifetime=True)
     assert [(i.kind, i.status) for i in items] == [("lifetime", "FAIL")]
-    assert "1/2 pass" in items[0].summary
-    assert "KASAN" in items[0].details["issues"][0]
+    assert "1/2 tests pass" in items[0].summary
+    assert "leak" in items[0].details["issues"][0]
 
     def erroring():
         raise HarnessError("guest hung")
@@ -113,3 +114,29 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
     items = pl.check(lifetime=True)
     assert [(i.kind, i.status) for i in items] == [("lifetime", "FAIL")]
     assert "guest hung" in items[0].summary
+
+
+def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch, tmp_path):
+    """A KASAN report fails the boot's stage, not a test: lifetime() must
+    report it (v3's B1 mutation passed close_rmdir_race with a KASAN report
+    on the console)."""
+    from harness import pipeline
+    from harness.options import Options
+    from harness.record import FAIL, StageRecord
+    from harness.results import Verdict
+
+    pl = pipeline.Pipeline(Options(out=tmp_path))
+    monkeypatch.setattr(pipeline.Pipeline, "prepare", lambda self: None)
+
+    def selftests(self, filters, **kw):
+        assert list(filters) == list(pipeline.Pipeline.LIFETIME_TESTS)
+        assert "no5lvl" in self.opts.kernel_args
+        assert self.opts.build_dir.name.endswith("-lifetime")
+        self.verdicts = [Verdict("test_progs", f, "PASS") for f in filters]
+        self.records.append(StageRecord("lifetime", FAIL, summary="kernel splat in the "
+                                        "guest: kasan: BUG: KASAN: slab-use-after-free"))
+        return []
+    monkeypatch.setattr(pipeline.Pipeline, "selftests", selftests)
+    monkeypatch.setattr(pipeline.Pipeline, "tree", property(lambda self: tmp_path / "linux"))
+    bad = pl.lifetime()
+    assert len(bad) == 1 and "slab-use-after-free" in bad[0]
