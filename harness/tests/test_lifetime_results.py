@@ -1,0 +1,75 @@
+"""The README's table of lifetime checks (section "Lifetime checks of the
+attach core") recomputed from the kept guest logs in
+selftests/results/lifetime/: the test_progs -v logs of
+cgroup_struct_ops on the lifetime and the CI kernel, and the logs of the
+three mutations (selftests/mutate_kernel.py)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+from harness import splat
+
+REPO = Path(__file__).resolve().parents[2]
+KEPT = REPO / "selftests" / "results" / "lifetime"
+ROUNDS = re.compile(r"test_close_rmdir_race: (\d+) rounds of close\(\) against rmdir")
+CALLS = re.compile(r"test_fail_nth: in all: (\d+) calls, (\d+) of them with a failed allocation")
+
+
+def kept(name: str) -> str:
+    return gzip.decompress((KEPT / name).read_bytes()).decode(errors="replace")
+
+
+def counts(log: str) -> tuple[int, int, int]:
+    """(race rounds, fail_nth calls, calls with a failed allocation)."""
+    calls = CALLS.search(log)
+    return int(ROUNDS.search(log).group(1)), int(calls.group(1)), int(calls.group(2))
+
+
+def readme_row(start: str) -> str:
+    rows = [ln for ln in (REPO / "README.md").read_text().splitlines()
+            if ln.startswith(f"| {start} |")]
+    assert len(rows) == 1, (start, rows)
+    return rows[0]
+
+
+def test_the_lifetime_kernel_row():
+    first = kept("lifetime-first.test_progs.log.gz")
+    final = kept("lifetime-final.test_progs.log.gz")
+    assert counts(first) == (2170, 43, 35) and counts(final) == (1736, 43, 35)
+    for log in (first, final):
+        assert "#83/11   cgroup_struct_ops/fail_nth:OK" in log
+        assert "test_fail_nth:PASS:kmemleak" in log
+        assert "cgroup_struct_ops:OK" in log
+    row = readme_row("lifetime.config")
+    assert "1,736 and 2,170 rounds" in row and "43 calls, 35 with a failed allocation" in row
+    assert row.endswith("| 0 |")
+    console = kept("lifetime-final.console.log.gz")
+    assert "KernelAddressSanitizer initialized" in console and "kmemleak: Kernel memory" in console
+    assert not splat.scan(console)
+
+
+def test_the_ci_kernel_row():
+    log = kept("debug-final.test_progs.log.gz")
+    assert counts(log) == (3000, 26, 18)
+    row = readme_row("debug.config (CI's)")
+    assert "3,000 rounds" in row and "26 calls, 18 with a failed allocation" in row
+
+
+def test_the_mutations_fail():
+    console = kept("mutation-dealloc-unlocked.console.log.gz")
+    found = splat.scan(console)
+    assert found and "slab-use-after-free" in str(found[0])
+    for frame in ("__wake_up", "cgroup_bpf_lifetime_notify", "cgroup_destroy_locked"):
+        assert frame in console
+    assert "slab-use-after-free in _raw_spin_lock_irqsave" in readme_row(
+        "lifetime.config, mutation `dealloc-unlocked` (the v2 code, window widened by 200 us)")
+    purge = kept("mutation-purge-raw-index.test_progs.log.gz")
+    assert "unexpected walk: actual 23 != expected 3" in purge
+    assert "unexpected query effective count: actual 2 != expected 1" in purge
+    assert "cgroup_struct_ops/fail_nth:FAIL" in purge
+    update = kept("mutation-update-raw-index.test_progs.log.gz")
+    assert "unexpected walk: actual 43 != expected 24" in update
+    assert "cgroup_struct_ops/fail_nth:FAIL" in update
