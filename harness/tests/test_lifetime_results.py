@@ -73,3 +73,11 @@ def test_the_mutations_fail():
     update = kept("mutation-update-raw-index.test_progs.log.gz")
     assert "unexpected walk: actual 43 != expected 24" in update
     assert "cgroup_struct_ops/fail_nth:FAIL" in update
+
+
+def test_the_cover_letter_says_what_the_logs_say():
+    text = " ".join((REPO / "patches" / "cover-letter.txt").read_text().split())
+    rounds = sorted(counts(kept(f"lifetime-{n}.test_progs.log.gz"))[0] for n in ("first", "final"))
+    assert f"{rounds[0]:,}-{rounds[1]:,} rounds in 60 s" in text
+    failed = counts(kept("lifetime-final.test_progs.log.gz"))[2]
+    assert f"fails each of {failed} slab allocations" in text
