@@ -90,6 +90,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = verb(sub, "series", help="apply/status/pop the quilt series in patches/")
     p.add_argument("action", choices=["apply", "status", "pop"], nargs="?", default="apply")
+    p.add_argument("--check-apply", type=Path, metavar="DIR",
+                   help="apply the memcg part rebased on upstream (patches/upstream) with "
+                   "--fuzz=0 to a copy of the files of kernel tree DIR that it touches, "
+                   "e.g. a bpf-next checkout; DIR is only read")
+    p.add_argument("--patches", type=Path, metavar="DIR",
+                   help="with --check-apply: the quilt series to apply (default: "
+                   "patches/upstream; patches/ for the whole 7.3 series)")
 
     p = verb(sub, "config", help="minimal .config from kernel-config/ fragments, verified")
 
@@ -270,7 +277,12 @@ def request(args: argparse.Namespace):
     """The verb's own request (harness/verbs.py), from its arguments."""
     v = args.verb
     if v == "series":
-        return SeriesRequest(action=args.action)
+        if args.patches and not args.check_apply:
+            raise HarnessError("--patches goes with --check-apply")
+        return SeriesRequest(action=args.action,
+                             check_apply=args.check_apply.resolve() if args.check_apply
+                             else None,
+                             patches=args.patches.resolve() if args.patches else None)
     if v == "vm":
         return VmRequest(command=vm_command(args.command), script=args.script,
                          timeout=args.timeout, memory=args.memory, cpus=args.cpus)

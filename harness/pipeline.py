@@ -70,6 +70,20 @@ class Pipeline:
                 rec.summary += f" (gcc: {gcc}; pahole {pahole})"
         return self._tc
 
+    def check_apply(self, tree: Path, patches: Path | None = None) -> series.ApplyCheck:
+        """The upstream part (or `patches`) applied with --fuzz=0 to a copy of
+        the files of `tree` it touches; `tree` is only read."""
+        with self._stage("check-apply") as rec:
+            pset = patches or series.UPSTREAM
+            rec.command = ["quilt", "push", "-a", "--fuzz=0"]
+            rec.log = str(self.opts.logs / "check-apply.log")
+            res = series.check_apply(tree, self.opts.logs / "check-apply.log", pset)
+            rec.summary = (f"{len(res.applied)} patches of {pset} apply to {res.tree} "
+                           f"with --fuzz=0" + (f", {len(res.offsets)} hunks at an offset"
+                                               if res.offsets else ""))
+            rec.details = asdict(res)
+            return res
+
     def series(self, action: str = "apply") -> series.SeriesStatus | None:
         """None with --series none (the tree as it is)."""
         if self.opts.series == "none":

@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +25,9 @@ from harness.errors import ChangeFailed, HarnessError
 from harness.proc import require, run_logged
 
 PATCHES = paths.REPO / "patches"
+# The memcg part rebased on upstream (bpf-next): what `send --upstream`
+# mails and `series --check-apply DIR` applies to a tree of the user's.
+UPSTREAM = PATCHES / "upstream"
 STAMP = ".harness-series"
 PATCH_STAMP = ".harness-patches.json"  # each pushed patch's digest
 
@@ -306,3 +311,73 @@ class Quilt:
         return SeriesStatus(
             series=names, applied=applied, unapplied=[n for n in names if n not in applied],
             in_sync=applied == names and (not names or self.stamp() == digest))
+
+
+@dataclass
+class ApplyCheck:
+    tree: str
+    patches: str
+    applied: list[str] = field(default_factory=list)  # patches that applied
+    offsets: list[str] = field(default_factory=list)  # "patch: file: Hunk #n succeeded at ..."
+    failure: str = ""  # PatchFailure.describe(), when one does not apply
+    copied: list[str] = field(default_factory=list)  # the files read from the tree
+    missing: list[str] = field(default_factory=list)  # touched files the tree lacks
+
+
+def check_apply(tree: Path, log: Path, patches: Path = UPSTREAM) -> ApplyCheck:
+    """Apply the series in `patches` with `quilt push -a --fuzz=0` to a copy
+    of the files of `tree` it touches (the tree itself is only read).
+    Raises ChangeFailed naming the patch, file and hunk that does not
+    apply; returns what applied, and the hunks that needed an offset."""
+    tree, patches = Path(tree).resolve(), Path(patches).resolve()
+    if not tree.is_dir():
+        raise HarnessError(f"{tree}: no such directory",
+                           hint="pass the top of a kernel tree, e.g. a bpf-next checkout")
+    names = series_names(patches)
+    if not names:
+        raise HarnessError(f"{patches}/series lists no patch")
+    if not any((tree / f).is_file() for f in series_files(patches)):
+        raise HarnessError(f"{tree} has none of the files the series changes: it is not "
+                           "the top of a kernel tree",
+                           hint="pass the top of a kernel tree, e.g. a bpf-next checkout")
+    require("quilt", "quilt")
+    require("patch", "patch")
+    res = ApplyCheck(tree=str(tree), patches=str(patches))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    with tempfile.TemporaryDirectory(prefix="memcg-bpf-check-apply-") as tmp:
+        work = Path(tmp)
+        for f in series_files(patches):
+            src = tree / f
+            if src.is_file():
+                (work / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, work / f)
+                res.copied.append(f)
+            else:
+                res.missing.append(f)  # a new file, or a patch that cannot apply
+        env = dict(os.environ, QUILT_PATCHES=str(patches), QUILT_PC=".pc",
+                   QUILTRC="/dev/null", LC_ALL="C")
+        r = run_logged(["quilt", "push", "-a", "--fuzz=0"], log, cwd=work, env=env,
+                       append=True, timeout=600)
+        out = log.read_text(errors="replace")
+        applied = work / ".pc" / "applied-patches"
+        if applied.exists():
+            res.applied = [x.strip() for x in applied.read_text().splitlines() if x.strip()]
+    current_patch, current_file = "", ""
+    for line in out.splitlines():
+        m = re.match(r"^Applying patch (\S+)", line)
+        if m:
+            current_patch = os.path.basename(m.group(1))
+        m = re.match(r"^patching file (.+)$", line)
+        if m:
+            current_file = m.group(1).strip().strip("'\"")
+        if re.match(r"^Hunk #\d+ succeeded at .*offset", line):
+            res.offsets.append(f"{current_patch}: {current_file}: {line.strip()}")
+    if r.returncode != 0 or res.applied != names:
+        failure = parse_push_failure(out)
+        res.failure = (failure.describe() if failure
+                       else f"quilt push -a --fuzz=0 failed (rc {r.returncode})")
+        raise ChangeFailed(f"{res.failure} ({len(res.applied)} of {len(names)} patches of "
+                           f"{patches} applied to {tree})",
+                           hint="the series needs a rebase on that tree", log=str(log))
+    return res

@@ -37,6 +37,8 @@ class NoRequest:
 @dataclass
 class SeriesRequest:
     action: str = "apply"  # apply, status or pop
+    check_apply: Path | None = None  # apply `patches` to a copy of this tree's files
+    patches: Path | None = None  # with check_apply: default patches/upstream
 
 
 @dataclass
@@ -86,7 +88,11 @@ def verb_source(pl: Pipeline, req: NoRequest) -> VerbResult:
 
 
 def verb_series(pl: Pipeline, req: SeriesRequest) -> VerbResult:
-    """patches/ on the tree with quilt: apply, status or pop."""
+    """patches/ on the tree with quilt: apply, status or pop; or, with
+    check_apply, whether the upstream part applies to a tree of the user's."""
+    if req.check_apply is not None:
+        pl.check_apply(req.check_apply, req.patches)
+        return VerbResult()
     pl.series(req.action)
     return VerbResult()
 

@@ -18,6 +18,10 @@
    the base (a git worktree); the result must equal, tree and commit
    messages, the imported branch, and, tree, `quilt push -a` of patches/.
 
+With --upstream the series is patches/upstream (the memcg part rebased on
+upstream, with its own cover letter) and the base must be the user's
+bpf-next checkout (--kernel-dir): that part does not apply to 7.3.
+
 Nothing is sent unless --really-send is given; then b4 asks for confirmation
 itself (b4 send has no option that skips its prompt).
 """
@@ -59,6 +63,7 @@ from harness.send.base import (
 from harness.send.common import B4_PIN, B4_VERSION, BRANCH, COVER, PATCHES, Runner, git
 from harness.send.identity import Identity, identity
 from harness.send.roundtrip import round_trip
+from harness.series import UPSTREAM
 
 # The pieces, for callers and tests: identity (the sender), base (the git
 # base and the imported series), b4 (prep, check, mails), roundtrip.
@@ -78,6 +83,7 @@ class SendOptions:
     out_dir: Path = field(default_factory=lambda: paths.default_out() / "send")  # --out
     reset_author: bool = False
     really_send: bool = False
+    upstream: bool = False  # the memcg part on the user's bpf-next (needs kernel_dir)
     records: list = field(default_factory=list)  # the stage records, filled by send()
 
 
@@ -127,6 +133,11 @@ def send(opts: SendOptions) -> dict:
         raise HarnessError(f"cover letter {opts.cover} not found",
                            hint="its first line is the subject of mail 0/N, then a blank line "
                            "and the text (lines starting with # are b4 comments: write >#)")
+    if opts.upstream and opts.kernel_dir is None:
+        raise HarnessError("--upstream sends the memcg part rebased on upstream: it goes on "
+                           "your bpf-next checkout, not on the Debian 7.3 tree",
+                           hint="pass --kernel-dir DIR (a clean git checkout of bpf-next); "
+                           "`harness series --check-apply DIR` tells first whether it applies")
     if opts.base and opts.kernel_dir is None:
         raise HarnessError("--base goes with --kernel-dir (the Debian tree's base is the "
                            "tree without the series)")
@@ -220,9 +231,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "from the harness's Debian tree")
     p.add_argument("--base", help=f"with --kernel-dir: the commit to put {BRANCH} on "
                    "(default: HEAD)")
-    p.add_argument("--patches", type=Path, default=PATCHES, help="the quilt series directory")
-    p.add_argument("--cover-letter", type=Path, default=COVER, dest="cover",
-                   help="cover letter: subject line, blank line, text (default: %(default)s)")
+    p.add_argument("--upstream", action="store_true",
+                   help="send the memcg part rebased on upstream (patches/upstream, with its "
+                   "cover letter) on your bpf-next checkout (--kernel-dir); without it, the "
+                   "whole 7.3 series with its 7.3-only prerequisites")
+    p.add_argument("--patches", type=Path, default=None,
+                   help=f"the quilt series directory (default: {PATCHES}; with --upstream: "
+                   f"{UPSTREAM})")
+    p.add_argument("--cover-letter", type=Path, default=None, dest="cover",
+                   help="cover letter: subject line, blank line, text (default: "
+                   "cover-letter.txt of the series directory)")
     p.add_argument("--out", type=Path, default=None, dest="out_dir",
                    help="where mails/, send.json, the stage records, report.json and the "
                    "log go (default: a new ./out/send-DATE-TIME, as for every verb)")
@@ -238,9 +256,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def cmd_send(args: argparse.Namespace) -> int:
     out = (args.out_dir.resolve() if args.out_dir is not None else
            paths.invocation_out(paths.default_out(), "send"))
-    opts = SendOptions(kernel_dir=args.kernel_dir, base=args.base, patches=args.patches,
-                       cover=args.cover, out_dir=out, reset_author=not args.keep_author,
-                       really_send=args.really_send)
+    patches = args.patches or (UPSTREAM if args.upstream else PATCHES)
+    cover = args.cover or patches / "cover-letter.txt"
+    opts = SendOptions(kernel_dir=args.kernel_dir, base=args.base, patches=patches,
+                       cover=cover, out_dir=out, reset_author=not args.keep_author,
+                       really_send=args.really_send, upstream=args.upstream)
     try:
         res = send(opts)
     except HarnessError as e:

@@ -458,3 +458,46 @@ def test_base_needs_kernel_dir(gitenv, tmp_path):
     with pytest.raises(HarnessError, match="--base goes with --kernel-dir"):
         send.send(send.SendOptions(base="v7.3", patches=patches,
                                    cover=patches / "cover-letter.txt", out_dir=tmp_path / "o"))
+
+
+def test_upstream_needs_kernel_dir(gitenv, tmp_path):
+    with pytest.raises(HarnessError, match="goes on your bpf-next checkout"):
+        send.send(send.SendOptions(upstream=True, patches=send.UPSTREAM,
+                                   cover=send.UPSTREAM / "cover-letter.txt",
+                                   out_dir=tmp_path / "o"))
+
+
+@needs_b4
+def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
+    """--upstream on a git tree with the upstream part's context (its hunks'
+    pre-images, see test_upstream_part): six mails, signed off by the sender,
+    that git am back to quilt push -a of patches/upstream."""
+    from harness.tests.test_upstream_part import preimage_tree
+    d = tmp_path / "linux"
+    preimage_tree(d)
+    make_tree_stubs(d)
+    sh("git", "init", "-q", str(d))
+    sh("git", "-C", str(d), "add", "-A")
+    sh("git", "-C", str(d), "commit", "-q", "-m", "bpf-next (synthetic: the part's context)")
+    res = send.send(send.SendOptions(kernel_dir=d, upstream=True, patches=send.UPSTREAM,
+                                     cover=send.UPSTREAM / "cover-letter.txt",
+                                     out_dir=tmp_path / "out"))
+    assert res["status"] == "PASS", res["round_trip"]
+    assert len(res["files"]) == 7  # the cover letter and six patches
+    assert [c["subject"] for c in res["commits"]][0] == "bpf: cgroup: add CGROUP_MEMCG_OPS"
+    first = Path(res["files"][1]).read_text()
+    assert "Signed-off-by: Test Sender <sender@example.org>" in first
+    cover = Path(res["files"][0]).read_text()
+    assert "checked by applying it" in cover and "not by building it" in cover
+    two = Path(res["files"][2]).read_text()
+    assert "Suggested-by: Hui Zhu <zhuhui@kylinos.cn>" in two
+
+
+def make_tree_stubs(d: Path) -> None:
+    (d / "scripts").mkdir(exist_ok=True)
+    (d / "Kconfig").write_text("# a kernel tree (b4 looks for it)\n")
+    if not (d / "MAINTAINERS").exists():
+        (d / "MAINTAINERS").write_text("MEMORY CONTROLLER\nM:\tMaint Ainer <maint@example.org>\n")
+    for name, text in (("checkpatch.pl", CHECKPATCH), ("get_maintainer.pl", GET_MAINTAINER)):
+        (d / "scripts" / name).write_text(text)
+        (d / "scripts" / name).chmod(0o755)
