@@ -171,12 +171,16 @@ class SeriesCheck:
         return kbuild.KernelBuild(tree=self.pl.tree, build=self._build_dir(suffix),
                                   toolchain=self.pl.toolchain(), log_dir=self.pl.opts.logs)
 
-    def checkpatch(self, names: list[str]) -> None:
+    def checkpatch(self, names: list[str], patches: Path = series.PATCHES,
+                   label: str = "") -> None:
+        """checkpatch --strict on each patch; `label` prefixes the item names
+        of another series (upstream/: the memcg part rebased on upstream,
+        which gets no exceptions)."""
         script = self.pl.tree / "scripts" / "checkpatch.pl"
-        exceptions = load_exceptions()
+        exceptions = load_exceptions() if patches == series.PATCHES else []
         for n in names:
             r = subprocess.run(["perl", str(script), "--strict", "--no-signoff", "--terse",
-                                "--showfile", "--no-tree", str(series.PATCHES / n)],
+                                "--showfile", "--no-tree", str(patches / n)],
                                capture_output=True, text=True, timeout=300)
             e, w, c = parse_checkpatch(r.stdout + r.stderr, r.returncode)
             issues = [x for x in r.stdout.splitlines() if ": ERROR:" in x or ": WARNING:" in x
@@ -187,7 +191,7 @@ class SeriesCheck:
             summary = f"{e} errors, {w} warnings, {c} checks"
             if excepted:
                 summary += f" ({len(excepted)} excepted)"
-            self.items.append(Item("checkpatch", n, FAIL if counted else PASS, summary,
+            self.items.append(Item("checkpatch", label + n, FAIL if counted else PASS, summary,
                                    {"issues": counted, "excepted": excepted}))
 
     def _try_build(self, kind: str, name: str, kb: kbuild.KernelBuild, frags: list[Path],
@@ -231,6 +235,9 @@ class SeriesCheck:
             self.items.append(Item("series", "empty", SKIP, "no patches in patches/series"))
             return self.items
         self.checkpatch(names)
+        up = series.series_names(series.UPSTREAM)
+        if up:
+            self.checkpatch(up, series.UPSTREAM, "upstream/")
         frags = kbuild.default_fragments(self.pl.opts.fragments)
         q = series.Quilt(self.pl.tree, self.pl.opts.logs / "series.log")
         texts = [(series.PATCHES / n).read_text(errors="replace") for n in names]
