@@ -394,6 +394,11 @@ def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int
         f"> {out}/memcg_ops_check.skel.h",
         f"gcc -O2 -Wall {inc} {src}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
         f"-o {out}/memcg_ops_check",
+        f"{CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
+        f"-c {src}/sigagent.bpf.c -o {out}/sigagent.bpf.o",
+        f"bpftool gen skeleton {out}/sigagent.bpf.o name sigagent > {out}/sigagent.skel.h",
+        f"gcc -O2 -Wall -Werror {inc} {src}/sigagent.c {lib}/lib64/libbpf.a -lelf -lz "
+        f"-o {out}/sigagent",
         f"gcc -O2 -Wall -Werror {src}/membench.c -o {out}/membench",
         f"gcc -O2 -Wall -Werror -pthread {src}/wsload.c -o {out}/wsload",
         # the series' sample (samples/bpf/memcg), if the tree has it

@@ -16,7 +16,12 @@ sample[:PAGES] (samples/bpf/memcg); reclaim[:MB] (the sample, and a
 memory.reclaim of the lows while it is triggered: what upstream's
 bpf_proactive_reclaim kfunc would do); alone (the lows with a 1 MB high);
 detach (the sample, detached mid-run); noop and always (negative controls:
-a policy answering 0, and one answering always_pages whatever high does).
+a policy answering 0, and one answering always_pages whatever high does);
+sigagent[:nb] (the control arm of the sample: a userspace agent on the
+sample's own signal, the same tracepoint through a BPF ring buffer, that
+writes the lows' memory.high to what an episode sets, usage - over_high
+pages, and restores it when the triggered period ends; :nb writes it
+with O_NONBLOCK; harness/guest/memcg_ops_check/sigagent.c).
 
 Metrics per run, from wsload's 10 ms progress samples and the 100 ms cgroup
 samples: throughput per side and phase (pages written per second), high's
@@ -107,14 +112,16 @@ class Params:
         for a in self.arms:
             kind, colon, value = a.partition(":")
             if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "reclaim",
-                            "alone", "detach", "noop", "always") \
+                            "alone", "detach", "noop", "always", "sigagent") \
                     or (kind in ("mlow", "mhigh") and not value) \
-                    or (kind not in ("mlow", "mhigh", "sample", "reclaim", "oracle") and colon) \
+                    or (kind not in ("mlow", "mhigh", "sample", "reclaim", "oracle", "sigagent")
+                        and colon) \
                     or (kind == "oracle" and colon and value != "evict") \
+                    or (kind == "sigagent" and colon and value != "nb") \
                     or (kind in ("sample", "reclaim") and colon and not value.isdigit()):
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
-                                   "oracle[:evict], sample[:PAGES], reclaim[:MB], alone, detach, "
-                                   "noop, always")
+                                   "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], "
+                                   "alone, detach, noop, always")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
         if self.only_boot >= self.boots:

@@ -224,6 +224,8 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
     for s in params.scenarios:
         hp, fp = HIGH_PHASE[s], FREE_PHASE.get(s)
         static = [a for a in params.arms if a.split(":")[0] in ("none", "mlow", "mhigh")]
+        # the control arm: a userspace agent on the policy's own signal
+        sig = [a for a in params.arms if a.split(":")[0] == "sigagent"]
 
         def med(a, key, phase, s=s):
             return _median(runs, metrics, s, a, key, phase)
@@ -232,20 +234,27 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                 continue
             hi, lo = med(a, "high", hp), med(a, "low", fp) if fp else None
             if fp and hi is not None and lo is not None:
-                for name, mine, other, side, oside in (
-                        ("high at equal conservation", hi, lo, "high", "low"),
-                        ("lows at equal protection", lo, hi, "low", "high")):
+                for name, mine, other, side, oside, against in (
+                        ("high at equal conservation", hi, lo, "high", "low", static),
+                        ("lows at equal protection", lo, hi, "low", "high", static),
+                        ("high vs sigagent at equal conservation", hi, lo, "high", "low",
+                         sig),
+                        ("lows vs sigagent at equal protection", lo, hi, "low", "high",
+                         sig)):
+                    if not against:
+                        continue
                     ph, oph = (hp, fp) if side == "high" else (fp, hp)
                     # a side starved under this arm conserves or protects
                     # nothing: every static setting does as well
                     best_other = max((med(b, oside, oph) or 0 for b in params.arms), default=0)
                     if other < STARVED * best_other:
                         other = 0.0
-                    eq = [(med(b, side, ph), b) for b in static
+                    eq = [(med(b, side, ph), b) for b in against
                           if (med(b, oside, oph) or 0) >= AS_WELL * other and med(b, side, ph)]
                     if not eq:
+                        what = "sigagent arm" if against is sig else "static setting"
                         out.append(_target(s, a, name, None, ">= 1.5x", None,
-                                           f"no static setting has {oside} >= this arm's"))
+                                           f"no {what} has {oside} >= this arm's"))
                         continue
                     best, b = max(eq)
                     r = mine / best

@@ -41,7 +41,12 @@ Arms (how the low side is kept out of high's way):
                    run), the cgroups kept;
   noop             a policy that always answers 0 (negative control);
   always           a policy that always answers --always-pages (negative
-                   control: throttles the lows whatever high does).
+                   control: throttles the lows whatever high does);
+  sigagent[:nb]    the sample's control: its signal (the same tracepoint) in
+                   a userspace agent, memcg_ops_check/sigagent.c, which
+                   writes lows' memory.high = usage - over_high pages when
+                   a triggered period begins (:nb with O_NONBLOCK) and
+                   restores it when the period ends.
 
 All tasks start in frozen cgroups and are thawed together. Every run is a
 line of OUT/runs.jsonl, written as it ends: its phases with their
@@ -276,6 +281,10 @@ def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
         if kind == "reclaim":
             return Reclaiming(argv, int(value or 64))
         return Logged(argv)
+    elif kind == "sigagent":
+        return Logged([str(tools / "sigagent"), "--window-ms", str(p["window_ms"]),
+                       *(["--nonblock"] if value == "nb" else []), str(LOWS), str(HIGH),
+                       str(p["threshold"]), str(p["over_high"])])
     elif kind in ("noop", "always"):
         n = 0 if kind == "noop" else p["always_pages"]
         return Logged([str(tools / "memcg_ops_check"), "--hold-answer", str(LOWS), str(n)])
@@ -345,7 +354,8 @@ class Run:
         self.detached, self.detach_at, self.helper_rc = False, None, None
         if self.helper:
             rec["helper_first"] = self.helper.first.strip()
-            ok = {"agent": '"armed"', "sample": "attached", "detach": "attached",
+            ok = {"agent": '"armed"', "sigagent": '"armed"', "sample": "attached",
+                  "detach": "attached",
                   "reclaim": "attached",
                   "noop": '"attach_err": 0', "always": '"attach_err": 0'}[self.arm.split(":")[0]]
             if ok not in self.helper.first:

@@ -412,3 +412,33 @@ def test_the_machine_is_recorded():
     from harness import host
     m = host.machine()
     assert m["cpus"] == os.cpu_count() and m["date"].startswith("20") and m["kernel"]
+
+
+def test_sigagent_arm_is_the_samples_control():
+    """sigagent[:nb] is accepted; a BPF arm gets targets against it at equal
+    terms, and its JSON log gives its switching times, as the agent's."""
+    ex.Params(arms=["sigagent", "sigagent:nb"]).validate()
+    for bad in ("sigagent:x", "sigagent:", "sigagent:1"):
+        with pytest.raises(HarnessError):
+            ex.Params(arms=[bad]).validate()
+    runs = [s2_run("none", i) for i in range(3)]
+    runs += [s2_run("sample", i, high_gain=3.0, onset_after=0.05, release_after=0.5)
+             for i in range(3)]
+    runs += [s2_run("sigagent", i, high_gain=2.0, onset_after=0.1, release_after=0.6)
+             for i in range(3)]
+    p = ex.Params(scenarios=["s2"], arms=["none", "sample", "sigagent"])
+    tg = st.targets(runs, ex.all_metrics(runs), p)
+    t = {x["target"]: x for x in tg}
+    vs = t["high vs sigagent at equal conservation"]
+    assert vs["value"] == pytest.approx(1.5, rel=0.05) and "against sigagent" in vs["detail"]
+    assert {x["arm"] for x in tg} == {"sample"}
+    # without a sigagent arm, no such rows
+    p2 = ex.Params(scenarios=["s2"], arms=["none", "sample"])
+    assert not [x for x in st.targets(runs, ex.all_metrics(runs), p2) if "sigagent" in
+                x["target"]]
+    rec = {"helper": {"lines": [
+        [1.0, '{"t": 1.0, "action": "armed", "pages": 262144}'],
+        [5.2, '{"t": 5.1, "action": "throttle", "write_start": 5.15, "write_end": 5.9}'],
+        [5.3, '{"t": 5.25, "action": "event"}'],
+        [8.0, '{"t": 7.9, "action": "release", "why": "period over"}']]}}
+    assert ex.policy_switches(rec) == [(5.1, True), (7.9, False)]
