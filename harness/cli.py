@@ -218,7 +218,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
     p.add_argument("--arms", default=None,
                    help="comma-separated, of: none, alone, mlow:SIZE, mhigh:SIZE, agent, "
-                   "oracle[:evict], sample[:PAGES], reclaim[:MB], detach, noop, always "
+                   "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], detach, "
+                   "noop, always "
                    "(default: the 13 of harness/experiment.py's Params)")
     p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
     p.add_argument("--boots", type=int, default=2)

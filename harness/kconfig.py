@@ -10,6 +10,11 @@ from harness.errors import HarnessError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+# A comment line "# harness: optional ..." right above an option: a tree
+# whose Kconfig lacks the option (the series adds it, and a prefix of the
+# series or the unpatched baseline is being built) may leave it out of the
+# .config; where the .config has it at all, it must have the value asked.
+_OPTIONAL = re.compile(r"^#\s*harness:\s*optional\b")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,7 @@ class Entry:
     name: str
     value: str  # "y", "m", "n", a number or a quoted string
     origin: str = ""
+    optional: bool = False  # "# harness: optional" above it (see _OPTIONAL)
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
@@ -25,20 +31,25 @@ class Entry:
 def parse(text: str, origin: str = "") -> dict[str, Entry]:
     """Parse .config / fragment text. `# CONFIG_X is not set` means n."""
     entries: dict[str, Entry] = {}
+    optional = False
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
+            optional = False
             continue
         m = _UNSET.match(line)
         if m:
-            entries[m.group(1)] = Entry(m.group(1), "n", f"{origin}:{lineno}")
+            entries[m.group(1)] = Entry(m.group(1), "n", f"{origin}:{lineno}", optional)
+            optional = False
             continue
         if line.startswith("#"):
+            optional = optional or bool(_OPTIONAL.match(line))
             continue
         m = _SET.match(line)
         if not m:
             raise HarnessError(f"{origin}:{lineno}: not a Kconfig line: {raw!r}")
-        entries[m.group(1)] = Entry(m.group(1), m.group(2), f"{origin}:{lineno}")
+        entries[m.group(1)] = Entry(m.group(1), m.group(2), f"{origin}:{lineno}", optional)
+        optional = False
     return entries
 
 
@@ -71,6 +82,8 @@ def mismatches(requested: dict[str, Entry], final: dict[str, Entry]) -> list[tup
     bad = []
     for name, want in requested.items():
         got = final.get(name)
+        if got is None and want.optional:
+            continue  # not in this tree's Kconfig (or its dependencies are off)
         actual = got.value if got else "n"  # absent == unset == n
         if want.value == "n":
             if actual not in ("n", ""):

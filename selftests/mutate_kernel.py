@@ -13,7 +13,10 @@ dealloc-unlocked (close_rmdir_race, on kernel-config/extra/lifetime.config:
 KASAN reports the use-after-free; the offline detach is slowed by 200 us
 between clearing the link's cgroup and waking its pollers, to widen the
 window), purge-raw-index (fail_nth: a failed detach purges the wrong slot),
-update-raw-index (fail_nth: an update after a purge replaces the wrong slot).
+update-raw-index (fail_nth: an update after a purge replaces the wrong slot);
+and for the KUnit suite memcg_high_delay (patch 7; it runs at boot, and
+selftests/test_smoke.py::test_kunit_memcg_high_delay reads its result):
+high-delay-overflow (the overage is squared unclamped, as before the fix).
 The tree must have the series applied; the original files are kept in
 KERNEL_TREE/.mutate-backup until revert."""
 import shutil
@@ -129,6 +132,10 @@ MUT = {
 \t\telse
 \t\t\titem = &progs->items[pos];""",
   """\t\titem = &progs->items[pos]; /* MUTATION: placeholders counted */"""),
+ "high-delay-overflow": ("mm/memcontrol.c",
+  """\tmax_overage = min(max_overage, MEMCG_MAX_OVERAGE);
+\tpenalty_jiffies = max_overage * max_overage * HZ;""",
+  """\tpenalty_jiffies = max_overage * max_overage * HZ; /* MUTATION: may wrap */"""),
 }
 name, action, tree = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 edits = MUT[name] if isinstance(MUT[name], list) else [MUT[name]]

@@ -45,3 +45,17 @@ def test_memory_high_events_grow(smoke):
     grew = limited["events_after"].get("high", 0) - limited["events_before"].get("high", 0)
     assert grew > 0, limited
     assert control["events_after"].get("high", 0) == 0, control
+
+
+def test_kunit_memcg_high_delay(smoke, pipeline):
+    """The series' KUnit suite of the memory.high delay (patch 7,
+    CONFIG_MEMCG_KUNIT_TEST) ran at boot and every case passed."""
+    dot = pipeline.build_dir / ".config"
+    if "\nCONFIG_MEMCG_KUNIT_TEST=y\n" not in "\n" + dot.read_text():
+        pytest.skip("the kernel has no CONFIG_MEMCG_KUNIT_TEST (a tree without patch 7)")
+    _, facts = smoke
+    suite = facts["kunit"].get("memcg_high_delay")
+    assert suite, f"no KTAP of memcg_high_delay in the kernel log: {sorted(facts['kunit'])}"
+    ktap = "\n".join(suite["ktap"])
+    assert suite["result"] == "ok", ktap
+    assert len(suite["cases"]) == 4 and set(suite["cases"].values()) == {"ok"}, ktap

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,11 +169,58 @@ def sample_cli(tools: Path) -> dict | None:
     return out
 
 
+def kernel_log() -> str:
+    """The kernel's log buffer (dmesg; /dev/kmsg where dmesg is missing)."""
+    rc, text = sh(["dmesg"])
+    if rc == 0:
+        return text
+    lines = []
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        return f"<error: {e}>"
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError:  # EPIPE: a record was overwritten meanwhile
+                continue
+            lines.append(rec.split(";", 1)[-1].rstrip("\n"))
+    finally:
+        os.close(fd)
+    return "\n".join(lines)
+
+
+def kunit_suites(log: str) -> dict[str, dict]:
+    """The KUnit suites that ran at boot (their KTAP in the kernel log):
+    {suite: {"result": "ok"|"not ok", "cases": {case: result}, "ktap": lines}}."""
+    suites: dict[str, dict] = {}
+    cur = None
+    for raw in log.splitlines():
+        line = re.sub(r"^\[[ 0-9.]+\] ", "", raw)
+        m = re.match(r"^\s*# Subtest: (\S+)", line)
+        if m:
+            cur = suites.setdefault(m.group(1), {"result": None, "cases": {}, "ktap": []})
+        if cur is None:
+            continue
+        cur["ktap"].append(line)
+        m = re.match(r"^(\s*)(not ok|ok) \d+ (\S+)", line)
+        if m and m.group(3) in suites and not m.group(1):
+            suites[m.group(3)]["result"] = m.group(2)
+            cur = None
+        elif m:
+            cur["cases"][m.group(3)] = m.group(2)
+    return suites
+
+
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     tools = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     facts: dict = {"uname_r": os.uname().release}
     facts["cgroup_controllers"] = (read(CG / "cgroup.controllers") or "").split()
+    facts["kunit"] = kunit_suites(kernel_log())
     btf = Path("/sys/kernel/btf/vmlinux")
     facts["btf_vmlinux_bytes"] = btf.stat().st_size if btf.exists() else 0
     rc, msg = sh(["mount", "-t", "bpf", "bpffs", "/sys/fs/bpf"])

@@ -68,3 +68,18 @@ def test_extra_fragment_must_exist(tmp_path):
     with pytest.raises(HarnessError, match="does not exist"):
         default_fragments([tmp_path / "nope.config"])
     assert FRAGMENTS.is_dir()
+
+
+def test_optional_option_may_be_absent_but_not_wrong():
+    """`# harness: optional` right above an option: a tree without it (a
+    prefix of the series) leaves it out; a tree with it must honour it."""
+    req = kconfig.parse("# why\n# harness: optional: the series adds it\n"
+                        "CONFIG_MEMCG_KUNIT_TEST=y\nCONFIG_KUNIT=y\n", "d.config")
+    assert req["CONFIG_MEMCG_KUNIT_TEST"].optional and not req["CONFIG_KUNIT"].optional
+    absent = kconfig.parse("CONFIG_KUNIT=y\n", ".config")
+    assert kconfig.mismatches(req, absent) == []
+    unset = kconfig.parse("CONFIG_KUNIT=y\n# CONFIG_MEMCG_KUNIT_TEST is not set\n", ".config")
+    assert [e.name for e, _ in kconfig.mismatches(req, unset)] == ["CONFIG_MEMCG_KUNIT_TEST"]
+    # a blank line ends the directive's reach
+    req2 = kconfig.parse("# why\n# harness: optional\n\nCONFIG_X=y\n", "d.config")
+    assert not req2["CONFIG_X"].optional

@@ -470,7 +470,7 @@ def test_upstream_needs_kernel_dir(gitenv, tmp_path):
 @needs_b4
 def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
     """--upstream on a git tree with the upstream part's context (its hunks'
-    pre-images, see test_upstream_part): six mails, signed off by the sender,
+    pre-images, see test_upstream_part): seven mails, signed off by the sender,
     that git am back to quilt push -a of patches/upstream."""
     from harness.tests.test_upstream_part import preimage_tree
     d = tmp_path / "linux"
@@ -483,13 +483,15 @@ def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
                                      cover=send.UPSTREAM / "cover-letter.txt",
                                      out_dir=tmp_path / "out"))
     assert res["status"] == "PASS", res["round_trip"]
-    assert len(res["files"]) == 7  # the cover letter and six patches
-    assert [c["subject"] for c in res["commits"]][0] == "bpf: cgroup: add CGROUP_MEMCG_OPS"
+    assert len(res["files"]) == 8  # the cover letter and seven patches
+    subjects = [c["subject"] for c in res["commits"]]
+    assert subjects[0] == "mm: memcontrol: keep the memory.high delay from overflowing"
+    assert subjects[1] == "bpf: cgroup: add CGROUP_MEMCG_OPS"
     first = Path(res["files"][1]).read_text()
     assert "Signed-off-by: Test Sender <sender@example.org>" in first
     cover = Path(res["files"][0]).read_text()
     assert "checked by applying it" in cover and "not by building it" in cover
-    two = Path(res["files"][2]).read_text()
+    two = Path(res["files"][3]).read_text()
     assert "Suggested-by: Hui Zhu <zhuhui@kylinos.cn>" in two
 
 

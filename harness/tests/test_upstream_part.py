@@ -5,7 +5,7 @@ The upstream files the part was rebased on are not kept here (they are
 upstream's code; the cover letter names each repository and commit), so
 these tests build a tree from the patches' own pre-images: every hunk that
 applies to the base contributes its context and removed lines, at its line
-number. That checks what can be checked without the upstream tree: the six
+number. That checks what can be checked without the upstream tree: the seven
 patches apply in order with --fuzz=0 to a tree that has their context, a
 changed context line is found and named, the user's tree is never written,
 and the code they add is the tested series' code."""
@@ -93,9 +93,9 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_upstream_series_lists_six_patches_that_exist():
+def test_upstream_series_lists_seven_patches_that_exist():
     names = series.series_names(UP)
-    assert len(names) == 6
+    assert len(names) == 7
     assert (UP / "cover-letter.txt").is_file()
 
 
@@ -115,7 +115,7 @@ def test_a_changed_context_line_is_named(tmp_path):
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "mm" / "memcontrol.c"
     text = p.read_text()
-    # 0003's last hunk: try_charge_memcg() returns 0 upstream
+    # 0004's last hunk: try_charge_memcg() returns 0 upstream
     assert "\t\t__mem_cgroup_handle_over_high(gfp_mask);\n\treturn 0;\n" in text
     p.write_text(text.replace("\t\t__mem_cgroup_handle_over_high(gfp_mask);\n\treturn 0;\n",
                               "\t\t__mem_cgroup_handle_over_high(gfp_mask);\n\treturn ret;\n"))
@@ -123,9 +123,9 @@ def test_a_changed_context_line_is_named(tmp_path):
     with pytest.raises(ChangeFailed) as e:
         series.check_apply(tree, tmp_path / "check-apply.log")
     msg = str(e.value)
-    assert "0003-mm-memcontrol-apply-memcg_nr_pages_over_high" in msg
+    assert "0004-mm-memcontrol-apply-memcg_nr_pages_over_high" in msg
     assert "mm/memcontrol.c: Hunk #" in msg and "FAILED" in msg
-    assert "2 of 6 patches" in msg
+    assert "3 of 7 patches" in msg
     assert snapshot(tree) == before
 
 
@@ -135,7 +135,7 @@ def test_the_73_context_is_refused(tmp_path):
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "include" / "linux" / "bpf-cgroup-defs.h"
     p.write_text(p.read_text().replace("CGROUP_TCP_SOCK_OPS,", "CGROUP_BPF_TESTMOD_OPS,"))
-    with pytest.raises(ChangeFailed, match=r"0001-bpf-cgroup-add-CGROUP_MEMCG_OPS.*"
+    with pytest.raises(ChangeFailed, match=r"0002-bpf-cgroup-add-CGROUP_MEMCG_OPS.*"
                        r"bpf-cgroup-defs.h: Hunk #1 FAILED"):
         series.check_apply(tree, tmp_path / "check-apply.log")
 
@@ -148,15 +148,16 @@ def test_not_a_tree_is_an_error(tmp_path):
         series.check_apply(tmp_path / "empty", tmp_path / "log")
 
 
-# The 7.3 series' memcg part and the upstream part add the same code, but
+# The 7.3 series' memcg part (7-13) and the upstream part (1-7) add the
+# same code, but
 # for these lines: CGROUP_MEMCG_OPS goes next to upstream's
 # CGROUP_TCP_SOCK_OPS, and bpf_memcontrol_init() keeps upstream's early
 # return (it registers a second kfunc set first).
-PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12}
+PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12, 7: 13}
 ALLOWED = {
-    1: ({"\treturn atype == CGROUP_BPF_TESTMOD_OPS || atype == CGROUP_MEMCG_OPS;"},
+    2: ({"\treturn atype == CGROUP_BPF_TESTMOD_OPS || atype == CGROUP_MEMCG_OPS;"},
         {"\treturn atype == CGROUP_TCP_SOCK_OPS || atype == CGROUP_MEMCG_OPS;"}),
-    2: ({"", "\tint err, err2 = 0;", "\terr2 = register_bpf_struct_ops(&bpf_memcg_bpf_ops, "
+    3: ({"", "\tint err, err2 = 0;", "\terr2 = register_bpf_struct_ops(&bpf_memcg_bpf_ops, "
          "memcg_bpf_ops);", "\tif (err2)", '\t\tpr_warn("error while registering '
          'memcg_bpf_ops: %d", err2);', "\treturn err ?: err2;"},
         {"\tif (err) {", "\t\treturn err;", "\t}", "", "\terr = register_bpf_struct_ops("
