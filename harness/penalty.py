@@ -7,7 +7,8 @@ starts with N pages over the usage and reclaim makes no progress.
 
 The arithmetic is the kernel's, integer for integer (calculate_overage(),
 calculate_high_delay(), the clamp of __mem_cgroup_handle_over_high() and
-its "not worth sleeping" cut-off), for a 64-bit kernel with 4 KiB pages.
+its "not worth sleeping" cut-off), for a 64-bit kernel with 4 KiB pages,
+with the series' patch 7 (mainline's overflowing formula with fixed=False).
 """
 from __future__ import annotations
 
@@ -30,14 +31,28 @@ def calculate_overage(usage: int, high: int) -> int:
     return ((usage - high) << MEMCG_DELAY_PRECISION_SHIFT) // high
 
 
-def calculate_high_delay(max_overage: int, nr_pages: int, hz: int) -> int:
-    """mm/memcontrol.c calculate_high_delay(), in jiffies, unclamped."""
+MEMCG_MAX_OVERAGE = 1 << 24  # the series' patch 7
+
+
+def calculate_high_delay(max_overage: int, nr_pages: int, hz: int, *, fixed: bool = True,
+                         long_bits: int = 64) -> int:
+    """mm/memcontrol.c calculate_high_delay(), in jiffies: with the series'
+    patch 7 (`fixed`), the overage clamped at MEMCG_MAX_OVERAGE, the
+    arithmetic in u64 and the result at most the 2 s clamp; without it, as
+    mainline has it: the square wraps at 64 bits, and penalty_jiffies, an
+    unsigned long of `long_bits`, truncates it before the shifts."""
     if not max_overage:
         return 0
-    penalty = (max_overage * max_overage * hz) & U64
+    if fixed:
+        max_overage = min(max_overage, MEMCG_MAX_OVERAGE)
+        penalty = max_overage * max_overage * hz
+        penalty >>= MEMCG_DELAY_PRECISION_SHIFT + MEMCG_DELAY_SCALING_SHIFT
+        return min(penalty * nr_pages // MEMCG_CHARGE_BATCH, 2 * hz)
+    ulong = (1 << long_bits) - 1
+    penalty = (max_overage * max_overage * hz) & U64 & ulong
     penalty >>= MEMCG_DELAY_PRECISION_SHIFT
     penalty >>= MEMCG_DELAY_SCALING_SHIFT
-    return (penalty * nr_pages & U64) // MEMCG_CHARGE_BATCH
+    return (penalty * nr_pages & ulong) // MEMCG_CHARGE_BATCH
 
 
 def sleep_jiffies(usage: int, high: int, nr_pages: int, hz: int) -> int:

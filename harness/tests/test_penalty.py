@@ -35,7 +35,8 @@ def test_task_share_scales_the_penalty():
     # clamp): 639 * 256 // 64 = 2556
     one = pen.calculate_high_delay(pen.calculate_overage(110 * MB, 100 * MB), 64, 1000)
     four = pen.calculate_high_delay(pen.calculate_overage(110 * MB, 100 * MB), 256, 1000)
-    assert (one, four) == (639, 2556)
+    assert (one, four) == (639, 2000)  # 2556 unclamped, mainline's
+    assert pen.calculate_high_delay(104857, 256, 1000, fixed=False) == 2556
     # ... and the clamp holds it at 2 s
     assert pen.sleep_jiffies(110 * MB, 100 * MB, 256, 1000) == 2000
 
@@ -53,3 +54,22 @@ def test_parse_size_and_table():
     t = pen.table(["100M"], ["1024"], [250, 1000]).splitlines()
     assert t[0] == "| usage | N (pages) | HZ=250 | HZ=1000 |"
     assert t[2] == "| 100M | 1024 | 108 ms | 111 ms |"
+
+
+def test_mainline_formula_wraps_and_truncates():
+    """Patch 7's reasons, worked out: with memory.high = 0 (one page), the
+    square wraps at 64 bits, so mainline's delay shrinks as the usage grows
+    by a page; on a 32-bit kernel it is always 0. Patch 7's is monotonic."""
+    # 4097 pages: overage 4096 << 20 = 2**32; 2**64 * 250 wraps to 0
+    assert pen.calculate_overage(4097, 0) == 1 << 32
+    assert pen.calculate_high_delay(1 << 32, 64, 250, fixed=False) == 0
+    assert pen.calculate_high_delay((4095) << 20, 64, 250, fixed=False) > 0
+    assert pen.calculate_high_delay(1 << 32, 64, 250) == 500  # the clamp, 2 s
+    # 32-bit unsigned long: truncated before >> 34, always 0
+    assert pen.calculate_high_delay(104857, 64, 1000, fixed=False, long_bits=32) == 0
+    # the fixed formula never shrinks, up to 2**16 pages
+    prev = 0
+    for usage in range(1, 1 << 16):
+        d = min(pen.calculate_high_delay(pen.calculate_overage(usage, 0), 1, 250), 500)
+        assert d >= prev, usage
+        prev = d
