@@ -83,3 +83,24 @@ def test_optional_option_may_be_absent_but_not_wrong():
     # a blank line ends the directive's reach
     req2 = kconfig.parse("# why\n# harness: optional\n\nCONFIG_X=y\n", "d.config")
     assert not req2["CONFIG_X"].optional
+
+
+def test_nodebug_turns_off_what_depends_on_what_it_turns_off():
+    """nodebug.config turns debug options of debug.config off; an option of
+    the default fragments that lives under one of them (its name extends it:
+    FAULT_INJECTION_DEBUG_FS under FAULT_INJECTION, KUNIT_* under KUNIT)
+    must be turned off there too, or its request goes unmet and every
+    nodebug build stops at config (as it did twice). FAILSLAB, which no
+    name can tell, is listed by hand."""
+    defaults = kconfig.load_fragments(default_fragments())
+    nodebug = kconfig.parse((FRAGMENTS / "extra" / "nodebug.config").read_text(), "nodebug")
+    off = {n for n, e in nodebug.items() if e.value == "n"}
+    under = {"CONFIG_FAILSLAB": "CONFIG_FAULT_INJECTION"}
+    for name, e in defaults.items():
+        if e.value == "n" or e.optional:
+            continue
+        parents = [p for p in off if name.startswith(p + "_")]
+        if name in under and under[name] in off:
+            parents.append(under[name])
+        if parents:
+            assert name in nodebug and nodebug[name].value == "n", (name, parents)
