@@ -1,0 +1,88 @@
+"""The README's control-arm table ("The control arm: the sample's own
+signal in userspace") recomputed from the kept runs,
+selftests/results/experiment-s3-sigagent.json: medians and intervals from
+the stored per-run metrics (experiment_stats.summarize, the code the
+experiment used), the gain rule's counts, and the sigagent's write times
+from its own log lines."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+from harness import experiment as ex
+from harness import experiment_stats as st
+
+REPO = Path(__file__).resolve().parents[2]
+KEPT = REPO / "selftests" / "results" / "experiment-s3-sigagent.json"
+
+
+def kept() -> tuple[dict, ex.Params]:
+    data = json.loads(KEPT.read_text())
+    p = data["params"]
+    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
+    return data, params
+
+
+def fmt(c: dict) -> str:
+    lo, hi = c["ci"]
+    return f"{round(c['median'] / 1e3):,} [{round(lo / 1e3):,}, {round(hi / 1e3):,}]"
+
+
+def readme_rows() -> dict[str, list[str]]:
+    text = (REPO / "README.md").read_text()
+    start = text.index("| S3 arm | high, large | runs gain | lows, small |")
+    rows = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_readme_table_is_the_kept_runs():
+    data, params = kept()
+    runs, metrics = data["runs"], data["metrics"]
+    assert len(runs) == 60 and {r["boot"] for r in runs} == {0, 1}
+    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
+    gains = {v["arm"]: f"{v['good']}/{v['runs']}" for v in st.verdicts(runs, metrics, params)
+             if v["rule"] == "gain"}
+    readme = readme_rows()
+    names = {"agent (PSI)": "agent"}
+    assert len(readme) == 6
+    for label, (high, gain, lows) in readme.items():
+        arm = names.get(label, label)
+        row = summary[arm]
+        assert fmt(row["phases"]["large"]["high"]) == high, (arm, "high")
+        assert fmt(row["phases"]["small"]["low"]) == lows, (arm, "lows")
+        assert gain == gains.get(arm, "-"), (arm, "gain")
+
+
+def test_the_sigagent_write_times_in_the_text():
+    data, _ = kept()
+    text = (REPO / "README.md").read_text()
+    for arm in ("sigagent", "sigagent:nb"):
+        lat, dur = [], []
+        for r in data["runs"]:
+            if r["arm"] != arm:
+                continue
+            for _t, line in r["helper"]["lines"]:
+                if line.startswith("{") and '"throttle"' in line:
+                    d = json.loads(line)
+                    lat.append(d["write_start"] - d["t"])
+                    dur.append(d["write_end"] - d["write_start"])
+        if arm == "sigagent":
+            assert f"Its write took {statistics.median(dur):.1f} s (median; " \
+                   f"{min(dur):.1f}-{max(dur):.1f} s)" in text
+            ms = [round(x * 1000) for x in (statistics.median(lat), min(lat), max(lat))]
+            assert f"it wrote {ms[0]} ms (median; {ms[1]}-{ms[2]} ms) after" in " ".join(
+                text.split())
+        else:
+            assert max(dur) < 0.1  # O_NONBLOCK: the limit only
+    onset = st.summarize(data["runs"], data["metrics"], kept()[1])
+    sample = next(r for r in onset if r["arm"] == "sample")
+    assert round(sample["policy_onset_s"]["median"] * 1000) == 25
+    assert re.search(r"the sample decides 25 ms after", " ".join(text.split()))
