@@ -173,11 +173,12 @@ class SeriesCheck:
 
     def checkpatch(self, names: list[str], patches: Path = series.PATCHES,
                    label: str = "") -> None:
-        """checkpatch --strict on each patch; `label` prefixes the item names
-        of another series (upstream/: the memcg part rebased on upstream,
-        which gets no exceptions)."""
+        """checkpatch --strict on each patch, with the exceptions listed in
+        the series directory's checkpatch.exceptions; `label` prefixes the
+        item names of another series (upstream/: the memcg part rebased on
+        upstream)."""
         script = self.pl.tree / "scripts" / "checkpatch.pl"
-        exceptions = load_exceptions() if patches == series.PATCHES else []
+        exceptions = load_exceptions(patches / "checkpatch.exceptions")
         for n in names:
             r = subprocess.run(["perl", str(script), "--strict", "--no-signoff", "--terse",
                                 "--showfile", "--no-tree", str(patches / n)],
