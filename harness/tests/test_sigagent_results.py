@@ -86,3 +86,18 @@ def test_the_sigagent_write_times_in_the_text():
     sample = next(r for r in onset if r["arm"] == "sample")
     assert round(sample["policy_onset_s"]["median"] * 1000) == 25
     assert re.search(r"the sample decides 25 ms after", " ".join(text.split()))
+
+
+def test_the_cover_letters_quote_the_same_runs():
+    data, params = kept()
+    s = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
+
+    def high(arm):
+        return f"{round(s[arm]['phases']['large']['high']['median'] / 1e3):,}"
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        text = " ".join(cover.read_text().split())
+        assert f"high {high('sigagent')} kpages/s in the large phase" in text, cover
+        assert f"as the PSI agent did ({high('agent')})" in text, cover
+        assert f"as the sample did ({high('sample')}; no policy: {high('none')})" in text
+        assert f"and {high('sigagent:nb')} with an O_NONBLOCK write" in text
