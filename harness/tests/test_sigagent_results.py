@@ -101,3 +101,24 @@ def test_the_cover_letters_quote_the_same_runs():
         assert f"as the PSI agent did ({high('agent')})" in text, cover
         assert f"as the sample did ({high('sample')}; no policy: {high('none')})" in text
         assert f"and {high('sigagent:nb')} with an O_NONBLOCK write" in text
+
+
+def test_the_s2_table_is_the_kept_runs():
+    data = json.loads((KEPT.parent / "experiment-s2-sigagent.json").read_text())
+    p = data["params"]
+    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
+    assert len(data["runs"]) == 50 and {r["boot"] for r in data["runs"]} == {0, 1}
+    summary = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
+    text = (REPO / "README.md").read_text()
+    start = text.index("| S2 arm | high, active2 | lows, idle |")
+    rows = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    assert len(rows) == 5
+    for label, (high, lows) in rows.items():
+        row = summary["agent" if label == "agent (PSI)" else label]
+        assert fmt(row["phases"]["active2"]["high"]) == high, label
+        assert fmt(row["phases"]["idle"]["low"]) == lows, label
