@@ -31,9 +31,11 @@ def fmt(c: dict) -> str:
     return f"{round(c['median'] / 1e3):,} [{round(lo / 1e3):,}, {round(hi / 1e3):,}]"
 
 
-def readme_rows() -> dict[str, list[str]]:
+def readme_rows(header: str = "| S3 arm | high, large | runs gain | lows, small |"
+                ) -> dict[str, list[str]]:
+    """The README table under `header`: {first cell: the other cells}."""
     text = (REPO / "README.md").read_text()
-    start = text.index("| S3 arm | high, large | runs gain | lows, small |")
+    start = text.index(header)
     rows = {}
     for line in text[start:].splitlines()[2:]:
         if not line.startswith("|"):
@@ -109,14 +111,7 @@ def test_the_s2_table_is_the_kept_runs():
     params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
     assert len(data["runs"]) == 50 and {r["boot"] for r in data["runs"]} == {0, 1}
     summary = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
-    text = (REPO / "README.md").read_text()
-    start = text.index("| S2 arm | high, active2 | lows, idle |")
-    rows = {}
-    for line in text[start:].splitlines()[2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[cells[0]] = cells[1:]
+    rows = readme_rows("| S2 arm | high, active2 | lows, idle |")
     assert len(rows) == 5
     for label, (high, lows) in rows.items():
         row = summary["agent" if label == "agent (PSI)" else label]
