@@ -137,24 +137,32 @@ def parse_push_failure(output: str) -> PatchFailure | None:
     return failure
 
 
+def copy_touched(tree: Path, files: list[str], dst: Path) -> tuple[list[str], list[str]]:
+    """Copy the `files` (series_files()) that `tree` has to `dst`, keeping
+    their paths; (copied, missing: new files, or files a patch lacks)."""
+    copied, missing = [], []
+    for f in files:
+        src = tree / f
+        if src.is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+            copied.append(f)
+        else:
+            missing.append(f)
+    return copied, missing
+
+
 def already_applied(tree: Path, patches: Path = PATCHES) -> bool:
     """Whether `tree` already has the whole series, applied outside quilt
     (git am, a branch): every patch reverse-applies cleanly, last first.
     Tried on a copy of the files the series touches, so the tree is not
     changed."""
-    import shutil
     import subprocess
-    import tempfile
     names = series_names(patches)
     if not names:
         return False
     with tempfile.TemporaryDirectory(prefix="series-reverse-") as tmp:
-        for f in series_files(patches):
-            src = tree / f
-            if src.is_file():
-                dst = Path(tmp) / f
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+        copy_touched(tree, series_files(patches), Path(tmp))
         for n in reversed(names):
             r = subprocess.run(["patch", "-p1", "-R", "-s", "-f", "--no-backup-if-mismatch",
                                 "-F0", "-d", tmp, "-i", str((patches / n).resolve())],
@@ -172,13 +180,19 @@ class SeriesStatus:
     unapplied: list[str]
     in_sync: bool  # all applied, and the tree's copy of the series is this one
 
+def quilt_env(patches: Path) -> dict[str, str]:
+    """quilt's environment for the series in `patches`: no ~/.quiltrc, .pc
+    in the tree, C messages (which the parsers read)."""
+    return dict(os.environ, QUILT_PATCHES=str(patches), QUILT_PC=".pc",
+                QUILTRC="/dev/null", LC_ALL="C")
+
+
 class Quilt:
     def __init__(self, tree: Path, log: Path, patches: Path = PATCHES):
         self.tree = tree
         self.log = log
         self.patches = patches.resolve()
-        self.env = dict(os.environ, QUILT_PATCHES=str(self.patches), QUILT_PC=".pc",
-                        QUILTRC="/dev/null", LC_ALL="C")
+        self.env = quilt_env(self.patches)
         require("quilt", "quilt")
         require("patch", "patch")
         locks.hold(tree, "kernel tree")  # no two runs push or pop at once
@@ -336,7 +350,8 @@ def check_apply(tree: Path, log: Path, patches: Path = UPSTREAM) -> ApplyCheck:
     names = series_names(patches)
     if not names:
         raise HarnessError(f"{patches}/series lists no patch")
-    if not any((tree / f).is_file() for f in series_files(patches)):
+    files = series_files(patches)
+    if not any((tree / f).is_file() for f in files):
         raise HarnessError(f"{tree} has none of the files the series changes: it is not "
                            "the top of a kernel tree",
                            hint="pass the top of a kernel tree, e.g. a bpf-next checkout")
@@ -347,17 +362,9 @@ def check_apply(tree: Path, log: Path, patches: Path = UPSTREAM) -> ApplyCheck:
     log.write_text("")
     with tempfile.TemporaryDirectory(prefix="memcg-bpf-check-apply-") as tmp:
         work = Path(tmp)
-        for f in series_files(patches):
-            src = tree / f
-            if src.is_file():
-                (work / f).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, work / f)
-                res.copied.append(f)
-            else:
-                res.missing.append(f)  # a new file, or a patch that cannot apply
-        env = dict(os.environ, QUILT_PATCHES=str(patches), QUILT_PC=".pc",
-                   QUILTRC="/dev/null", LC_ALL="C")
-        r = run_logged(["quilt", "push", "-a", "--fuzz=0"], log, cwd=work, env=env,
+        res.copied, res.missing = copy_touched(tree, files, work)
+        r = run_logged(["quilt", "push", "-a", "--fuzz=0"], log, cwd=work,
+                       env=quilt_env(patches),
                        append=True, timeout=600)
         out = log.read_text(errors="replace")
         applied = work / ".pc" / "applied-patches"
