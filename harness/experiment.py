@@ -104,6 +104,7 @@ class Params:
     memory: str = "512M"
     cpus: int = 2
     swap_mb: int = 2048
+    swap: str = "disk"  # the guest's swap: a file on the ext4 scratch disk, or zram
 
     def validate(self) -> None:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
@@ -122,6 +123,9 @@ class Params:
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
                                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], "
                                    "alone, detach, noop, always")
+        if self.swap not in ("disk", "zram"):
+            raise HarnessError(f"swap={self.swap!r}: disk (a swap file on the scratch disk) "
+                               "or zram (compressed RAM; a kernel with CONFIG_ZRAM)")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
         if self.only_boot >= self.boots:
@@ -130,7 +134,7 @@ class Params:
     def cell_params(self, scenario: str) -> dict:
         p = {k: v for k, v in asdict(self).items()
              if k not in ("scenarios", "arms", "repeats", "boots", "seed", "memory", "cpus",
-                          "swap_mb", "low_mb_s4", "s3_high_mb", "only_boot")}
+                          "swap_mb", "swap", "low_mb_s4", "s3_high_mb", "only_boot")}
         if scenario == "s3":
             p["high_mb"] = self.s3_high_mb
         else:

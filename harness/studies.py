@@ -133,13 +133,14 @@ def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
         res, gresults = pl.guest_run(
             f"{name}-{boot}", "experiment.py",
             ["{results}", "--tools {tools}", "--disk-serial {disk}",
-             f"--swap-mb {params.swap_mb}", "--cells {shared}/cells.json",
+             f"--swap-mb {params.swap_mb}", f"--swap {params.swap}",
+             "--cells {shared}/cells.json",
              f"--boot {boot}"], timeout=params.boot_timeout_s(boot),
             memory=params.memory, cpus=params.cpus, disk_mb=params.swap_mb + 512,
             files={"cells.json": json.dumps(params.cells(boot))})
         accel = res.accel
         files.append(gresults / "runs.jsonl")
-    env = {"config": "kernel-config/extra/nodebug.config",
+    env = {"config": "kernel-config/extra/nodebug.config", "swap": params.swap,
            "config_sha256": paths.short_hash((pl.build_dir / ".config").read_bytes(), n=16),
            "kernel": pl.source().label(), "accel": accel, "host": host.machine(),
            "guest_env": [json.loads(p.with_name("env.json").read_text())

@@ -6,8 +6,9 @@ that covers it fail:
 then `harness test --kernel-dir KERNEL_TREE -t memcg_ops/...`, then revert.
 NAME: no-inheritance (inheritance, order, combine, query fail),
 no-auto-detach (inheritance), update-gap (update), last-wins (combine),
-inline-throttle (no_lock_throttle), unbounded (episode_bound),
-min-ignored (min_floor), cgroup-wide-penalty (task_penalty);
+inline-ask (worker_asks), no-push (over_high), sync-ignores-episode
+(sync_path), no-expiry (expiry), unbounded (episode_bound: the target
+recedes at each renewal), min-ignored (min_floor);
 and for cgroup_struct_ops (`-t cgroup_struct_ops/...`):
 dealloc-unlocked (close_rmdir_race, on kernel-config/extra/lifetime.config:
 KASAN reports the use-after-free; the offline detach is slowed by 200 us
@@ -60,39 +61,41 @@ MUT = {
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));
 \tpl->kdata = bpf_struct_ops_map_kdata(new_map);
 \tWARN_ON(update_effective_progs(cgrp, st_link->atype));"""),
- "inline-throttle": ("mm/memcontrol.c",
-  """\tif (current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH &&
-\t    !(current->flags & PF_MEMALLOC) &&
-\t    gfpflags_allow_blocking(gfp_mask))
-\t\thandle_over_high(gfp_mask, false);""",
-  """\tif ((current->memcg_nr_pages_over_high > MEMCG_CHARGE_BATCH ||
-\t     memcg_bpf_ops_effective(orig_memcg)) && /* MUTATION: inline */
-\t    !(current->flags & PF_MEMALLOC) &&
-\t    gfpflags_allow_blocking(gfp_mask)) {
-\t\tcurrent->memcg_nr_pages_bpf += batch;
-\t\thandle_over_high(gfp_mask, true);
-\t}"""),
+ "inline-ask": ("mm/memcontrol.c",
+  """\t\tif (mem_high || swap_high) {
+\t\t\t/*
+\t\t\t * The allocating tasks in this cgroup will need to do""",
+  """\t\t/* MUTATION: the charging task asks the policies */
+\t\tif (in_task() && memcg_bpf_ops_effective(memcg))
+\t\t\t__memcg_bpf_nr_pages_over_high(memcg);
+\t\tif (mem_high || swap_high) {
+\t\t\t/*
+\t\t\t * The allocating tasks in this cgroup will need to do"""),
+ "no-push": ("mm/bpf_memcontrol.c",
+  """\t\tmemcg_bpf_high_start(memcg, nr, until);
+\t\tmemcg_bpf_reclaim_high(memcg);""",
+  """\t\tmemcg_bpf_high_start(memcg, nr, until);
+\t\t/* MUTATION: nothing reclaimed at the start */
+\t\tmemcg_memory_event(memcg, MEMCG_HIGH);
+\t\tmemcg_bpf_reclaim_high(root_mem_cgroup);"""),
+ "sync-ignores-episode": ("mm/memcontrol.c",
+  """\t\tmem_high = page_counter_read(&memcg->memory) >
+\t\t\tmemcg_high(memcg);""",
+  """\t\tmem_high = page_counter_read(&memcg->memory) >
+\t\t\tREAD_ONCE(memcg->memory.high); /* MUTATION: charges ignore it */"""),
+ "no-expiry": ("mm/bpf_memcontrol.h",
+  """\tif (!high || time_after_eq(jiffies, until))""",
+  """\tif (!high) /* MUTATION: the lease never runs out */"""),
  "unbounded": ("mm/bpf_memcontrol.c",
-  """\t\tif (READ_ONCE(memcg->bpf_high))
-\t\t\tcontinue;
-\t\tusage = page_counter_read(&memcg->memory);
-\t\tcmpxchg(&memcg->bpf_high, 0, usage > nr ? usage - nr : 1);""",
-  """\t\tusage = page_counter_read(&memcg->memory); /* MUTATION: target recedes */
-\t\tWRITE_ONCE(memcg->bpf_high, usage > nr ? usage - nr : 1);"""),
+  """\thigh = memcg_bpf_high(memcg);
+\tif (high == PAGE_COUNTER_MAX) {
+\t\tusage = page_counter_read(&memcg->memory);""",
+  """\thigh = memcg_bpf_high(memcg);
+\tif (1) { /* MUTATION: the target recedes at each renewal */
+\t\tusage = page_counter_read(&memcg->memory);"""),
  "min-ignored": ("mm/bpf_memcontrol.h",
   """\treturn max(high, READ_ONCE(memcg->memory.min));""",
   """\treturn high; /* MUTATION: memory.min ignored */"""),
- "cgroup-wide-penalty": ("mm/memcontrol.c",
-  """\t\tif (bpf)
-\t\t\tnr_pages += bpf_pages;""",
-  """\t\tif (bpf) {
-\t\t\tnr_pages += bpf_pages;
-\t\t\t/* MUTATION: the penalty scaled by the cgroup's whole overage */
-\t\t\tnr_pages = max_t(unsigned long, nr_pages,
-\t\t\t\t\t page_counter_read(&memcg->memory) -
-\t\t\t\t\t min(page_counter_read(&memcg->memory),
-\t\t\t\t\t     memcg_bpf_high(memcg)));
-\t\t}"""),
  "last-wins": ("mm/bpf_memcontrol.c",
   """\t\t\t\tnr = max_t(unsigned long, nr,
 \t\t\t\t\t   ops->memcg_nr_pages_over_high(memcg));""",

@@ -46,7 +46,8 @@ def test_inherited_by_child_created_after_attach(check):
     assert check["online_calls_after_mkdir"] == check["online_calls_before_mkdir"] + 1, check
     assert check["last_online_id"] == check["child_id"] != 0, check
     assert check["charge_rc"] == 0, check
-    assert check["child_calls"] > 0, "the child's charges never asked the policy"
+    assert check["lease_rc"] == 0, check
+    assert check["child_calls"] > 0, "a lease of the child never asked the policy"
 
 
 def test_offline_callback_for_removed_child(check):
@@ -58,6 +59,7 @@ def test_detach_is_clean(check):
     assert check["hup_after_detach"] == 1, check
     assert check["link_cgroup_id_after_detach"] == 0, check
     assert check["charge_rc_detached"] == 0, check
+    assert check["lease_rc_detached"] == -2, "a lease after detach was not refused (ENOENT)"
     assert check["child_calls_detached"] == 0, "the policy is still called after detach"
     assert check["online_calls_after_detach_mkdir"] == 0, check
     assert check["reattach_after_detach_err"] == 0, check

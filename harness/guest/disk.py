@@ -46,6 +46,23 @@ def swap_on(mnt: str, size_mb: int) -> str:
     return ""
 
 
+def zram_on(size_mb: int, dev: str = "zram0") -> str:
+    """size_mb of zram (compressed RAM, the kernel's default compressor) as
+    the only swap; "" or what went wrong."""
+    sysfs = Path("/sys/block", dev)
+    if not sysfs.exists():
+        return f"no {sysfs}: a kernel without CONFIG_ZRAM"
+    try:
+        (sysfs / "disksize").write_text(f"{size_mb}M")
+    except OSError as e:
+        return f"{sysfs}/disksize: {e}"
+    for argv in (["mkswap", f"/dev/{dev}"], ["swapon", f"/dev/{dev}"]):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        if r.returncode:
+            return f"{' '.join(argv)}: {r.stderr.strip()[-300:]}"
+    return ""
+
+
 def swap_off(mnt: str) -> str:
     """Disable and remove the swap file of swap_on(); "" or what went wrong."""
     r = subprocess.run(["swapoff", f"{mnt}/swapfile"], capture_output=True, text=True,

@@ -71,7 +71,7 @@ import time
 import zlib
 from pathlib import Path
 
-from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
+from disk import find_disk, mount_ext4, swap_on, zram_on  # harness/guest/disk.py
 from throttle import read_kv, read_pressure  # harness/guest/throttle.py
 
 CG = Path("/sys/fs/cgroup")
@@ -450,13 +450,16 @@ def main() -> int:
     ap.add_argument("--tools", type=Path, required=True)
     ap.add_argument("--disk-serial", required=True)
     ap.add_argument("--swap-mb", type=int, default=2048)
+    ap.add_argument("--swap", choices=("disk", "zram"), default="disk")
     ap.add_argument("--cells", type=Path, required=True)
     ap.add_argument("--boot", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mnt, err = mount_ext4(args.disk_serial)
-    if not mnt or swap_on(mnt, args.swap_mb):
-        raise SystemExit(err or "swap_on failed")
+    if mnt:
+        err = zram_on(args.swap_mb) if args.swap == "zram" else swap_on(mnt, args.swap_mb)
+    if not mnt or err:
+        raise SystemExit(err or "mounting the scratch disk failed")
     write(CG / "cgroup.subtree_control", "+memory")
     env = {"uname": os.uname().release, "nproc": os.cpu_count(),
            "disk": find_disk(args.disk_serial), "swaps": Path("/proc/swaps").read_text(),

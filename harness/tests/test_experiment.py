@@ -1,6 +1,7 @@
 """harness.experiment: planning, metrics, statistics and verdicts, on
 synthetic runs whose answers are known."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,39 @@ def test_params_refuse_unknown_arms_and_scenarios():
         with pytest.raises(HarnessError):
             ex.Params(**bad).validate()
     ex.Params(arms=["mlow:150M", "mhigh:0", "detach"]).validate()
+
+
+def test_swap_is_disk_or_zram_and_a_sitting_parameter():
+    ex.Params(swap="zram").validate()
+    with pytest.raises(HarnessError, match="disk .* or zram"):
+        ex.Params(swap="nvme").validate()
+    p = ex.Params(scenarios=["s3"], swap="zram")
+    ex.set_params(p, ["swap=disk"])
+    assert p.swap == "disk"
+    # the same for every run of a sitting: not a cell parameter
+    assert "swap" not in p.cells(0)[0]["params"]
+
+
+def test_zram_swap_in_the_guest(tmp_path, monkeypatch):
+    from harness.guest import disk
+    calls = []
+    sysfs = tmp_path / "zram0"
+    sysfs.mkdir()
+    (sysfs / "disksize").write_text("0")
+    real = Path
+
+    def fake_path(*a):
+        return sysfs if a == ("/sys/block", "zram0") else real(*a)
+
+    monkeypatch.setattr(disk, "Path", fake_path)
+    monkeypatch.setattr(disk.subprocess, "run",
+                        lambda argv, **kw: calls.append(argv) or
+                        type("R", (), {"returncode": 0, "stderr": ""})())
+    assert disk.zram_on(512) == ""
+    assert (sysfs / "disksize").read_text() == "512M"
+    assert calls == [["mkswap", "/dev/zram0"], ["swapon", "/dev/zram0"]]
+    monkeypatch.setattr(disk, "Path", lambda *a: tmp_path / "none")
+    assert "CONFIG_ZRAM" in disk.zram_on(512)
 
 
 def test_phase_throughput_pressure_and_probe():

@@ -2,13 +2,23 @@
 /*
  * A memcg_bpf_ops that only counts: how often each memcg is asked about,
  * and the online/offline callbacks. memcg_ops_check.c attaches it to a
- * cgroup and reads the counters to see where the kernel called it.
+ * cgroup and reads the counters to see where the kernel called it, and
+ * leases episodes with the syscall program below, which is what makes the
+ * kernel ask.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
 char _license[] SEC("license") = "GPL";
+
+#define ENOENT 2
+
+int bpf_memcg_high_lease(struct mem_cgroup *memcg, __u64 ttl_ns) __ksym;
+struct cgroup *bpf_cgroup_from_id(__u64 cgid) __ksym;
+void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+struct mem_cgroup *bpf_get_mem_cgroup(struct cgroup_subsys_state *css) __ksym;
+void bpf_put_mem_cgroup(struct mem_cgroup *memcg) __ksym;
 
 /* cgroup id of the memcg -> memcg_nr_pages_over_high() calls */
 struct {
@@ -80,3 +90,28 @@ SEC(".struct_ops.link")
 struct memcg_bpf_ops answer_ops = {
 	.memcg_nr_pages_over_high = (void *)answer_over_high,
 };
+
+struct lease_args {
+	__u64 cgroup_id;
+	__u64 ttl_ns;
+};
+
+/* bpf_memcg_high_lease() on a cgroup by id: its return value, or -ENOENT. */
+SEC("syscall")
+int lease(struct lease_args *args)
+{
+	struct mem_cgroup *memcg;
+	struct cgroup *cgrp;
+	int ret;
+
+	cgrp = bpf_cgroup_from_id(args->cgroup_id);
+	if (!cgrp)
+		return -ENOENT;
+	memcg = bpf_get_mem_cgroup(&cgrp->self);
+	bpf_cgroup_release(cgrp);
+	if (!memcg)
+		return -ENOENT;
+	ret = bpf_memcg_high_lease(memcg, args->ttl_ns);
+	bpf_put_mem_cgroup(memcg);
+	return ret;
+}

@@ -6,15 +6,20 @@
  * It judges nothing: the harness asserts on the output.
  *
  * memcg_ops_check --hold CGROUP: attach the policy, which answers 0, to
- * CGROUP; print {"attach_err": E} and, once stdin is closed, how often
- * the policy was asked, as {"over_high_total": N}. The harness holds it
- * attached above test_memcontrol's cgroups this way.
+ * CGROUP, and lease an episode of CGROUP and of every cgroup below it
+ * every LEASE_EVERY_MS, for LEASE_TTL_MS (the kernel asks the policy at
+ * each); print {"attach_err": E} and, once stdin is closed, how often the
+ * policy was asked, as {"over_high_total": N, "leases": L,
+ * "lease_errors": E}. The harness holds it attached above
+ * test_memcontrol's cgroups this way.
  *
  * memcg_ops_check --hold-answer CGROUP N: the same with a policy that
- * only answers N (harness bench).
+ * only answers N (harness bench, the experiment's noop and always arms).
  */
+#define _GNU_SOURCE	/* nftw() */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,8 @@
 #include "memcg_ops_check.skel.h"
 
 #define CHARGE_BYTES	(32UL << 20)
+#define LEASE_EVERY_MS	250
+#define LEASE_TTL_MS	1000
 
 static char P[512], C[512], G[512], A[512], R[512];
 
@@ -125,9 +132,44 @@ static int attach(struct memcg_ops_check *skel, const char *cg, struct bpf_link 
 	return attach_map(skel->maps.check_ops, cg, link);
 }
 
+struct lease_args {
+	__u64 cgroup_id;
+	__u64 ttl_ns;
+};
+
+static struct memcg_ops_check *lease_skel;
+static unsigned long long nr_leases, nr_lease_errors;
+
+/* bpf_memcg_high_lease() on the cgroup @path: its return value. */
+static int lease(const char *path, unsigned long long ttl_ms)
+{
+	struct lease_args args = { .ttl_ns = ttl_ms * 1000000ULL };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+	struct stat st;
+	int err;
+
+	if (stat(path, &st))
+		return -errno;
+	args.cgroup_id = st.st_ino;
+	err = bpf_prog_test_run_opts(bpf_program__fd(lease_skel->progs.lease), &opts);
+	return err ?: (int)opts.retval;
+}
+
+static int lease_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type != FTW_D)
+		return 0;
+	if (lease(path, LEASE_TTL_MS))
+		nr_lease_errors++;	/* e.g. a cgroup being removed */
+	else
+		nr_leases++;
+	return 0;
+}
+
 /* Attach check_ops, or answer_ops answering @answer if @answer >= 0. */
 static int hold(const char *cg, long answer)
 {
+	struct pollfd in = { .fd = 0, .events = POLLIN };
 	struct memcg_ops_check *skel;
 	struct bpf_link *link = NULL;
 	char buf[64];
@@ -146,10 +188,17 @@ static int hold(const char *cg, long answer)
 	}
 	printf("{\"attach_err\": %d}\n", err);
 	fflush(stdout);
-	while (!err && read(0, buf, sizeof(buf)) > 0)
-		;
-	printf("{\"over_high_total\": %llu}\n",
-	       (unsigned long long)skel->bss->over_high_total);
+	lease_skel = skel;
+	while (!err) {
+		if (poll(&in, 1, LEASE_EVERY_MS) == 0) {
+			nftw(cg, lease_one, 16, FTW_PHYS);
+			continue;
+		}
+		if (read(0, buf, sizeof(buf)) <= 0)
+			break;
+	}
+	printf("{\"over_high_total\": %llu, \"leases\": %llu, \"lease_errors\": %llu}\n",
+	       (unsigned long long)skel->bss->over_high_total, nr_leases, nr_lease_errors);
 	bpf_link__destroy(link);
 	memcg_ops_check__destroy(skel);
 	return err ? 1 : 0;
@@ -206,6 +255,10 @@ int main(int argc, char **argv)
 	printf(", \"last_online_id\": %llu, \"child_id\": %llu",
 	       (unsigned long long)skel->bss->last_online_id, cg_id(C));
 	printf(", \"charge_rc\": %d", charge_in(C));
+	lease_skel = skel;
+	printf(", \"lease_rc\": %d", lease(C, LEASE_TTL_MS));
+	for (i = 0; i < 50 && !calls_for(skel, C); i++)
+		usleep(100000);
 	child_calls = calls_for(skel, C);
 	printf(", \"child_calls\": %llu, \"parent_calls\": %llu", child_calls,
 	       calls_for(skel, P));
@@ -226,6 +279,8 @@ int main(int argc, char **argv)
 	printf(", \"link_cgroup_id_after_detach\": %llu", err ? ~0ULL : id);
 	online0 = skel->bss->online_calls;
 	printf(", \"charge_rc_detached\": %d", charge_in(C));
+	printf(", \"lease_rc_detached\": %d", lease(C, LEASE_TTL_MS));
+	usleep(200000);
 	child_calls_detached = calls_for(skel, C);
 	mkdir(A, 0755);
 	printf(", \"child_calls_detached\": %llu, \"online_calls_after_detach_mkdir\": %llu",
