@@ -270,7 +270,8 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
                  + (f" (s4: {' + '.join(map(str, params.low_mb_s4))} MB)"
                     if "s4" in params.scenarios else ""))
         title = (f"{sizes}; "
-                 f"{params.memory} RAM, {params.swap_mb} MB swap, {params.cpus} vCPUs; "
+                 f"{params.memory} RAM, {params.swap_mb} MB {params.swap} swap, "
+                 f"{params.cpus} vCPUs; "
                  "nodebug.config" + (" (TCG)" if env.get("accel") == "tcg" else ""))
         png = exr.plot(runs, metrics, params, out / "plot.png", title)
         tl = exr.plot_timelines(runs, params, out / "timelines.png", title)
