@@ -1,0 +1,76 @@
+"""The README's tables of the leased episode against its userspace
+control ("The leased episode against its control"), recomputed from the
+kept runs: selftests/results/experiment-s3-lease-disk.json and
+-zram.json, one sitting each. Medians and intervals from the stored
+per-run metrics (experiment_stats.summarize, the code the experiment
+used), the gain rule's counts, and each sitting's swap as recorded in
+its env."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import experiment as ex
+from harness import experiment_stats as st
+from harness.tests.test_sigagent_results import fmt, readme_rows
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "selftests" / "results"
+SITTINGS = {"disk": "| S3 disk swap | high, large | runs gain | lows, small |",
+            "zram": "| S3 zram swap | high, large | runs gain | lows, small |"}
+ARMS = {"none", "mlow:350M", "agent", "sample", "sigagent"}
+
+
+def kept(swap: str) -> tuple[dict, ex.Params]:
+    data = json.loads((RESULTS / f"experiment-s3-lease-{swap}.json").read_text())
+    p = data["params"]
+    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
+    return data, params
+
+
+@pytest.mark.parametrize("swap", sorted(SITTINGS))
+def test_the_readme_table_is_the_kept_sitting(swap):
+    data, params = kept(swap)
+    assert params.swap == swap and data["env"]["swap"] == swap
+    runs, metrics = data["runs"], data["metrics"]
+    assert {r["arm"] for r in runs} == ARMS
+    assert len(runs) == 10 * len(ARMS) and {r["boot"] for r in runs} == {0, 1}
+    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
+    gains = {v["arm"]: f"{v['good']}/{v['runs']}" for v in st.verdicts(runs, metrics, params)
+             if v["rule"] == "gain"}
+    readme = readme_rows(SITTINGS[swap])
+    names = {"agent (PSI)": "agent", "sample (leased)": "sample"}
+    assert {names.get(k, k) for k in readme} == ARMS
+    for label, (high, gain, lows) in readme.items():
+        arm = names.get(label, label)
+        row = summary[arm]
+        assert fmt(row["phases"]["large"]["high"]) == high, (swap, arm, "high")
+        assert fmt(row["phases"]["small"]["low"]) == lows, (swap, arm, "lows")
+        assert gain == gains.get(arm, "-"), (swap, arm, "gain")
+
+
+# The ratios and decision times the README's text and targets table quote,
+# per sitting: recomputed with the experiment's own target code.
+QUOTED = {"disk": {"high at equal conservation": "0.59",
+                   "high vs sigagent at equal conservation": "0.45",
+                   "policy_onset": "52 ms"},
+          "zram": {"high at equal conservation": "3.98",
+                   "high vs sigagent at equal conservation": "0.80",
+                   "policy_onset": "184 ms"}}
+
+
+@pytest.mark.parametrize("swap", sorted(SITTINGS))
+def test_the_quoted_ratios_are_the_kept_sitting(swap):
+    data, params = kept(swap)
+    runs, metrics = data["runs"], data["metrics"]
+    targets = {t["target"]: t for t in st.targets(runs, metrics, params)
+               if t["arm"] == "sample"}
+    text = (REPO / "README.md").read_text()
+    for name, quoted in QUOTED[swap].items():
+        v = targets[name]["value"]
+        got = f"{round(v * 1000)} ms" if quoted.endswith("ms") else f"{v:.2f}"
+        assert got == quoted, (swap, name, v)
+        assert quoted in text, (swap, name, "not in the README")
