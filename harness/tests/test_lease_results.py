@@ -74,3 +74,25 @@ def test_the_quoted_ratios_are_the_kept_sitting(swap):
         got = f"{round(v * 1000)} ms" if quoted.endswith("ms") else f"{v:.2f}"
         assert got == quoted, (swap, name, v)
         assert quoted in text, (swap, name, "not in the README")
+
+
+def test_the_cover_letters_quote_the_kept_sittings():
+    s = {}
+    for swap in SITTINGS:
+        data, params = kept(swap)
+        s[swap] = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
+
+    def high(swap, arm):
+        return f"{round(s[swap][arm]['phases']['large']['high']['median'] / 1e3):,}"
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        text = " ".join(cover.read_text().split())
+        assert (f"on disk swap the sample gave high {high('disk', 'sample')} kpages/s"
+                in text), cover
+        assert (f"the control {high('disk', 'sigagent')}, the PSI agent "
+                f"{high('disk', 'agent')}, memory.low 350M {high('disk', 'mlow:350M')}, "
+                f"no policy {high('disk', 'none')}") in text, cover
+        assert (f"on zram the sample {high('zram', 'sample')}, the control "
+                f"{high('zram', 'sigagent')}, the PSI agent {high('zram', 'agent')}") in text
+        assert (f"memory.low 350M {high('zram', 'mlow:350M')}, no policy "
+                f"{high('zram', 'none')}") in text, cover
