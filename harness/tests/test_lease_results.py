@@ -96,3 +96,17 @@ def test_the_cover_letters_quote_the_kept_sittings():
                 f"{high('zram', 'sigagent')}, the PSI agent {high('zram', 'agent')}") in text
         assert (f"memory.low 350M {high('zram', 'mlow:350M')}, no policy "
                 f"{high('zram', 'none')}") in text, cover
+
+
+def test_the_throttle_report_row_is_the_kept_run():
+    """The targets table's row for the main job's throttle report."""
+    runs = json.loads((RESULTS / "throttle-lease.json").read_text())["runs"]
+
+    def span(scenario):
+        v = [round(r["rates"]["high"]) for r in runs if r["scenario"] == scenario]
+        return f"{min(v):,}-{max(v):,}"
+    policy = [r for r in runs if r["scenario"] == "both_policy"]
+    helped = sum(bool(r["helped"]) for r in policy)
+    text = " ".join((REPO / "README.md").read_text().split())
+    assert (f"{helped} of {len(policy)} runs (high {span('both_policy')} ops/s against "
+            f"{span('both_none')} with no policy, alone {span('high_alone')};") in text
