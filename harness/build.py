@@ -17,6 +17,16 @@ from harness.toolchain import CLANG, LLC, LLVM_STRIP, Toolchain
 
 FRAGMENTS = paths.REPO / "kernel-config"
 GUEST_TOOLS_SRC = paths.REPO / "harness" / "guest" / "memcg_ops_check"
+# read after the BPF selftests' Makefile: libarena built under OUTPUT
+SELFTESTS_MK = paths.REPO / "harness" / "guest" / "selftests-outoftree.mk"
+# what the BPF selftests' Makefile would otherwise write into the source
+# tree, which every build directory shares (its test_kmods/ and libarena/):
+# removed before each selftests build, so that none of it can reach a guest
+IN_TREE_ARTEFACTS = {
+    "tools/testing/selftests/bpf/test_kmods": (
+        "*.ko", "*.o", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order"),
+    "tools/testing/selftests/bpf/libarena": ("*.skel.h", "*.bpf.o", "*.linked*.o"),
+}
 # Kbuild's quiet-mode lines: "  CC      mm/memcontrol.o"
 _KBUILD_LINE = re.compile(r"^\s+(CC|AS|LD|AR|BTF|BTFIDS|HOSTCC|HOSTLD|GEN|OBJCOPY|"
                           r"CC \[M\]|LDS|VDSO\w*|ZSTD\d*|XZKERN|MKPIGGY|KSYMS|"
@@ -143,7 +153,8 @@ class KernelBuild:
         self._lock()
         return self.toolchain.wrap(argv, env=make_env(), cwd=cwd or self.tree,
                                    binds=[self.tree, self.build, ccache_dir(),
-                                          FRAGMENTS.resolve(), GUEST_TOOLS_SRC.resolve()])
+                                          FRAGMENTS.resolve(), GUEST_TOOLS_SRC.resolve(),
+                                          SELFTESTS_MK.parent.resolve()])
 
     # -- config -----------------------------------------------------------
     def config(self, fragments: list[Path], series_digest: str,
@@ -292,7 +303,6 @@ class KernelBuild:
         bpf_out.mkdir(parents=True, exist_ok=True)
         cg_out.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / "selftests-build.log"
-        sdir = self.tree / "tools/testing/selftests"
         required = required_bpf_tests(self.tree) if bpf else []
         prog = Progress("selftests", every=20)
         counts = {"CLNG-BPF": 0, "TEST-OBJ": 0, "SKIP": 0}
@@ -304,22 +314,17 @@ class KernelBuild:
                 prog.maybe(f"{counts['CLNG-BPF']} BPF objects, {counts['TEST-OBJ']} test "
                            f"objects, {counts['SKIP']} skipped; now {line.strip()}")
 
-        bpf_make = [
-            "make", "-C", str(sdir / "bpf"), f"OUTPUT={bpf_out}",
-            f"VMLINUX_BTF={self.build / 'vmlinux'}", f"-j{jobs()}",
-            f"CLANG={CLANG}", f"LLC={LLC}", f"LLVM_STRIP={LLVM_STRIP}",
-            "BPF_STRICT_BUILD=0", "SKIP_DOCS=1", "SKIP_LLVM=1",
-            # bpf_testmod.ko and the other test modules, against this build
-            # (O=), never against whatever is in /lib/modules
-            f"O={self.build}",
-            # No ccache: with CCACHE_BASEDIR its dependency files name
-            # sources relative to the object's directory, which breaks make.
-            "test_progs",
-        ]
-        cg_make = ["make", "-C", str(sdir / "cgroup"), f"OUTPUT={cg_out}",
-                   f"{cg_out}/test_memcontrol"]
+        self._lock()  # the tree: no other build writes or reads it meanwhile
+        removed = clean_in_tree_artefacts(self.tree)
+        stale = forget_objects_using(bpf_out, self.tree)
+        if removed or stale:
+            prog.maybe(f"removed {removed} files an earlier build left in the source "
+                       f"tree's selftests (test_kmods/, libarena/); {stale} objects that "
+                       "used them will be rebuilt", force=True)
+        kmods = kconfig_has(self.build, "CONFIG_MODULES")
+        script = selftests_script(self.tree, self.build, out, jobs(), bpf=bpf,
+                                  modules=kmods)
         prog.maybe(f"test_progs and test_memcontrol in {out} (log: {log})", force=True)
-        script = " && ".join(shlex.join(a) for a in ((bpf_make, cg_make) if bpf else (cg_make,)))
         r = run_logged(self._wrap(["sh", "-c", script]), log, timeout=3600, on_line=on_line)
         text = log.read_text(errors="replace")
         if r.returncode != 0:
@@ -330,8 +335,7 @@ class KernelBuild:
                           if any(m.group(1).startswith(t) for t in required)})
         missing = [t for t in required if not (bpf_out / f"{t}.test.o").exists()]
         # the series' infrastructure test needs bpf_testmod.ko
-        if bpf and required and kconfig_has(self.build, "CONFIG_MODULES") \
-                and not (bpf_out / "bpf_testmod.ko").exists():
+        if bpf and required and kmods and not (bpf_out / "bpf_testmod.ko").exists():
             missing.append("bpf_testmod.ko")
         if dropped or missing:
             errors = [x for x in text.splitlines()
@@ -350,6 +354,93 @@ class KernelBuild:
 
 # "  SKIP-BPF     memcg_ops.bpf.o", "  SKIP-TEST    memcg_ops.test.o"
 _SKIPPED = re.compile(r"^\s*SKIP-(?:BPF|SKEL|TEST|LSKEL)\s+(\S+)", re.M)
+
+
+def clean_in_tree_artefacts(tree: Path) -> int:
+    """Remove IN_TREE_ARTEFACTS from the source tree; how many there were."""
+    n = 0
+    for sub, globs in IN_TREE_ARTEFACTS.items():
+        d = tree / sub
+        for g in globs:
+            for f in d.glob(g):
+                if f.is_file():
+                    f.unlink()
+                    n += 1
+    return n
+
+
+def forget_objects_using(out: Path, tree: Path) -> int:
+    """Delete the objects under `out` (and their make dependency files) that
+    depend on a file of IN_TREE_ARTEFACTS' directories that is gone: make
+    would otherwise stop with "No rule to make target" for the vanished
+    header. How many."""
+    dirs = [str(tree / sub) + "/" for sub in IN_TREE_ARTEFACTS]
+    n = 0
+    for dep in out.rglob("*.d"):
+        text = dep.read_text(errors="replace")
+        if not any(d in text for d in dirs):
+            continue
+        gone = [t for t in text.replace("\\\n", " ").split()
+                if t.startswith(tuple(dirs)) and not Path(t.rstrip(":")).exists()]
+        if gone:
+            dep.unlink()
+            dep.with_suffix(".o").unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+# the BPF selftests' test modules (tools/testing/selftests/bpf/test_kmods)
+TEST_KMODS = ("bpf_testmod", "bpf_test_no_cfi", "bpf_test_modorder_x",
+              "bpf_test_modorder_y", "bpf_test_rqspinlock")
+
+
+def selftests_script(tree: Path, build: Path, out: Path, jobs_: int, *, bpf: bool,
+                     modules: bool) -> str:
+    """Shell script (run in the toolchain) that builds test_progs, its test
+    modules and test_memcontrol with every artefact under `out` (the build
+    directory's), nothing in the shared source tree:
+
+    - the test modules with Kbuild's MO= (an external module's output
+      directory) against this build (O=), never against /lib/modules, then
+      copied beside test_progs; the selftests' own rules, which build them in
+      the source tree's test_kmods/, are dropped (TEST_KMOD_TARGETS empty);
+    - test_progs with SELFTESTS_MK read after its Makefile, so libarena's
+      skeletons are generated in out/bpf/libarena;
+    - no ccache for the selftests: with CCACHE_BASEDIR its dependency files
+      name sources relative to the object's directory, which breaks make."""
+    sdir = tree / "tools/testing/selftests"
+    bpf_out, cg_out, kmod_out = out / "bpf", out / "cgroup", out / "test_kmods"
+    q = shlex.quote
+    lines = ["set -e"]
+    if bpf and modules:
+        lines += [
+            f"mkdir -p {q(str(kmod_out))}",
+            shlex.join(["make", "-C", str(tree), f"O={build}", f"-j{jobs_}",
+                        f"M={sdir / 'bpf/test_kmods'}", f"MO={kmod_out}",
+                        "EXTRA_CFLAGS=", "EXTRA_LDFLAGS=", "modules"]),
+            # cp -p: an unchanged module keeps its time (no spurious rsync)
+            *(f"cmp -s {q(str(kmod_out / (m + '.ko')))} {q(str(bpf_out / (m + '.ko')))} "
+              f"|| cp -p {q(str(kmod_out / (m + '.ko')))} {q(str(bpf_out / (m + '.ko')))}"
+              for m in TEST_KMODS),
+        ]
+    if bpf:
+        arena = bpf_out / "libarena"
+        # the Makefile's own test: libarena_asan only where clang has BPF arena ASAN
+        lines += [
+            f"asan=; if echo 'int x;' | {CLANG} --target=bpf -fsanitize=kernel-address "
+            "-mllvm -asan-shadow-addr-space=1 -x c -c - -o /dev/null 2>/dev/null; "
+            f"then asan={q('LIBARENA_ASAN_SKEL=' + str(arena / 'libarena_asan.skel.h'))}; fi",
+            shlex.join([
+                "make", "-C", str(sdir / "bpf"), "-f", "Makefile", "-f", str(SELFTESTS_MK),
+                f"OUTPUT={bpf_out}", f"VMLINUX_BTF={build / 'vmlinux'}", f"-j{jobs_}",
+                f"CLANG={CLANG}", f"LLC={LLC}", f"LLVM_STRIP={LLVM_STRIP}",
+                "BPF_STRICT_BUILD=0", "SKIP_DOCS=1", "SKIP_LLVM=1", f"O={build}",
+                "TEST_KMOD_TARGETS=", f"LIBARENA_SKEL={arena / 'libarena.skel.h'}",
+            ]) + " $asan test_progs",
+        ]
+    lines.append(shlex.join(["make", "-C", str(sdir / "cgroup"), f"OUTPUT={cg_out}",
+                             f"{cg_out}/test_memcontrol"]))
+    return "\n".join(lines)
 
 
 SERIES_BPF_TESTS = ("memcg_ops*.c", "cgroup_struct_ops.c")
