@@ -8,7 +8,8 @@ NAME: no-inheritance (inheritance, order, combine, query fail),
 no-auto-detach (inheritance), update-gap (update), last-wins (combine),
 inline-ask (worker_asks), no-push (over_high), sync-ignores-episode
 (sync_path), no-expiry (expiry), unbounded (episode_bound: the target
-recedes at each renewal), min-ignored (min_floor);
+recedes at each renewal), min-ignored (min_floor), no-attach-check
+(unprivileged, delegation: anyone holding the map fd attaches anywhere);
 and for cgroup_struct_ops (`-t cgroup_struct_ops/...`):
 dealloc-unlocked (close_rmdir_race, on kernel-config/extra/lifetime.config:
 KASAN reports the use-after-free; the offline detach is slowed by 200 us
@@ -25,6 +26,16 @@ import sys
 from pathlib import Path
 
 MUT = {
+ "no-attach-check": ("mm/bpf_memcontrol.c",
+  """\tstruct dentry *high;
+\tint err;
+
+\thigh = lookup_one_positive_unlocked(""",
+  """\tstruct dentry *high;
+\tint err;
+
+\treturn 0;\t/* MUTATION: no permission check */
+\thigh = lookup_one_positive_unlocked("""),
  "no-inheritance": ("kernel/bpf/cgroup.c",
   """\t\t/* reverse pre-ordering progs at this cgroup level */
 \t\tfor (i = bstart + 1, j = init_bstart; i < j; i++, j--)

@@ -483,15 +483,16 @@ def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
                                      cover=send.UPSTREAM / "cover-letter.txt",
                                      out_dir=tmp_path / "out"))
     assert res["status"] == "PASS", res["round_trip"]
-    assert len(res["files"]) == 8  # the cover letter and seven patches
+    assert len(res["files"]) == 9  # the cover letter and eight patches
     subjects = [c["subject"] for c in res["commits"]]
     assert subjects[0] == "mm: memcontrol: keep the memory.high delay from overflowing"
-    assert subjects[1] == "bpf: cgroup: add CGROUP_MEMCG_OPS"
+    assert subjects[1] == "bpf: cgroup: let a cgroup struct_ops type decide who may attach"
+    assert subjects[2] == "bpf: cgroup: add CGROUP_MEMCG_OPS"
     first = Path(res["files"][1]).read_text()
     assert "Signed-off-by: Test Sender <sender@example.org>" in first
     cover = Path(res["files"][0]).read_text()
     assert "checked by applying it" in cover and "not by building it" in cover
-    two = Path(res["files"][3]).read_text()
+    two = Path(res["files"][4]).read_text()
     assert "Suggested-by: Hui Zhu <zhuhui@kylinos.cn>" in two
 
 

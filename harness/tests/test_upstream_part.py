@@ -93,9 +93,9 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_upstream_series_lists_seven_patches_that_exist():
+def test_upstream_series_lists_eight_patches_that_exist():
     names = series.series_names(UP)
-    assert len(names) == 7
+    assert len(names) == 8
     assert (UP / "cover-letter.txt").is_file()
 
 
@@ -115,7 +115,7 @@ def test_a_changed_context_line_is_named(tmp_path):
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "mm" / "memcontrol.c"
     text = p.read_text()
-    # a line that 0004 replaces, in reclaim_high(), changed upstream
+    # a line that 0005 replaces, in reclaim_high(), changed upstream
     old = "\t\tif (page_counter_read(&memcg->memory) <=\n\t\t    READ_ONCE(memcg->memory.high))\n"
     assert old in text
     p.write_text(text.replace(old, old.replace("<=", "< ")))
@@ -123,9 +123,9 @@ def test_a_changed_context_line_is_named(tmp_path):
     with pytest.raises(ChangeFailed) as e:
         series.check_apply(tree, tmp_path / "check-apply.log")
     msg = str(e.value)
-    assert "0004-mm-memcontrol-apply-memcg_nr_pages_over_high" in msg
+    assert "0005-mm-memcontrol-apply-memcg_nr_pages_over_high" in msg
     assert "mm/memcontrol.c: Hunk #" in msg and "FAILED" in msg
-    assert "3 of 7 patches" in msg
+    assert "4 of 8 patches" in msg
     assert snapshot(tree) == before
 
 
@@ -135,7 +135,7 @@ def test_the_73_context_is_refused(tmp_path):
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "include" / "linux" / "bpf-cgroup-defs.h"
     p.write_text(p.read_text().replace("CGROUP_TCP_SOCK_OPS,", "CGROUP_BPF_TESTMOD_OPS,"))
-    with pytest.raises(ChangeFailed, match=r"0002-bpf-cgroup-add-CGROUP_MEMCG_OPS.*"
+    with pytest.raises(ChangeFailed, match=r"0003-bpf-cgroup-add-CGROUP_MEMCG_OPS.*"
                        r"bpf-cgroup-defs.h: Hunk #1 FAILED"):
         series.check_apply(tree, tmp_path / "check-apply.log")
 
@@ -148,24 +148,44 @@ def test_not_a_tree_is_an_error(tmp_path):
         series.check_apply(tmp_path / "empty", tmp_path / "log")
 
 
-# The 7.3 series' memcg part (7-13) and the upstream part (1-7) add the
+# The 7.3 series' memcg part (7-14) and the upstream part (1-8) add the
 # same code, but
 # for these lines: CGROUP_MEMCG_OPS goes next to upstream's
 # CGROUP_TCP_SOCK_OPS, and bpf_memcontrol_init() keeps upstream's early
 # return (it registers a second kfunc set first).
-PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12, 7: 13}
+PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12, 7: 13, 8: 14}
 ALLOWED = {
-    2: ({"\treturn atype == CGROUP_BPF_TESTMOD_OPS || atype == CGROUP_MEMCG_OPS;"},
+    # who may attach: upstream's cgroup_bpf_struct_ops_attach() primes the
+    # link before the cgroup lookup and unwinds through "cleanup", 7.3's
+    # looks up first and unwinds through "out_free"; the !CONFIG_BPF_JIT
+    # stub and the attach function's kernel-doc are 7.3's only (that part
+    # of upstream's bpf.h was not available; upstream's function has none)
+    2: ({"", "\t\t\t\t\t\t       struct cgroup *cgrp,", "\t\t\t\t\t\t       struct file *dir)",
+         "\t\tgoto out_free;", "\t\treturn -EBADF;", "\tif (err)", "\tif (fd_empty(dir))",
+         "\treturn -EOPNOTSUPP;", "\tstruct bpf_cgroup_struct_ops_link *st_link = NULL;",
+         "\tstruct bpf_prog_list *pl = NULL;", " *",
+         " * The type's &bpf_struct_ops.cgroup_may_attach, if any, decides first",
+         " * whether the current task may attach the map there.",
+         "static inline int bpf_struct_ops_map_cgroup_may_attach(struct bpf_map *map,",
+         "{", "}"},
+        {"\t\tcgroup_put(cgrp);", "\t\terr = -EBADF;", "\t\tgoto cleanup;", "\tif (err) {",
+         "\tif (fd_empty(dir)) {", "\t}"}),
+    3: ({"\treturn atype == CGROUP_BPF_TESTMOD_OPS || atype == CGROUP_MEMCG_OPS;"},
         {"\treturn atype == CGROUP_TCP_SOCK_OPS || atype == CGROUP_MEMCG_OPS;"}),
-    3: ({"", "\tint err, err2 = 0;", "\terr2 = register_bpf_struct_ops(&bpf_memcg_bpf_ops, "
+    4: ({"", "\tint err, err2 = 0;", "{", "static int __init bpf_memcontrol_init(void)",
+         "\terr2 = register_bpf_struct_ops(&bpf_memcg_bpf_ops, "
          "memcg_bpf_ops);", "\tif (err2)", '\t\tpr_warn("error while registering '
          'memcg_bpf_ops: %d", err2);', "\treturn err ?: err2;"},
         {"\tif (err) {", "\t\treturn err;", "\t}", "", "\terr = register_bpf_struct_ops("
          "&bpf_memcg_bpf_ops, memcg_bpf_ops);", "\tif (err)", '\t\tpr_warn("error while '
-         'registering memcg_bpf_ops: %d\\n", err);'}),
+         'registering memcg_bpf_ops: %d\\n", err);',
+         # "{", "int err;" and bpf_memcontrol_init()'s first line: where each
+         # diff took them as context (the same lines nearby), the other
+         # counts them as added
+         "{", "\tint err;"}),
     # the lease kfuncs' registration, in 7.3's err2 and upstream's err; the
     # tracepoint's include before upstream's "internal.h" (the same line)
-    4: ({"\terr2 = err2 ?: register_btf_kfunc_id_set(BPF_PROG_TYPE_TRACING,",
+    5: ({"\terr2 = err2 ?: register_btf_kfunc_id_set(BPF_PROG_TYPE_TRACING,",
          "\terr2 = err2 ?: register_btf_kfunc_id_set(BPF_PROG_TYPE_SYSCALL,",
          "\t\t\t\t\t\t &bpf_memcg_lease_kfunc_set);", "\tif (err2)",
          '\t\tpr_warn("error while registering memcg_bpf_ops kfuncs: %d", err2);'},
