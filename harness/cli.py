@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 from harness import host, paths, send
@@ -383,10 +384,28 @@ def verdict(records: list, error: BaseException | None = None) -> int:
     return 0
 
 
+def error_record(error: BaseException, log: Path | None = None) -> StageRecord:
+    """The stage "error": what stopped a verb outside any stage (a check of
+    its arguments, a missing program, a bug). FAIL for ChangeFailed, else
+    ERROR; `log` holds the traceback of an unexpected exception."""
+    text = error_text(error) if isinstance(error, (HarnessError, subprocess.TimeoutExpired)) \
+        else f"{type(error).__name__}: {error}"
+    return StageRecord(stage="error", status=FAIL if isinstance(error, ChangeFailed) else ERROR,
+                       summary=text.splitlines()[0] if text else type(error).__name__,
+                       log=str(log) if log else None,
+                       details={"type": type(error).__name__, "message": text})
+
+
 def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
-           error: BaseException | None = None) -> int:
-    """The records (SKIP for the stages a failed run did not reach), the
-    stage table, report.json; the exit status."""
+           error: BaseException | None = None, log: Path | None = None) -> int:
+    """The records (SKIP for the stages a failed run did not reach, and
+    the "error" stage for an error that no stage recorded), the stage
+    table, report.json; the exit status, which report.json's status and
+    the KCIDB export (harness.kcidb) always agree with."""
+    if error is not None and not any(r.status in (FAIL, ERROR) for r in pl.records):
+        rec = error_record(error, log)
+        rec.write(pl.opts.out)
+        pl.records.append(rec)
     if error is not None and verb in PLAN:
         done = {r.stage for r in pl.records}
         for name in PLAN[verb]:
@@ -417,11 +436,28 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         kind = "FAIL" if isinstance(e, ChangeFailed) else "error"
         print(f"\n{kind}: {error_text(e)}", file=sys.stderr)
         return finish(pl, {}, plan, e)
+    except Exception as e:  # a bug, or the host (a full disk): ERROR, not FAIL
+        log = save_traceback(pl.opts.logs, e)
+        print(f"\nerror: unexpected {type(e).__name__}: {e}\n(traceback: {log})",
+              file=sys.stderr)
+        return finish(pl, {}, plan, e, log)
     rc = finish(pl, res.report, plan)
     return rc if res.exit is None else res.exit
 
 
-def error_text(e: Exception) -> str:
+def save_traceback(logs: Path, e: BaseException) -> Path | None:
+    """The traceback of `e` in logs/traceback.log (None if it cannot be
+    written: the error may be the disk's)."""
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / "traceback.log"
+        path.write_text("".join(traceback.format_exception(e)))
+        return path
+    except OSError:
+        return None
+
+
+def error_text(e: BaseException) -> str:
     if isinstance(e, subprocess.TimeoutExpired):
         cmd = e.cmd if isinstance(e.cmd, str) else " ".join(map(str, e.cmd))
         return f"{cmd[:200]} did not finish within {e.timeout:.0f} s (killed)"
@@ -456,3 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # outside a pipeline verb (doctor, send, report)
+        traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return 2

@@ -154,6 +154,10 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
     for item in stages.get("check", {}).get("details", {}).get("items", []):
         add(test_path("check", item.get("kind", ""), item.get("name", "")),
             STAGE_STATUS.get(item.get("status"), "ERROR"), summary=item.get("summary"))
+    err = stages.get("error")  # what stopped the verb outside any stage
+    if err:
+        add("harness.error", STAGE_STATUS.get(err.get("status"), "ERROR"),
+            message=err.get("summary"), log=err.get("log"))
     return data
 
 
