@@ -141,9 +141,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="test_progs -v: keep every test's log (out/selftests-out/results/)")
     p.add_argument("--no-memcontrol", action="store_true", help="skip test_memcontrol")
-    p.add_argument("--memcontrol-repeat", type=int, default=1,
-                   help="run test_memcontrol N times (a baseline wants 3 or more: a test "
-                   "that does not pass every time is flaky, not a baseline pass)")
+    p.add_argument("--memcontrol-repeat", type=int, default=6,
+                   help="run test_memcontrol at most N times (default 6), stopping once "
+                   "every test flaky without the series (selftests/baselines/) has passed: "
+                   "6 runs decide each at the stored baseline's failure rate, and fewer "
+                   "that cannot decide give SKIP, not FAIL; a baseline "
+                   "(--unpatched --write-baseline) runs all N")
     p.add_argument("--no-zero-policy", action="store_true",
                    help="do not run test_memcontrol a second time with an N = 0 "
                    "memcg_bpf_ops policy attached above its cgroups")

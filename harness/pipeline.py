@@ -166,7 +166,8 @@ class Pipeline:
                   memcontrol_repeat: int = 1, baseline: Path | None = None,
                   peer_baseline: Path | None = None, verbose: bool = False,
                   swap_mb: int = 256, zero_policy: bool = False,
-                  timeout: float = 1800) -> list[results.RunResult]:
+                  timeout: float = 1800,
+                  memcontrol_until_pass: list[str] | None = None) -> list[results.RunResult]:
         """Boot once; run test_progs (-t each filter; `repeat` times) and
         test_memcontrol in the guest; parse, and write <out>/<name>/
         results.json and junit.xml. A failed case fails the stage, unless
@@ -175,7 +176,9 @@ class Pipeline:
         test_progs runs with `swap_mb` of swap. With `zero_policy`,
         test_memcontrol runs once more with a memcg_bpf_ops policy that
         answers 0 attached above its cgroups, judged by the same baseline;
-        a policy that was not attached or never asked is a problem."""
+        a policy that was not attached or never asked is a problem.
+        test_memcontrol runs at most `memcontrol_repeat` times, fewer once
+        each of `memcontrol_until_pass` has passed in every suite."""
         tools = kbuild.guest_tools_dir(self.build_dir)
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +192,8 @@ class Pipeline:
         if memcontrol:
             args.append("--memcontrol {tools}/selftests/cgroup/test_memcontrol "
                         f"--memcontrol-repeat {memcontrol_repeat}")
+            if memcontrol_until_pass:
+                args.append(f"--memcontrol-until-pass {','.join(memcontrol_until_pass)}")
             if zero_policy:
                 if not (tools / "memcg_ops_check").exists():
                     raise HarnessError("--zero-policy needs the guest check program, "

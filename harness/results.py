@@ -222,6 +222,51 @@ def baseline_status(baseline: list[Case]) -> dict[str, str]:
     return out
 
 
+def baseline_fail_rate(baseline: list[Case], name: str) -> tuple[int, int]:
+    """(runs that failed, runs) of test `name` in a baseline (a skip is
+    neither a pass nor a failure)."""
+    sts = [c.status for c in baseline if c.name == name]
+    return sum(x in (FAIL, KNOWN) for x in sts), len(sts)
+
+
+# A test that is flaky without the series fails here only if all of its runs
+# failing by chance, at the baseline's failure rate, is at most this likely.
+DECIDE_ALPHA = 0.005
+
+
+def chance_all_fail(failed: int, runs: int, n: int) -> float:
+    """The probability that n runs of a test that failed `failed` of `runs`
+    baseline runs all fail, were nothing changed."""
+    return (failed / runs) ** n if runs else 1.0
+
+
+def runs_to_decide(failed: int, runs: int, alpha: float = DECIDE_ALPHA) -> int:
+    """The fewest failing runs that are at most `alpha` likely by chance."""
+    if failed >= runs:
+        raise ValueError("a test that always fails without the series is never decided")
+    n = 1
+    while chance_all_fail(failed, runs, n) > alpha:
+        n += 1
+    return n
+
+
+def false_fail_chance(baselines: dict[str, list[Case]], n: int,
+                      alpha: float = DECIDE_ALPHA) -> float:
+    """With at most n runs of each suite (stopping once every test flaky
+    without the series has passed): the chance that a kernel the series
+    did not change gets a FAIL from judge() for a flaky test, over every
+    suite (a union bound). Runs that cannot decide give a SKIP, never a
+    FAIL, so only the decided ones count."""
+    total = 0.0
+    for cases in baselines.values():
+        for name, st in baseline_status(cases).items():
+            if st != "FLAKY":
+                continue
+            x = chance_all_fail(*baseline_fail_rate(cases, name), n)
+            total += x if x <= alpha else 0.0
+    return total
+
+
 def regressions(current: list[Case], baseline: list[Case]) -> list[str]:
     """What passed in every baseline run and does not now (a test is
     compared by name; a repeated test must pass every time)."""
@@ -268,7 +313,10 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
       the test tested nothing.
     - Any other test is judged against the baseline of its suite (the same
       tests on the kernel without the series, several runs): passing there
-      every time, it must pass every time; flaky there, at least once;
+      every time, it must pass every time; flaky there, at least once,
+      and when it never passed it is a FAIL only if its failures are at
+      most DECIDE_ALPHA likely by chance at the baseline's failure rate,
+      else a SKIP ("N runs cannot decide");
       failing or skipping there every time, it is SKIP here, whatever it
       does. A test no baseline knows fails only if it fails.
     """
@@ -312,10 +360,24 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
                            "series as with it)" if once else "")
                         + (f": {why}" if why else ""), sts)
         elif base.get(name) == "FLAKY":
-            ok = OK in sts
-            v = Verdict(suite, name, "PASS" if ok else "FAIL", "" if ok else
-                        f"flaky without the series, and never passed in {len(sts)} runs",
-                        sts)
+            failed, nbase = baseline_fail_rate(baselines.get(suite, []), name)
+            k = sum(x in (FAIL, MISSING) for x in sts)
+            chance = chance_all_fail(failed, nbase, k)
+            if OK in sts:
+                v = Verdict(suite, name, "PASS", "", sts)
+            elif not k:
+                v = Verdict(suite, name, "SKIP", f"skipped in every run, as in "
+                            f"{nbase - failed} of {nbase} runs without the series", sts)
+            elif chance > DECIDE_ALPHA:
+                v = Verdict(suite, name, "SKIP",
+                            f"{k} runs cannot decide: it failed {failed} of {nbase} runs "
+                            f"without the series, so {k} failures are {chance:.1%} likely "
+                            f"by chance ({runs_to_decide(failed, nbase)} decide)", sts)
+            else:
+                v = Verdict(suite, name, "FAIL",
+                            f"flaky without the series (failed {failed} of {nbase} runs), "
+                            f"and never passed in {len(sts)} runs ({chance:.2%} likely by "
+                            "chance)", sts)
         elif name in base:
             v = Verdict(suite, name, "SKIP", f"{base[name]} without the series too "
                         f"(every baseline run); {'/'.join(sts)} now", sts)

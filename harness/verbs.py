@@ -66,7 +66,7 @@ class TestRequest:
     repeat: int = 1
     verbose: bool = False
     memcontrol: bool = True
-    memcontrol_repeat: int = 1
+    memcontrol_repeat: int = 6
     zero_policy: bool = True
     swap_mb: int = 256
     baseline: Path = BASELINE
@@ -149,6 +149,16 @@ def verb_check(pl: Pipeline, req: CheckRequest) -> VerbResult:
     return VerbResult({"check": items_dict(items)})
 
 
+def flaky_tests(baseline: Path) -> list[str]:
+    """The tests that fail in some runs of a baseline and pass in others."""
+    from harness import results
+    if not baseline.exists():
+        return []
+    cases = [c for r in results.load(baseline) for c in r.cases]
+    return sorted(n for n, st in results.baseline_status(cases).items()
+                  if st == "FLAKY" and results.baseline_fail_rate(cases, n)[0])
+
+
 def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
     """The selftests in a guest, judged by results.judge(): a series test
     must pass, the others as without the series."""
@@ -163,8 +173,12 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
         filters += PEER_TESTS
     pl.prepare(bpf_selftests=bool(filters))
     report = {"source": asdict(pl.source())}
+    # test_memcontrol runs until each test flaky without the series passed,
+    # at most memcontrol_repeat times; a baseline runs them all
+    until = [] if req.write_baseline or unpatched else flaky_tests(req.baseline)
     runs = pl.selftests(filters, repeat=req.repeat, memcontrol=req.memcontrol,
                         test_progs=bool(filters), memcontrol_repeat=req.memcontrol_repeat,
+                        memcontrol_until_pass=until,
                         timeout=req.timeout, baseline=None if unpatched else req.baseline,
                         peer_baseline=req.peer_baseline if req.peers and not unpatched
                         else None, verbose=req.verbose, swap_mb=req.swap_mb,

@@ -16,6 +16,9 @@ KASAN reports the use-after-free; the offline detach is slowed by 200 us
 between clearing the link's cgroup and waking its pollers, to widen the
 window), purge-raw-index (fail_nth: a failed detach purges the wrong slot),
 update-raw-index (fail_nth: an update after a purge replaces the wrong slot);
+and for test_memcontrol (plain `harness test`, whose defaults must FAIL it
+though the test is flaky without the series): low-ignored (memory.low
+protects nothing in limit reclaim: test_memcg_low);
 and for the KUnit suite memcg_high_delay (patch 7; it runs at boot, and
 selftests/test_smoke.py::test_kunit_memcg_high_delay reads its result):
 high-delay-overflow (the overage is squared unclamped, as before the fix).
@@ -26,6 +29,10 @@ import sys
 from pathlib import Path
 
 MUT = {
+ "low-ignored": ("mm/vmscan.c",
+  """\t\t} else if (mem_cgroup_below_low(target_memcg, memcg)) {""",
+  """\t\t} else if (0 && /* MUTATION: no memory.low */
+\t\t\t   mem_cgroup_below_low(target_memcg, memcg)) {"""),
  "no-attach-check": ("mm/bpf_memcontrol.c",
   """\tstruct dentry *high;
 \tint err;

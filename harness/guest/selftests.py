@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,18 @@ def run(argv: list[str], log: Path, cwd: str, timeout: float) -> dict:
             "duration_s": round(time.monotonic() - t0, 2)}
 
 
+def passed_once(out: Path, suite: str, last: int, tests: list[str]) -> bool:
+    """Whether each of `tests` that test_memcontrol ran has passed ("ok N
+    name" in its TAP output) in one of the runs 0..last of `suite`."""
+    seen: dict[str, bool] = {}
+    for i in range(last + 1):
+        log = out / f"{suite}-{i}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for m in re.finditer(r"^(not )?ok \d+ (\S+)", text, re.M):
+            seen[m.group(2)] = seen.get(m.group(2), False) or not m.group(1)
+    return all(seen.get(t, True) for t in tests)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -107,7 +120,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--verbose", action="store_true", help="test_progs -v: every log")
     ap.add_argument("--memcontrol", help="the test_memcontrol binary")
-    ap.add_argument("--memcontrol-repeat", type=int, default=1)
+    ap.add_argument("--memcontrol-repeat", type=int, default=1,
+                    help="at most this many runs of each test_memcontrol suite")
+    ap.add_argument("--memcontrol-until-pass", default="",
+                    help="comma-separated tests: stop repeating once each has passed "
+                    "in every suite (those flaky without the series)")
     ap.add_argument("--disk-serial", default="", help="host path of the scratch disk")
     ap.add_argument("--swap-mb", type=int, default=0, help="swap for test_progs")
     ap.add_argument("--memcontrol-policy", help="memcg_ops_check: hold an N=0 policy")
@@ -159,6 +176,11 @@ def main() -> int:
                 runs.append(r)
                 print(f"{suite} run {i}: rc {r['rc']} in {r['duration_s']}s "
                       f"{r.get('policy', '')}", flush=True)
+            wanted = [t for t in args.memcontrol_until_pass.split(",") if t]
+            if wanted and all(passed_once(args.out, suite, i, wanted) for suite in suites):
+                print(f"test_memcontrol: {', '.join(wanted)} passed in every suite "
+                      f"after {i + 1} run(s); no more runs", flush=True)
+                break
     (args.out / "runs.json").write_text(json.dumps({"env": env, "runs": runs}, indent=2))
     return 0
 
