@@ -267,7 +267,12 @@ def options(args: argparse.Namespace) -> Options:
     if out is None and "MEMCG_BPF_OUT" not in os.environ:
         out = paths.invocation_out(paths.default_out(), args.verb)
     out = (out or paths.default_out()).resolve()
-    fragments = list(given.pop("fragments", []))
+    # every path absolute: the suites' pytest runs in the repository, with
+    # these in its environment (Options.to_env)
+    fragments = [Path(f).resolve() for f in given.pop("fragments", [])]
+    for name in ("kernel_dir", "build_dir"):
+        if given.get(name) is not None:
+            given[name] = Path(given[name]).resolve()
     if getattr(args, "kconfig_add", None):
         fragments.append(kconfig_add_fragment(args.kconfig_add, out))
     jobs = getattr(args, "jobs", None)

@@ -126,3 +126,19 @@ def test_a_bug_outside_a_pipeline_verb_exits_2(tmp_path, capsys):
     (out / "report.json").write_text('{"stages": [')  # truncated
     assert cli.main(["report", "--kcidb", "--out", str(out)]) == 2
     assert "JSONDecodeError" in capsys.readouterr().err
+
+
+def test_relative_paths_reach_the_suites_absolute(tmp_path, monkeypatch):
+    """N4: the suites' pytest runs in the repository with Options.to_env():
+    a relative --kernel-dir, --build-dir or --fragment given in another
+    directory must arrive resolved against the caller's directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.config").write_text("# why\nCONFIG_X=y\n")
+    args = cli.make_parser().parse_args(
+        ["build", "--kernel-dir", "../linux", "--build-dir", "b", "--fragment", "my.config",
+         "--out", "o"])
+    env = cli.options(args).to_env()
+    assert env["MEMCG_BPF_KERNEL_DIR"] == str(tmp_path.parent / "linux")
+    assert env["MEMCG_BPF_BUILD_DIR"] == str(tmp_path / "b")
+    assert env["MEMCG_BPF_FRAGMENTS"] == str(tmp_path / "my.config")
+    assert env["MEMCG_BPF_OUT"] == str(tmp_path / "o")
