@@ -7,7 +7,10 @@ each test_progs test and subtest and each test_memcontrol test of the
 guest (selftests/results.json), each pytest test of the suites (JUnit
 XML), and each item of `check`. Statuses map to KCIDB's: PASS, FAIL,
 ERROR, SKIP; a result that was expected and never reported is MISS; a
-failure the unpatched kernel has too is FAIL with misc.known_failure.
+failure the unpatched kernel has too is FAIL with misc.known_failure, and
+an issue ("fails without the series too", culprit: the tested code, not
+the series) with an incident that links it to the test, as KCIDB's
+dashboards triage known failures.
 The schema version written is kcidb-io's v5.3; the unit tests validate
 the output with kcidb-io itself.
 """
@@ -107,7 +110,8 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
         checkout["patchset_files"], checkout["patchset_hash"] = files, phash
     if src.get("git_describe"):
         checkout["git_commit_name"] = src["git_describe"]
-    data: dict = {"version": VERSION, "checkouts": [checkout], "builds": [], "tests": []}
+    data: dict = {"version": VERSION, "checkouts": [checkout], "builds": [], "tests": [],
+                  "issues": [], "incidents": []}
     versions = repro.get("versions", {})
     build_id = None
     for name in ("build",):
@@ -140,14 +144,34 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
             t["misc"] = misc
         data["tests"].append(t)
 
+    def known(path: str, suite: str, name: str) -> None:
+        """An issue per test that fails without the series too (its id
+        stable across runs, so dashboards group the incidents), and the
+        incident of this run's failing test."""
+        iid = f"{ORIGIN}:known-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
+        if not any(i["id"] == iid for i in data["issues"]):
+            data["issues"].append({
+                "id": iid, "version": 1, "origin": ORIGIN,
+                "comment": f"{suite} {name} fails on the same kernel without the series "
+                           "(selftests/baselines/): not a regression of the series",
+                "culprit": {"code": True, "tool": False, "harness": False},
+                "misc": {"suite": suite, "test": name}})
+        test_id = data["tests"][-1]["id"]
+        data["incidents"].append({"id": _id("incident", run_key, iid, test_id),
+                                  "origin": ORIGIN, "issue_id": iid, "issue_version": 1,
+                                  "test_id": test_id, "present": True})
+
     res = out / "selftests" / "results.json"
     if res.exists():
         for r in json.loads(res.read_text()).get("runs", []):
             for c in r.get("cases", []):
-                add(test_path(c["suite"], c["name"]), CASE_STATUS.get(c["status"], "ERROR"),
+                path = test_path(c["suite"], c["name"])
+                add(path, CASE_STATUS.get(c["status"], "ERROR"),
                     run=c.get("run") or None, number=c.get("number"),
                     known_failure=True if c["status"].startswith("KNOWN") else None,
                     message=(c.get("message") or "")[-2000:] or None)
+                if c["status"].startswith("KNOWN"):
+                    known(path, c["suite"], c["name"])
     for junit in sorted(out.glob("junit-*.xml")):
         for p, status, secs, msg in junit_tests(junit):
             add(p, status, secs, message=msg[-2000:] or None)

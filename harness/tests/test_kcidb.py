@@ -46,6 +46,14 @@ def test_export_validates_against_kcidb_io(run):
     assert tests["test_memcontrol.test_memcg_low"]["status"] == "MISS"
     known = tests["test_progs.bpf_tcp_ca.dctcp_fallback"]
     assert known["status"] == "FAIL" and known["misc"]["known_failure"] is True
+    # a known failure is an issue (not the series'), with this run's incident
+    (issue,) = data["issues"]
+    assert issue["culprit"] == {"code": True, "tool": False, "harness": False}
+    assert "without the series" in issue["comment"]
+    (inc,) = data["incidents"]
+    assert inc["issue_id"] == issue["id"] and inc["test_id"] == known["id"]
+    assert inc["present"] is True
+    assert kcidb.from_run(run)["issues"][0]["id"] == issue["id"]  # stable across exports
     assert tests["pytest.selftests.test_throttle.test_detach_x_y_"]["status"] == "FAIL"
     assert tests["pytest.selftests.test_smoke.test_kvm"]["status"] == "SKIP"
     assert len({t["id"] for t in data["tests"]}) == len(data["tests"])
