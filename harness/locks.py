@@ -15,6 +15,7 @@ MEMCG_BPF_LOCKS_HELD: the child relies on its parent's.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -79,6 +80,27 @@ def hold(target: Path, what: str, timeout: float | None = None) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})\n".encode())
     _held[key] = fd
+
+
+@contextlib.contextmanager
+def scoped(target: Path, what: str, timeout: float | None = None):
+    """The exclusive lock on `target` for a `with` block only: for creating
+    a shared cache entry (the build root, an unpacked tree, downloads), so
+    that two runs on a cold cache do not destroy each other's work in
+    progress. The creator re-checks, inside the block, whether another run
+    finished it meanwhile. A lock this process already holds (hold()) is
+    not taken again."""
+    key = _key(target)
+    if key in _held or key in inherited():
+        yield
+        return
+    hold(target, what, timeout)
+    try:
+        yield
+    finally:
+        fd = _held.pop(key)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def release_all() -> None:

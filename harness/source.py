@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import paths
+from harness import locks, paths
 from harness.errors import HarnessError
 from harness.proc import Progress, require, run_logged, tail
 
@@ -146,6 +146,14 @@ def fetch_deb(log: Path, refresh: bool) -> Path:
     cached = list(debs.glob(f"{PACKAGE}_*_all.deb")) if debs.exists() else []
     if cached and not refresh:
         return newest_deb(cached)
+    with locks.scoped(debs, "package download"):
+        cached = list(debs.glob(f"{PACKAGE}_*_all.deb")) if debs.exists() else []
+        if cached and not refresh:  # another run downloaded it meanwhile
+            return newest_deb(cached)
+        return _download_deb(debs, log)
+
+
+def _download_deb(debs: Path, log: Path) -> Path:
     require("apt-get", "apt")
     if not Path(KEYRING).exists():
         raise HarnessError(f"{KEYRING} missing", hint="apt-get install -y debian-archive-keyring")
@@ -196,7 +204,9 @@ def debian_tree(log: Path, refresh: bool = False) -> SourceInfo:
     version = deb_version(deb)
     dest = paths.cache_root() / "trees" / f"{PACKAGE}_{version}_{sha[:12]}"
     if not (dest / "Makefile").exists():
-        extract(deb, dest, log)
+        with locks.scoped(dest, "kernel tree being unpacked"):
+            if not (dest / "Makefile").exists():  # or another run did meanwhile
+                extract(deb, dest, log)
     info = SourceInfo(tree=str(dest), kernelversion=makefile_version(dest),
                       origin="debian-package", package_version=version, sha256=sha)
     current_pointer().write_text(json.dumps(asdict(info), indent=2) + "\n")

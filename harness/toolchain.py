@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import paths
+from harness import locks, paths
 from harness.errors import HarnessError
 from harness.proc import Progress, require, run_logged, tail
 
@@ -156,6 +156,13 @@ def ensure_buildroot(log_dir: Path) -> Path:
     final = buildroot_path()
     if (final / ".harness-complete").exists():
         return final
+    with locks.scoped(final, "build root being created"):
+        if (final / ".harness-complete").exists():  # another run made it meanwhile
+            return final
+        return _create_buildroot(final, log_dir)
+
+
+def _create_buildroot(final: Path, log_dir: Path) -> Path:
     require_root("creating the Debian 13 build root (debootstrap)")
     require("debootstrap", "debootstrap")
     require("unshare", "util-linux")

@@ -94,3 +94,41 @@ def test_a_child_uses_its_parents_locks(tmp_path):
 def test_the_same_process_takes_its_own_lock_again(tmp_path):
     locks.hold(tmp_path, "kernel tree")
     locks.hold(tmp_path, "kernel tree", timeout=0)
+
+
+def test_a_scoped_lock_is_given_back_after_its_block(tmp_path, monkeypatch):
+    """Creating a cache entry (build root, unpacked tree, download) holds
+    the entry's lock for the creation only: another run waits for it, and
+    can go on as soon as the block ends, not when this process exits."""
+    import fcntl
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    target = tmp_path / "rootfs"
+    with locks.scoped(target, "build root being created"):
+        fd = os.open(locks.lock_file(target), os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with locks.scoped(target, "the same, nested"):  # not taken twice
+            pass
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    os.close(fd)
+
+
+def test_a_second_creator_waits_then_finds_the_entry_made(tmp_path, monkeypatch):
+    """source.debian_tree's pattern: re-check inside the lock."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEMCG_BPF_LOCK_TIMEOUT", "20")
+    dest = tmp_path / "tree"
+    code = ("import sys, time; from pathlib import Path; from harness import locks\n"
+            "d = Path(sys.argv[1])\n"
+            "with locks.scoped(d, 'kernel tree being unpacked'):\n"
+            "    print('held', flush=True); time.sleep(2); d.mkdir(); (d / 'Makefile').touch()\n")
+    env = dict(os.environ)
+    p = subprocess.Popen([sys.executable, "-c", code, str(dest)], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    made = []
+    with locks.scoped(dest, "kernel tree being unpacked"):
+        if not (dest / "Makefile").exists():
+            made.append("again")
+    p.wait(timeout=30)
+    assert made == [] and (dest / "Makefile").exists()
