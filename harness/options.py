@@ -5,6 +5,7 @@ requests (harness/verbs.py) carry the rest."""
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Options:
             accel=e.get("MEMCG_BPF_ACCEL", "auto"),
             fragments=[Path(p) for p in e.get("MEMCG_BPF_FRAGMENTS", "").split(":") if p],
             unpatched=e.get("MEMCG_BPF_UNPATCHED") == "1",
-            kernel_args=e.get("MEMCG_BPF_KERNEL_ARGS", "").split(),
+            kernel_args=shlex.split(e.get("MEMCG_BPF_KERNEL_ARGS", "")),
             series=e.get("MEMCG_BPF_SERIES", "quilt"),
         )
 
@@ -51,7 +52,7 @@ class Options:
         if self.unpatched:
             env["MEMCG_BPF_UNPATCHED"] = "1"
         if self.kernel_args:
-            env["MEMCG_BPF_KERNEL_ARGS"] = " ".join(self.kernel_args)
+            env["MEMCG_BPF_KERNEL_ARGS"] = shlex.join(self.kernel_args)
         if self.series != "quilt":
             env["MEMCG_BPF_SERIES"] = self.series
         return env

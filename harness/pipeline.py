@@ -407,7 +407,8 @@ class Pipeline:
         tc = self.toolchain()
         kernel = Path(info.image)
         with self._stage(name) as rec:
-            accel, warning = vm.choose_accel(self.opts.accel, kernel, tc.root, self.opts.logs)
+            accel, warning = vm.choose_accel(self.opts.accel, kernel, tc.root, self.opts.logs,
+                                             list(self.opts.kernel_args))
             if warning:
                 print(warning, file=sys.stderr)
             out = self.opts.out / f"{name}-out"
@@ -421,7 +422,8 @@ class Pipeline:
                                append=list(self.opts.kernel_args))
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
-            rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel)}
+            rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel),
+                                           "cmdline": " ".join(vm.KERNEL_ARGS + req.append)}
             problem = res.problem()
             rec.status = FAIL if problem else rec.status
             rec.summary = (problem.splitlines()[0] if problem else

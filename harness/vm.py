@@ -257,7 +257,8 @@ def probe_cache() -> Path:
 TCG_PROBE_TIMEOUT = 180.0
 
 
-def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str]:
+def probe_kvm(kernel: Path, root: Path | None, log_dir: Path,
+              append: list[str] | None = None) -> tuple[bool, str]:
     """Boot `true` under KVM with a short timeout. A success is cached per
     host (probe_key()); a failure only if it is KVM's: the same boot under
     TCG works. A kernel or root that fails either way says nothing about
@@ -270,8 +271,8 @@ def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str
             return data["ok"], data["reason"] + " (cached)"
     out = log_dir / "kvm-probe-out"
     res = boot(VmRequest(kernel=kernel, command="true", out_dir=out, accel="kvm", root=root,
-                         memory="512M", cpus=1, timeout=PROBE_TIMEOUT, name="kvm-probe"),
-               log_dir)
+                         memory="512M", cpus=1, timeout=PROBE_TIMEOUT, name="kvm-probe",
+                         append=list(append or [])), log_dir)
     ok = res.guest_rc == 0
     if ok:
         reason = f"KVM boot ok in {res.duration_s:.1f}s"
@@ -285,7 +286,7 @@ def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str
     if not ok:
         tcg = boot(VmRequest(kernel=kernel, command="true", out_dir=out, accel="tcg",
                              root=root, memory="512M", cpus=1, timeout=TCG_PROBE_TIMEOUT,
-                             name="tcg-probe"), log_dir)
+                             name="tcg-probe", append=list(append or [])), log_dir)
         if tcg.guest_rc != 0:
             return False, (reason + f"; the same boot fails under TCG too (console "
                            f"{tcg.console}): not a KVM problem, not cached")
@@ -294,8 +295,9 @@ def probe_kvm(kernel: Path, root: Path | None, log_dir: Path) -> tuple[bool, str
 
 
 def choose_accel(requested: str, kernel: Path, root: Path | None,
-                 log_dir: Path) -> tuple[str, str | None]:
-    """(accel, warning). auto: KVM only if a probe boot really works."""
+                 log_dir: Path, append: list[str] | None = None) -> tuple[str, str | None]:
+    """(accel, warning). auto: KVM only if a probe boot really works (with
+    the run's own kernel arguments, `append`)."""
     if requested in ("kvm", "tcg"):
         if requested == "kvm" and not kvm_usable_device():
             raise HarnessError("--accel kvm: /dev/kvm is missing or not accessible")
@@ -304,7 +306,7 @@ def choose_accel(requested: str, kernel: Path, root: Path | None,
         raise HarnessError(f"unknown --accel {requested!r} (auto, kvm or tcg)")
     if not kvm_usable_device():
         return "tcg", "no usable /dev/kvm: running under TCG (slower)"
-    ok, reason = probe_kvm(kernel, root, log_dir)
+    ok, reason = probe_kvm(kernel, root, log_dir, append)
     if ok:
         return "kvm", None
     return "tcg", (f"warning: /dev/kvm is present but {reason}; falling back to TCG. "

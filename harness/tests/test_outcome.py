@@ -142,3 +142,20 @@ def test_relative_paths_reach_the_suites_absolute(tmp_path, monkeypatch):
     assert env["MEMCG_BPF_BUILD_DIR"] == str(tmp_path / "b")
     assert env["MEMCG_BPF_FRAGMENTS"] == str(tmp_path / "my.config")
     assert env["MEMCG_BPF_OUT"] == str(tmp_path / "o")
+
+
+def test_kernel_args_reach_the_probe_and_survive_the_environment(tmp_path, monkeypatch):
+    """N7: the KVM probe boots with the run's --kernel-arg, and an argument
+    with a quoted space keeps it on its way to the suites."""
+    from harness import vm
+    from harness.options import Options
+    opts = Options(out=tmp_path, kernel_args=['dyndbg="file mm/* +p"', "no5lvl"])
+    monkeypatch.setattr("os.environ", {**__import__("os").environ, **opts.to_env()})
+    assert Options.from_env().kernel_args == opts.kernel_args
+    seen = []
+    monkeypatch.setattr(vm, "kvm_usable_device", lambda: True)
+    monkeypatch.setattr(vm, "probe_kvm", lambda k, r, log, append=None: (
+        seen.append(append) or (True, "ok")))
+    assert vm.choose_accel("auto", tmp_path / "bzImage", None, tmp_path,
+                           ["no5lvl"])[0] == "kvm"
+    assert seen == [["no5lvl"]]
