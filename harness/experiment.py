@@ -251,16 +251,6 @@ def lows_binned(run: dict, a: float, b: float) -> list[tuple[float, float]]:
     return [(x, sum(p[x] for p in per)) for x in keys]
 
 
-def first_sustained(bins: list[tuple[float, float]], pred, n: int = 2) -> float | None:
-    """Start of the first run of n consecutive bins where pred(rate) holds."""
-    streak = 0
-    for i, (_, v) in enumerate(bins):
-        streak = streak + 1 if pred(v) else 0
-        if streak == n:
-            return bins[i - n + 1][0]
-    return None
-
-
 def first_window(run: dict, a: float, b: float, pred) -> float | None:
     """The first t in [a, b - WINDOW_S], in steps of STEP_S, where pred holds
     for the lows' summed rate over [t, t + STEP_S] and over [t, t +

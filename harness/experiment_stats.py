@@ -9,7 +9,6 @@ import random
 import statistics
 import zlib
 
-from harness.bench import bootstrap_ratio
 from harness.experiment import (
     FREE_PHASE,
     HIGH_PHASE,
@@ -65,15 +64,6 @@ def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dic
                                 "missing": row["runs"] - len(xs)}
             rows.append(row)
     return rows
-
-
-def ratio_to(runs, metrics, scenario: str, arm: str, base: str, key: str, phase: str
-             ) -> tuple[float, float, float] | None:
-    xs = metric_values(runs, metrics, scenario, arm, key, phase)
-    bs = metric_values(runs, metrics, scenario, base, key, phase)
-    if not xs or not bs or not statistics.median(bs):
-        return None
-    return bootstrap_ratio(xs, bs, seed=zlib.crc32(f"{scenario}{arm}{base}{key}".encode()))
 
 
 def verdicts(runs: list[dict], metrics: list[dict], params: Params,

@@ -109,7 +109,7 @@ def kvm_probe_now() -> str:
         return f"no kernel to probe with yet ({e.message})"
 
 
-def checks(cache: Path | None = None, probe_kvm: bool = False) -> list[Check]:
+def checks(probe_kvm: bool = False) -> list[Check]:
     rel = os_release()
     out = [Check("distro", rel.get("ID") == "debian" and rel.get("VERSION_ID") in ("12", "13"),
                  rel.get("PRETTY_NAME", "unknown"))]
@@ -142,7 +142,7 @@ def checks(cache: Path | None = None, probe_kvm: bool = False) -> list[Check]:
     if probe_kvm and os.access(dev, os.R_OK | os.W_OK):
         kvm += "; " + kvm_probe_now()
     else:
-        probe = (cache or paths.cache_root()) / "kvm-probe.json"
+        probe = paths.cache_root() / "kvm-probe.json"
         if probe.exists():
             data = json.loads(probe.read_text())
             kvm += (f"; last probe: {'boots' if data['ok'] else 'does NOT boot'} "
@@ -150,7 +150,7 @@ def checks(cache: Path | None = None, probe_kvm: bool = False) -> list[Check]:
         else:
             kvm += "; not probed yet (doctor --probe-kvm, or the first `vm --accel auto`)"
     out.append(Check("kvm (info)", True, kvm))
-    root = cache or paths.cache_root()
+    root = paths.cache_root()
     st = os.statvfs(root)
     free = st.f_bavail * st.f_frsize / 2**30
     out.append(Check(f"disk>={MIN_FREE_GB}G", free >= MIN_FREE_GB,

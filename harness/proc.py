@@ -55,7 +55,6 @@ def run_logged(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
     on_line: Callable[[str], None] | None = None,
-    echo: bool = False,
     append: bool = False,
 ) -> Result:
     """Run argv in its own session; every output line goes to `log`.
@@ -96,8 +95,6 @@ def run_logged(
                 logf.write(raw)
                 logf.flush()
                 line = raw.decode(errors="replace").rstrip("\n")
-                if echo:
-                    print(line, file=sys.stderr)
                 if on_line:
                     on_line(line)
             proc.wait(timeout=timeout)  # output ended: it is exiting (or was killed)

@@ -53,9 +53,6 @@ class RunResult:
     def failed(self) -> list[Case]:
         return [c for c in self.cases if c.status == FAIL]
 
-    def ok(self) -> bool:
-        return not self.failed and not self.problems and self.rc in (0, None)
-
 
 def parse_test_progs(text: str, run: int = 0) -> RunResult:
     """Per-test and per-subtest results and the summary line of test_progs.
@@ -265,21 +262,6 @@ def false_fail_chance(baselines: dict[str, list[Case]], n: int,
             x = chance_all_fail(*baseline_fail_rate(cases, name), n)
             total += x if x <= alpha else 0.0
     return total
-
-
-def regressions(current: list[Case], baseline: list[Case]) -> list[str]:
-    """What passed in every baseline run and does not now (a test is
-    compared by name; a repeated test must pass every time)."""
-    base = baseline_status(baseline)
-    out = []
-    for name in sorted(n for n, st in base.items() if st == OK):
-        now = [c for c in current if c.name == name]
-        if not now:
-            out.append(f"{name}: passed on the baseline, did not run now")
-        elif any(c.status != OK for c in now):
-            out.append(f"{name}: passed on the baseline, "
-                       f"{'/'.join(sorted({c.status for c in now}))} now")
-    return out
 
 
 @dataclass

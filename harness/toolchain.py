@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import locks, paths
@@ -81,7 +81,6 @@ class Toolchain:
 
     kind: str  # "buildroot" or "host"
     root: Path | None = None
-    binds: list[Path] = field(default_factory=list)
 
     def wrap(self, argv: list[str], env: dict[str, str] | None = None,
              binds: list[Path] | None = None, cwd: Path | None = None) -> list[str]:
@@ -95,7 +94,7 @@ class Toolchain:
             return inner
         assert self.root is not None
         require_root(f"running {argv[0]} in the build root")
-        return chroot_argv(self.root, argv, env=env, binds=(binds or []) + self.binds, cwd=cwd)
+        return chroot_argv(self.root, argv, env=env, binds=binds or [], cwd=cwd)
 
 
 def require_root(why: str) -> None:

@@ -204,7 +204,6 @@ def test_binned_interpolates_and_skips_gaps():
     b = ex.binned(s, 0.0, 1.0)
     assert len(b) == 20 and all(v == pytest.approx(1000, rel=0.05) for _, v in b)
     assert ex.binned(s, 2.0, 3.0) == []
-    assert ex.first_sustained([(0, 5), (1, 0), (2, 5), (3, 0), (4, 0)], lambda v: v < 1) == 3
 
 
 def test_set_params():
