@@ -33,6 +33,11 @@ from harness.verbs import (
     vm_command,
 )
 
+EXIT_STATUS = ("exit status: 0 PASS; 1 FAIL, the change under test failed (a patch, a "
+               "build, a test, a check); 2 ERROR, the infrastructure or the command line "
+               "(a missing tool, a hung command, a bad option, a bug of the harness, "
+               "traceback in OUT/logs/traceback.log). OUT/report.json says the same.")
+
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-dir", type=Path,
@@ -65,7 +70,7 @@ def add_vm(p: argparse.ArgumentParser) -> None:
 
 def verb(sub, name: str, help: str, vm: bool = False) -> argparse.ArgumentParser:
     """A pipeline verb's parser: the common options, and the guest's if it boots one."""
-    p = sub.add_parser(name, help=help)
+    p = sub.add_parser(name, help=help, description=help, epilog=EXIT_STATUS)
     add_common(p)
     if vm:
         add_vm(p)
@@ -77,7 +82,7 @@ def add_seed(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="harness", description=__doc__)
+    ap = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_STATUS)
     sub = ap.add_subparsers(dest="verb", required=True)
 
     p = sub.add_parser("doctor", help="check the host; --install fixes what is missing")
@@ -208,15 +213,16 @@ def make_parser() -> argparse.ArgumentParser:
                    "(default: memcg, samples/bpf/memcg as built from the series)")
 
     p = sub.add_parser("report", help="a finished run's results in another format: "
-                       "--kcidb writes KCIDB JSON for KernelCI")
-    p.add_argument("--kcidb", action="store_true", required=True,
-                   help="KCIDB JSON (schema v5.3), validated when kcidb-io is installed")
+                       "--kcidb writes KCIDB JSON for KernelCI", epilog=EXIT_STATUS)
+    p.add_argument("--kcidb", action="store_true",
+                   help="KCIDB JSON (schema v5.3), validated when kcidb-io is installed "
+                   "(the only format, and the default)")
     p.add_argument("--out", type=Path, default=None,
                    help="the run's output directory (default: ./out/latest)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="where to write it (default: OUT/kcidb.json)")
 
-    p = verb(sub, "experiment", help="the phased throttling experiment (issue 13): "
+    p = verb(sub, "experiment", help="the phased throttling experiment: "
              "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
              "agent, an oracle, the BPF sample, controls) on the nodebug kernel", vm=True)
     p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
