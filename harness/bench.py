@@ -28,7 +28,11 @@ from harness.errors import HarnessError
 NODEBUG = "kernel-config/extra/nodebug.config"
 VARIANTS = ("unpatched", "nothing", "unrelated", "zero", "active")
 SRCU_VARIANTS = ("srcu-zero", "srcu-active")
-WORKLOADS = ("fault", "over_high")
+WORKLOADS = ("fault", "over_high", "batch")
+# --icount: QEMU's instruction counter drives the guest's clocks, one
+# nanosecond per instruction, and never in real time: a run's ns per page
+# is then the instructions it took, not a boot's luck with the host.
+ICOUNT_QEMU_OPTS = ["-icount", "shift=0,sleep=off"]
 # The variant a kernel's boots run, by kernel.
 KERNEL_VARIANTS = {"unpatched": ("unpatched",),
                    "patched": ("nothing", "unrelated", "zero", "active"),
@@ -79,7 +83,7 @@ def edit_tree(tree: Path, edits: list[tuple[str, str, str]]) -> dict[Path, str]:
     new: dict[Path, str] = {}
     for rel, old, repl in edits:
         f = tree / rel
-        text = new.get(f) if f in new else f.read_text()
+        text = new[f] if f in new else f.read_text()
         orig.setdefault(f, f.read_text())
         if text.count(old) != 1:
             raise HarnessError(f"bench --srcu: {rel} has {text.count(old)} copies of the "
@@ -109,6 +113,7 @@ class BenchParams:
     memory: str = "1G"
     cpus: int = 2
     srcu: bool = False  # a third kernel, with an SRCU-fast read side
+    icount: bool = False  # deterministic guest time (ICOUNT_QEMU_OPTS), one vCPU
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -131,7 +136,17 @@ class BenchParams:
                 "--boot", str(boot)]
 
     def timeout_s(self) -> float:
-        return 300 + 4 * len(VARIANTS) * len(WORKLOADS) * self.reps * (self.secs + 2)
+        # under icount a guest second takes several host seconds
+        slow = 12 if self.icount else 4
+        return 300 + slow * len(VARIANTS) * len(WORKLOADS) * self.reps * (self.secs + 2)
+
+    @property
+    def qemu_opts(self) -> list[str]:
+        return list(ICOUNT_QEMU_OPTS) if self.icount else []
+
+    @property
+    def guest_cpus(self) -> int:
+        return 1 if self.icount else self.cpus
 
 
 def bootstrap_ratio(xs: list[float], base: list[float], n: int = 4000,

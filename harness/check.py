@@ -69,7 +69,7 @@ def parse_checkpatch(text: str, rc: int = 1) -> tuple[int, int, int]:
 def load_exceptions(path: Path = EXCEPTIONS) -> list[tuple[str, str, str]]:
     """(patch glob, message substring, reason) per line of
     "GLOB | MESSAGE | REASON"; '#' starts a comment."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     if not path.exists():
         return out
     for n, line in enumerate(path.read_text().splitlines(), 1):

@@ -178,6 +178,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--srcu", action="store_true",
                    help="also build the series with an SRCU-fast read side around the "
                    "callbacks (the RFC's), and measure what it adds (srcu-zero, srcu-active)")
+    p.add_argument("--icount", action="store_true",
+                   help="deterministic guest time: QEMU -icount shift=0,sleep=off (one ns "
+                   "per instruction, TCG, one vCPU), so that ns per page counts "
+                   "instructions and does not drift between boots")
 
     p = verb(sub, "throttle", help="the throttling experiment: stress-ng in cgroups "
              "high and low under no policy, the BPF sample, memory.low, memory.high",
@@ -333,8 +337,11 @@ def request(args: argparse.Namespace):
         return StudyRequest(throttle_params(args), nodebug=args.nodebug)
     if v == "bench":
         from harness.bench import BenchParams
+        if args.icount and args.accel == "kvm":
+            raise HarnessError("bench --icount runs under TCG (QEMU's icount), not --accel kvm")
         return StudyRequest(BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
-                                        mb=args.mb, seed=args.seed, srcu=args.srcu))
+                                        mb=args.mb, seed=args.seed, srcu=args.srcu,
+                                        icount=args.icount))
     return NoRequest()
 
 

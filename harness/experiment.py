@@ -186,6 +186,7 @@ def set_params(params: Params, assignments: list[str]) -> None:
             raise HarnessError(f"--set {a!r}: want NAME=VALUE with NAME one of "
                                + ", ".join(k for k in fields if k not in ("scenarios", "arms")))
         cur = fields[name]
+        val: object
         try:
             if isinstance(cur, list):
                 val = [int(x) for x in value.split(",")]
@@ -229,6 +230,12 @@ def _rate(samples: list[list[int]], a: float, b: float) -> float | None:
     return None if na is None or nb is None or b <= a else (nb - na) / (b - a)
 
 
+def _total(rates: list[float | None]) -> float | None:
+    """The sum of rates, or None if any of them is None."""
+    known = [r for r in rates if r is not None]
+    return sum(known) if len(known) == len(rates) else None
+
+
 def binned(samples: list[list[int]], a: float, b: float, width: float = BIN_S
            ) -> list[tuple[float, float]]:
     """(bin start, pages/s) over [a, b), bins of `width` s."""
@@ -262,8 +269,8 @@ def first_window(run: dict, a: float, b: float, pred) -> float | None:
     for k in range(int((b - a - WINDOW_S) / STEP_S + 1e-6) + 1):
         t = a + k * STEP_S
         for w in (STEP_S, WINDOW_S):
-            rates = [_rate(s, t, t + w) for s in series]
-            if None in rates or not pred(sum(rates)):
+            total = _total([_rate(s, t, t + w) for s in series])
+            if total is None or not pred(total):
                 break
         else:
             return t
@@ -335,7 +342,8 @@ def policy_times(run: dict, on_phase: str | None, off_phase: str | None) -> dict
     """The policy's own onset (from the start of on_phase to its first
     switch on in it; 0 if it was on already) and release (from the start
     of off_phase to its first switch off in it; 0 if it was off already)."""
-    ph, sw, m = phase_bounds(run), policy_switches(run), {}
+    ph, sw = phase_bounds(run), policy_switches(run)
+    m: dict = {}
     if not sw:
         return m
     if on_phase in ph:
@@ -365,7 +373,7 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
         hi = _rate(run["tasks"]["high"].get("samples", []), a, b)
         lo = [_rate(run["tasks"][k].get("samples", []), a, b) for k in lows]
         m["phases"][name] = {
-            "high": hi, "low": None if None in lo else sum(lo),
+            "high": hi, "low": _total(lo),
             "high_some": _pressure(run, "high", "some", a, b),
             "high_full": _pressure(run, "high", "full", a, b),
             "probe_p99_ms": _p99(run["tasks"]["probe"].get("passes", []), a, b),

@@ -76,8 +76,8 @@ def junit_tests(path: Path) -> list[tuple[str, str, float, str]]:
             elif child.tag == "skipped":
                 status, msg = "SKIP", child.get("message", "")
         # the test's own name is one part, whatever its parameters hold
-        path = test_path("pytest", cls) + "." + re.sub(r"[^a-zA-Z0-9_-]", "_", name)
-        out.append((path, status, float(tc.get("time") or 0), msg))
+        tpath = test_path("pytest", cls) + "." + re.sub(r"[^a-zA-Z0-9_-]", "_", name)
+        out.append((tpath, status, float(tc.get("time") or 0), msg))
     return out
 
 
@@ -97,7 +97,7 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
     # the patches/ of this checkout, unless the run built the tree without
     # the series (a baseline) or as it was (--series none)
     with_patches = not repro.get("unpatched") and repro.get("series", "quilt") == "quilt"
-    checkout = {
+    checkout: dict = {
         "id": _id("checkout", run_key), "origin": ORIGIN,
         "tree_name": "debian-linux-source-7.3" if src.get("origin") == "debian-package"
         else "user-tree",
@@ -119,7 +119,7 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
         if not st:
             continue
         build_id = _id("build", run_key, name)
-        b = {"id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
+        b: dict = {"id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
              "architecture": "x86_64", "status": STAGE_STATUS.get(st["status"], "ERROR"),
              "duration": float(st.get("duration_s", 0)), "start_time": _time(start),
              "misc": {"summary": st.get("summary", ""), "release":
@@ -135,7 +135,7 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
                                "status": "SKIP", "misc": {"note": "no kernel build in this run"}})
 
     def add(path: str, status: str, duration: float | None = None, **misc) -> None:
-        t = {"id": _id("test", run_key, path, str(len(data["tests"]))), "origin": ORIGIN,
+        t: dict = {"id": _id("test", run_key, path, str(len(data["tests"]))), "origin": ORIGIN,
              "build_id": build_id, "path": path, "status": status, "start_time": _time(start)}
         if duration is not None:
             t["duration"] = float(duration)

@@ -347,8 +347,8 @@ class Pipeline:
                                       {"error": str(e)}))
             rec.details = {"items": items_dict(items)}
             rec.status = stage_status(items)
-            bad = [i for i in items if i.status == "FAIL"]
-            rec.summary = f"{len(items) - len(bad)}/{len(items)} checks pass"
+            failed = [i for i in items if i.status == "FAIL"]
+            rec.summary = f"{len(items) - len(failed)}/{len(items)} checks pass"
         return items
 
     def write_baseline(self, path: Path, runs: list, note: str, **more) -> Path:
@@ -366,7 +366,8 @@ class Pipeline:
 
     def guest_run(self, name: str, script: str, args: list[str], *, timeout: float,
                   memory: str = "2G", cpus: int = 2, disk_mb: int | None = None,
-                  files: dict[str, str] | None = None) -> tuple[vm.VmResult, Path]:
+                  files: dict[str, str] | None = None,
+                  qemu_opts: list[str] | None = None) -> tuple[vm.VmResult, Path]:
         """Boot once and run harness/guest/<script> with `args`, where
         {results}, {tools}, {disk} and {shared} stand for the guest's paths
         of the results directory, the guest tools, the scratch disk's serial
@@ -394,15 +395,15 @@ class Pipeline:
                         *(a.format(**subst) for a in args)])
         try:
             res = self.boot(cmd, name=name, timeout=timeout, memory=memory, cpus=cpus,
-                            disks=[disk] if disk else [])
+                            disks=[disk] if disk else [], qemu_opts=qemu_opts)
         finally:
             if disk:
                 disk.unlink(missing_ok=True)
         return res, shared / "results"
 
     def boot(self, command: str, *, name: str = "vm", timeout: float = 600,
-             memory: str = "2G", cpus: int = 2,
-             disks: list[Path] | None = None) -> vm.VmResult:
+             memory: str = "2G", cpus: int = 2, disks: list[Path] | None = None,
+             qemu_opts: list[str] | None = None) -> vm.VmResult:
         info = kbuild.built_info(self.build_dir)
         tc = self.toolchain()
         kernel = Path(info.image)
@@ -419,11 +420,13 @@ class Pipeline:
             req = vm.VmRequest(kernel=kernel, command=command, out_dir=out, accel=accel,
                                root=tc.root, memory=memory, cpus=cpus, timeout=timeout,
                                rodirs=rodirs, name=name, disks=list(disks or []),
-                               append=list(self.opts.kernel_args))
+                               append=list(self.opts.kernel_args),
+                               qemu_opts=list(qemu_opts or []))
             res = vm.boot(req, self.opts.logs)
             rec.log = str(res.console)
             rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel),
-                                           "cmdline": " ".join(vm.KERNEL_ARGS + req.append)}
+                                           "cmdline": " ".join(vm.KERNEL_ARGS + req.append),
+                                           "qemu_opts": req.qemu_opts}
             problem = res.problem()
             rec.status = FAIL if problem else rec.status
             rec.summary = (problem.splitlines()[0] if problem else

@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
 
@@ -39,7 +40,7 @@ class Stage:
         self._t0 = time.monotonic()
         return self.record
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         self.record.duration_s = round(time.monotonic() - self._t0, 2)
         if exc is not None:
             from harness.errors import ChangeFailed

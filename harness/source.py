@@ -131,10 +131,11 @@ def dpkg_newer(a: str, b: str) -> bool:
     return r.returncode == 0
 
 
-def newest_deb(debs: list[Path]) -> Path | None:
-    best = None
-    for d in debs:
-        if best is None or dpkg_newer(deb_file_version(d), deb_file_version(best)):
+def newest_deb(debs: list[Path]) -> Path:
+    """The newest of debs (not empty), by dpkg's version order."""
+    best = debs[0]
+    for d in debs[1:]:
+        if dpkg_newer(deb_file_version(d), deb_file_version(best)):
             best = d
     return best
 

@@ -29,7 +29,8 @@ class StudyResult:
     table: str  # the summary, for the terminal
     results: Path  # results.json: parameters, environment, every run
     png: Path  # the plot of every run
-    summary: list = field(default_factory=list)  # rows of the summary
+    # rows of the summary; throttle: {scenario: its summary}
+    summary: list | dict = field(default_factory=list)
     runs: list = field(default_factory=list)  # every run
     every_run: str = ""  # a table of every run
     traces: Path | None = None  # throttle: memory over time, the policy's periods
@@ -316,6 +317,8 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
     # unpatched first, then the series: the tree ends with it applied
     for kernel in params.kernels:
         kernels[kernel] = pl.nodebug(kernel, "bench")
+        if params.icount:  # QEMU's icount is TCG's
+            kernels[kernel].opts.accel = "tcg"
     # membench and the policy holder run on every kernel: the others get a copy
     src = kbuild.guest_tools_dir(kernels["patched"].build_dir) / "membench"
     for kernel in params.kernels:
@@ -336,7 +339,8 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
                 f"{name}-{kernel}-{boot}", "bench.py",
                 ["{results}", "--tools {tools}",
                  *map(shlex.quote, params.guest_args(kernel, boot))],
-                timeout=params.timeout_s(), memory=params.memory, cpus=params.cpus)
+                timeout=params.timeout_s(), memory=params.memory, cpus=params.guest_cpus,
+                qemu_opts=params.qemu_opts)
             accel = res.accel
             results_files.append(gresults / "runs.jsonl")
     with pl._stage(f"{name}-results") as rec:
@@ -348,6 +352,7 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
                "config_sha256": paths.short_hash(
                    (kernels["patched"].build_dir / ".config").read_bytes(), n=16),
                "kernel": pl.source().label(), "accel": accel,
+               "icount": params.qemu_opts or None, "vcpus": params.guest_cpus,
                "release": cfg.release, "build_dirs": {
                    k: str(v.build_dir) for k, v in kernels.items()}}
         data = hb.to_json(params, runs, summary, env)
@@ -366,7 +371,8 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
         (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
         title = (f"membench {params.mb} MB x {params.secs} s, {params.reps} runs per "
                  f"variant per boot, {params.boots} boots per kernel; nodebug.config; "
-                 f"{params.cpus} vCPUs" + (" (QEMU TCG)" if accel == "tcg" else ""))
+                 f"{params.guest_cpus} vCPUs" + (" (QEMU TCG)" if accel == "tcg" else "")
+                 + (", icount: ns = instructions" if params.icount else ""))
         png = hb.plot(runs, summary, out / "bench.png", title)
         rec.details = {"results": str(out / "results.json"), "plot": str(png),
                        "table": str(out / "table.txt")}

@@ -9,8 +9,10 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness import paths
 from harness.errors import HarnessError
@@ -18,6 +20,11 @@ from harness.pipeline import Pipeline
 from harness.record import FAIL
 from harness.report import table
 from harness.results import PEER_TESTS, SERIES_TESTS
+
+if TYPE_CHECKING:
+    from harness.bench import BenchParams
+    from harness.experiment import Params as ExperimentParams
+    from harness.throttle import Params as ThrottleParams
 
 BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
 PEER_BASELINE = paths.REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
@@ -77,7 +84,7 @@ class TestRequest:
 @dataclass
 class StudyRequest:
     """throttle, experiment, bench: the study's own Params."""
-    params: object
+    params: ThrottleParams | ExperimentParams | BenchParams
     nodebug: bool = False  # throttle: on the nodebug kernel
     reanalyze: list[Path] = field(default_factory=list)  # experiment: earlier runs
 
@@ -172,7 +179,7 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
     if req.peers:
         filters += PEER_TESTS
     pl.prepare(bpf_selftests=bool(filters))
-    report = {"source": asdict(pl.source())}
+    report: dict = {"source": asdict(pl.source())}
     # test_memcontrol runs until each test flaky without the series passed,
     # at most memcontrol_repeat times; a baseline runs them all
     until = [] if req.write_baseline or unpatched else flaky_tests(req.baseline)
@@ -233,6 +240,8 @@ def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
     from harness.experiment import Params as MatrixParams
     if isinstance(params, MatrixParams):
         return verb_experiment(pl, req)
+    from harness.throttle import Params as ThrottleParams
+    assert isinstance(params, ThrottleParams), params  # cli.request: throttle's or --matrix's
     if req.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
         pl = pl.nodebug("patched", "throttle --nodebug")
     else:
@@ -271,7 +280,8 @@ def verb_run(pl: Pipeline, req: NoRequest) -> VerbResult:
     return VerbResult(report | {"throttle": str(r.results)})
 
 
-VERBS = {
+# each verb takes the request cli.request makes for it
+VERBS: dict[str, Callable[[Pipeline, Any], VerbResult]] = {
     "source": verb_source,
     "series": verb_series,
     "config": verb_config,

@@ -67,6 +67,7 @@ class VmRequest:
     rodirs: list[tuple[str, Path]] = field(default_factory=list)
     disks: list[Path] = field(default_factory=list)
     append: list[str] = field(default_factory=list)
+    qemu_opts: list[str] = field(default_factory=list)  # extra QEMU arguments
     name: str = "vm"
     force_9p: bool = field(default_factory=lambda: not virtiofsd_usable())
 
@@ -131,6 +132,8 @@ def vng_argv(req: VmRequest, vng: str = "vng") -> list[str]:
         argv.append("--force-9p")
     argv += ["--append", " ".join(KERNEL_ARGS + req.append)]
     argv += ["--exec", wrap_command(req.command, req.guest_out)]
+    if req.qemu_opts:  # in one value ("=": it starts with a dash); vng puts it last
+        argv.append("--qemu-opts=" + " ".join(req.qemu_opts))
     return argv
 
 

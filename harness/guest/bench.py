@@ -6,13 +6,16 @@ Usage: bench.py OUT --tools DIR --kernel unpatched|patched|srcu [--reps R]
 
 membench (harness/guest/memcg_ops_check/membench.c) maps, touches and
 unmaps MB of anonymous memory for S seconds in a cgroup and reports ns per
-page. Two workloads:
+page. Three workloads:
 
   fault      in /sys/fs/cgroup/bench/fault, memory.high "max";
   over_high  in /sys/fs/cgroup/bench/high, memory.high a quarter megabyte
              below the peak a calibration run reached: the cgroup goes over
              memory.high at the end of every pass, by less than 1 %, which
-             runs the memory.high paths without a throttling sleep.
+             runs the memory.high paths without a throttling sleep;
+  batch      in /sys/fs/cgroup/bench/batch, 64 pages a pass: one charge
+             batch per mmap(), as many system calls as batches (the return
+             to user space after every batch).
 
 Both cgroups have memory.min above the working set, in every variant and
 on both kernels, so that an active policy's episode (which never goes
@@ -45,14 +48,16 @@ CG = Path("/sys/fs/cgroup")
 KERNEL_VARIANTS = {"unpatched": ("unpatched",),
                    "patched": ("nothing", "unrelated", "zero", "active"),
                    "srcu": ("srcu-zero", "srcu-active")}
-WORKLOADS = ("fault", "over_high")
+WORKLOADS = ("fault", "over_high", "batch")
+# membench's size per workload: --mb, but 64 pages (one charge batch) for batch
+BATCH_SIZE = "256k"
 
 
 def write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def membench(tools: Path, cg: Path, mb: int, secs: float) -> dict:
+def membench(tools: Path, cg: Path, mb: int | str, secs: float) -> dict:
     r = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
                         str(tools / "membench"), str(mb), str(secs)],
                        capture_output=True, text=True, timeout=secs * 20 + 60)
@@ -65,6 +70,7 @@ def hold(tools: Path, cg: Path, answer: int) -> subprocess.Popen:
     p = subprocess.Popen([str(tools / "memcg_ops_check"), "--hold-answer", str(cg),
                           str(answer)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
+    assert p.stdout is not None  # stdout=PIPE
     first = json.loads(p.stdout.readline() or "{}")
     if first.get("attach_err") != 0:
         p.kill()
@@ -79,7 +85,7 @@ def release(p: subprocess.Popen) -> None:
 def setup(mb: int, tools: Path, secs: float) -> dict[str, Path]:
     write(CG / "cgroup.subtree_control", "+memory")
     cgs = {"fault": CG / "bench" / "fault", "over_high": CG / "bench" / "high",
-           "other": CG / "bench_other"}
+           "batch": CG / "bench" / "batch", "other": CG / "bench_other"}
     (CG / "bench").mkdir(exist_ok=True)
     write(CG / "bench" / "cgroup.subtree_control", "+memory")
     for p in cgs.values():
@@ -118,7 +124,8 @@ def main() -> int:
             policy = hold(args.tools, target, 1 if variant.endswith("active") else 0) \
                 if target else None
             try:
-                r = membench(args.tools, cgs[workload], args.mb, args.secs)
+                r = membench(args.tools, cgs[workload],
+                             BATCH_SIZE if workload == "batch" else args.mb, args.secs)
             finally:
                 if policy:
                     release(policy)

@@ -131,10 +131,12 @@ class Task:
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
 
     def send(self, cmd: str) -> None:
+        assert self.proc.stdin is not None  # stdin=PIPE
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
 
@@ -151,9 +153,11 @@ class Task:
     def finish(self) -> dict:
         try:
             self.send("quit")
+            assert self.proc.stdin is not None  # stdin=PIPE
             self.proc.stdin.close()
         except (BrokenPipeError, ValueError):
             pass
+        rc: int | str
         try:
             rc = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -173,12 +177,14 @@ class Logged:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[tuple[float, str]] = []
+        assert self.proc.stdout is not None  # stdout=PIPE
         self.first = self.proc.stdout.readline()
         self.lines.append((time.monotonic(), self.first.rstrip("\n")))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
             self.on_line(line)
@@ -190,6 +196,7 @@ class Logged:
         self.stopping()
         if self.proc.poll() is None:
             if how == "stdin":
+                assert self.proc.stdin is not None  # stdin=PIPE
                 self.proc.stdin.close()
             else:
                 self.proc.send_signal(signal.SIGTERM)
@@ -295,6 +302,12 @@ def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
 
 class Run:
     """What a scenario function drives: the tasks, the phases, the arm."""
+
+    # set per run, by go()
+    helper: Logged | None
+    detached: bool
+    detach_at: float | None
+    helper_rc: int | None
 
     def __init__(self, cell: dict, tools: Path, out: Path):
         self.cell, self.tools, self.out = cell, tools, out

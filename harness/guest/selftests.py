@@ -70,6 +70,7 @@ def hold_policy(program: str) -> subprocess.Popen:
     once the first line is out, until its stdin closes."""
     p = subprocess.Popen([program, "--hold", "/sys/fs/cgroup"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None  # stdout=PIPE
     p.attached = p.stdout.readline().strip()  # type: ignore[attr-defined]
     return p
 

@@ -27,7 +27,7 @@ def sh(argv: list[str], timeout: float = 60) -> tuple[int, str]:
         return -1, str(e)
 
 
-def read(path: Path) -> str | None:
+def read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as e:
@@ -156,6 +156,7 @@ def sample_cli(tools: Path) -> dict | None:
         out[name] = {"rc": r.returncode, "out": (r.stdout + r.stderr)[:1500]}
     p = subprocess.Popen([str(prog), str(low), str(high), "100", "1024"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert p.stdout is not None  # stdout=PIPE
     first = p.stdout.readline()
     _, links_attached = sh(["bpftool", "link", "show"])
     p.send_signal(signal.SIGTERM)

@@ -238,11 +238,13 @@ class Policy:
              str(CG / "high"), str(args.threshold), str(args.over_high)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[tuple[float, str]] = []
+        assert self.proc.stdout is not None  # stdout=PIPE
         self.attached = self.proc.stdout.readline()  # its "attached" line: in place
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
 
@@ -281,6 +283,7 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
         holder = subprocess.Popen(
             ["sh", "-c", join + f"python3 {Path(__file__).resolve()} hold {args.idle_bytes}"],
             stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None  # stdout=PIPE
         line = holder.stdout.readline()
         if line.strip() != "held":
             holder.kill()
@@ -308,6 +311,7 @@ def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: 
     seconds = args.mechanism_cap_s + 2 * args.observe_s if mechanism else args.seconds
     procs = {s: stressor(s, args, out / f"{name}-{rep}-{s}.yaml", cwd, seconds) for s in sides}
     if mechanism:
+        assert policy is not None  # every mechanism scenario attaches the policy
         drive_mechanism(name, args, rec, sampler, policy, t0)
         rec["stopped_s"] = round(time.monotonic() - t0, 3)  # samples after it: the kill
         for p in procs.values():

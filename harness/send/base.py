@@ -35,7 +35,7 @@ def _pc_state(tree: Path) -> tuple:
     pc = tree / ".pc"
     if not pc.is_dir():
         return ()
-    entries = []
+    entries: list[tuple[str, int | None]] = []
     for p in sorted(pc.iterdir()):
         try:
             entries.append((p.name, p.stat().st_mtime_ns))

@@ -105,7 +105,7 @@ def _quilt_tree(wt: Path, base: str, patches: Path, run: Runner) -> tuple[str | 
             failure = parse_push_failure(out)
             return None, (failure.describe() if failure else f"quilt push -a failed: {out[-500:]}")
         pc = wt / ".pc"
-        files = set()
+        files: set[str] = set()
         for name in series_names(patches):
             d = pc / name
             if d.is_dir():
@@ -186,7 +186,7 @@ def round_trip(mbox_dir: Path, base_repo: Path, expected: str | Path | Sequence[
     for exp in expectations:
         if isinstance(exp, Path):
             qtree, err = quilt_trees[exp]
-            if err:
+            if err or qtree is None:  # no tree comes without its error
                 diffs.append(f"quilt push -a of {exp}: {err}")
             elif qtree != am_tree:
                 diffs.append(f"tree from the mails differs from quilt push -a of {exp}: "

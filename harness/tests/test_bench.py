@@ -1,6 +1,9 @@
 """harness.bench: the statistics and the report, on synthetic runs."""
 import json
 import random
+from pathlib import Path
+
+import pytest
 
 from harness import bench as hb
 from harness.bench import BenchParams
@@ -95,8 +98,33 @@ def test_srcu_variants_are_compared_with_the_series(tmp_path):
     assert hb.plot(runs, hb.summarize(runs), tmp_path / "b.png", "t").stat().st_size > 1000
     p = BenchParams(boots=2, reps=3, srcu=True)
     assert p.kernels == ("unpatched", "patched", "srcu")
-    assert p.expected_runs() == 2 * 3 * 2 * 7
-    assert BenchParams(boots=2, reps=3).expected_runs() == 2 * 3 * 2 * 5
+    assert p.expected_runs() == 2 * 3 * 3 * 7  # boots x reps x workloads x variants
+    assert BenchParams(boots=2, reps=3).expected_runs() == 2 * 3 * 3 * 5
+
+
+def test_icount_bench_boots_tcg_with_qemus_instruction_counter():
+    """--icount: guest time is QEMU's instruction count (-icount shift=0,
+    sleep=off, given to vng as one --qemu-opts value, last), one vCPU."""
+    from harness import vm
+    p = BenchParams(icount=True)
+    assert p.qemu_opts == ["-icount", "shift=0,sleep=off"] and p.guest_cpus == 1
+    assert BenchParams().qemu_opts == [] and BenchParams().guest_cpus == 2
+    assert p.timeout_s() > BenchParams().timeout_s()
+    req = vm.VmRequest(kernel=Path("/k"), command="true", out_dir=Path("/o"),
+                       qemu_opts=p.qemu_opts, cpus=p.guest_cpus, force_9p=True)
+    argv = vm.vng_argv(req)
+    assert argv[-1] == "--qemu-opts=-icount shift=0,sleep=off"
+    assert argv[argv.index("--cpus") + 1] == "1"
+    assert "--qemu-opts" not in " ".join(vm.vng_argv(vm.VmRequest(
+        kernel=Path("/k"), command="true", out_dir=Path("/o"), force_9p=True)))
+
+
+def test_icount_refuses_kvm():
+    from harness import cli
+    from harness.errors import HarnessError
+    args = cli.make_parser().parse_args(["bench", "--icount", "--accel", "kvm"])
+    with pytest.raises(HarnessError, match="TCG"):
+        cli.request(args)
 
 
 SRC = """#include <linux/sched.h>

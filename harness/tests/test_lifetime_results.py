@@ -24,8 +24,9 @@ def kept(name: str) -> str:
 
 def counts(log: str) -> tuple[int, int, int]:
     """(race rounds, fail_nth calls, calls with a failed allocation)."""
-    calls = CALLS.search(log)
-    return int(ROUNDS.search(log).group(1)), int(calls.group(1)), int(calls.group(2))
+    rounds, calls = ROUNDS.search(log), CALLS.search(log)
+    assert rounds is not None and calls is not None, log[-2000:]
+    return int(rounds.group(1)), int(calls.group(1)), int(calls.group(2))
 
 
 def readme_row(start: str) -> str:

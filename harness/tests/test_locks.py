@@ -29,6 +29,7 @@ def holder(target: Path) -> subprocess.Popen:
             "time.sleep(60)")
     p = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=REPO,
                          stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert p.stdout is not None
     assert p.stdout.readline().strip() == "held"
     return p
 

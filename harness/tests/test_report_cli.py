@@ -230,7 +230,7 @@ def test_guest_run_paths_disk_and_files(tmp_path, monkeypatch):
     pl._tc = TC()
     seen = {}
 
-    def boot(cmd, *, name, timeout, memory, cpus, disks):
+    def boot(cmd, *, name, timeout, memory, cpus, disks, qemu_opts=None):
         seen.update(cmd=cmd, name=name, disks=disks, exists=[d.exists() for d in disks],
                     size=[d.stat().st_size for d in disks])
         return "result"

@@ -30,7 +30,7 @@ def parse(patch: Path) -> dict[str, list[tuple[int, list[str], list[str], list[s
     """{file: [(old start, old side, added lines, new side)]} of a patch."""
     files: dict[str, list] = {}
     cur = None
-    hunk = None
+    hunk: tuple[int, list[str], list[str], list[str]] | None = None
     body = patch.read_text().split("\n---\n", 1)[1]
     for line in body.splitlines():
         if line.startswith("+++ b/"):

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * membench MB SECS: the charge-path microbenchmark of `harness bench`.
- * For SECS seconds, map MB of anonymous memory, write one byte to each
- * page (a page fault and a memcg charge each) and unmap it (the uncharge).
+ * membench SIZE SECS: the charge-path microbenchmark of `harness bench`.
+ * For SECS seconds, map SIZE of anonymous memory (MB, or KB with a "k"
+ * suffix), write one byte to each page (a page fault and a memcg charge
+ * each) and unmap it (the uncharge). "256k" is 64 pages: one memcg charge
+ * batch per mmap(), and as many system calls as charge batches.
  * Prints {"pages": P, "ns": T, "ns_per_page": T/P} for the whole run. The
  * caller puts it in the cgroup to measure.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -28,10 +31,10 @@ int main(int argc, char **argv)
 	char *p;
 
 	if (argc != 3 || atol(argv[1]) <= 0 || atof(argv[2]) <= 0) {
-		fprintf(stderr, "usage: membench MB SECS\n");
+		fprintf(stderr, "usage: membench SIZE SECS (SIZE in MB, or KB with a k suffix)\n");
 		return 2;
 	}
-	len = (size_t)atol(argv[1]) << 20;
+	len = (size_t)atol(argv[1]) << (argv[1][strlen(argv[1]) - 1] == 'k' ? 10 : 20);
 	t0 = now_ns();
 	end = t0 + (unsigned long long)(atof(argv[2]) * 1e9);
 	do {
