@@ -1,4 +1,4 @@
-"""The command line: python -m harness <verb> (console script: memcg-bpf-harness)."""
+"""The command line: python -m harness <verb> (console script: memcg-harness)."""
 
 from __future__ import annotations
 

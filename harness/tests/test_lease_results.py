@@ -68,7 +68,7 @@ def test_the_quoted_ratios_are_the_kept_sitting(swap):
     runs, metrics = data["runs"], data["metrics"]
     targets = {t["target"]: t for t in st.targets(runs, metrics, params)
                if t["arm"] == "sample"}
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "experiment.md").read_text()
     for name, quoted in QUOTED[swap].items():
         v = targets[name]["value"]
         got = f"{round(v * 1000)} ms" if quoted.endswith("ms") else f"{v:.2f}"
@@ -107,6 +107,6 @@ def test_the_throttle_report_row_is_the_kept_run():
         return f"{min(v):,}-{max(v):,}"
     policy = [r for r in runs if r["scenario"] == "both_policy"]
     helped = sum(bool(r["helped"]) for r in policy)
-    text = " ".join((REPO / "README.md").read_text().split())
+    text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
     assert (f"{helped} of {len(policy)} runs (high {span('both_policy')} ops/s against "
             f"{span('both_none')} with no policy, alone {span('high_alone')};") in text

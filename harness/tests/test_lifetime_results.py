@@ -30,7 +30,7 @@ def counts(log: str) -> tuple[int, int, int]:
 
 
 def readme_row(start: str) -> str:
-    rows = [ln for ln in (REPO / "README.md").read_text().splitlines()
+    rows = [ln for ln in (REPO / "docs" / "series.md").read_text().splitlines()
             if ln.startswith(f"| {start} |")]
     assert len(rows) == 1, (start, rows)
     return rows[0]

@@ -34,7 +34,7 @@ def fmt(c: dict) -> str:
 def readme_rows(header: str = "| S3 arm | high, large | runs gain | lows, small |"
                 ) -> dict[str, list[str]]:
     """The README table under `header`: {first cell: the other cells}."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "experiment.md").read_text()
     start = text.index(header)
     rows = {}
     for line in text[start:].splitlines()[2:]:
@@ -65,7 +65,7 @@ def test_the_readme_table_is_the_kept_runs():
 
 def test_the_sigagent_write_times_in_the_text():
     data, _ = kept()
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "experiment.md").read_text()
     for arm in ("sigagent", "sigagent:nb"):
         lat, dur = [], []
         for r in data["runs"]:
