@@ -337,6 +337,8 @@ class KernelBuild:
         # the series' infrastructure test needs bpf_testmod.ko
         if bpf and required and kmods and not (bpf_out / "bpf_testmod.ko").exists():
             missing.append("bpf_testmod.ko")
+        if bpf and kmods:
+            check_test_modules(bpf_out, self.build)
         if dropped or missing:
             errors = [x for x in text.splitlines()
                       if any(t in x for t in required) and "error" in x][:15]
@@ -387,6 +389,38 @@ def forget_objects_using(out: Path, tree: Path) -> int:
             dep.with_suffix(".o").unlink(missing_ok=True)
             n += 1
     return n
+
+
+def module_vermagic(ko: Path) -> str:
+    """A module's vermagic (its .modinfo string "vermagic=...")."""
+    data = ko.read_bytes()
+    i = data.find(b"\0vermagic=")
+    if i < 0:
+        raise HarnessError(f"{ko} has no vermagic: not a kernel module?")
+    return data[i + 10:data.index(b"\0", i + 1)].decode(errors="replace")
+
+
+def check_test_modules(bpf_out: Path, build: Path) -> None:
+    """The test modules beside test_progs are this build's: their vermagic
+    names its release, and each is the one Kbuild built for it (MO=). One
+    built for another kernel is refused here, with the reason, instead of
+    failing to load in the guest and showing up as failed tests."""
+    release = (build / "include/config/kernel.release").read_text().strip()
+    built = selftests_dir(build) / "test_kmods"
+    for m in TEST_KMODS:
+        ko = bpf_out / f"{m}.ko"
+        if not ko.exists():
+            continue
+        magic = module_vermagic(ko)
+        if magic.split()[0] != release:
+            raise HarnessError(f"{ko} was built for {magic.split()[0]}, not for this "
+                               f"build's {release}: refusing to boot with it",
+                               hint=f"remove {ko} and build again")
+        own = built / f"{m}.ko"
+        if own.exists() and own.read_bytes() != ko.read_bytes():
+            raise HarnessError(f"{ko} is not the module Kbuild built for {build} "
+                               f"({own}): refusing to boot with it",
+                               hint=f"remove {ko} and build again")
 
 
 # the BPF selftests' test modules (tools/testing/selftests/bpf/test_kmods)

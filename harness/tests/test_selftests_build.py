@@ -131,3 +131,27 @@ def test_outoftree_mk_builds_libarena_under_output(tmp_path: Path):
     r = subprocess.run(["make", "-C", str(bpf), f"OUTPUT={out}", "all"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and (bpf / "libarena/libarena.skel.h").exists()
+
+
+def _module(path: Path, vermagic: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF...\0license=GPL\0vermagic=" + vermagic.encode()
+                     + b"\0name=bpf_testmod\0")
+
+
+def test_a_module_of_another_kernel_is_refused(tmp_path: Path):
+    from harness.errors import HarnessError
+    build = tmp_path / "build"
+    (build / "include/config").mkdir(parents=True)
+    (build / "include/config/kernel.release").write_text("7.3.4\n")
+    sel = kbuild.selftests_dir(build)
+    _module(sel / "test_kmods/bpf_testmod.ko", "7.3.4 SMP preempt mod_unload ")
+    _module(sel / "bpf/bpf_testmod.ko", "7.3.4 SMP preempt mod_unload ")
+    kbuild.check_test_modules(sel / "bpf", build)  # this build's: fine
+    _module(sel / "bpf/bpf_testmod.ko", "7.3.4-isolation SMP preempt mod_unload ")
+    with pytest.raises(HarnessError, match="built for 7.3.4-isolation, not for this build's"):
+        kbuild.check_test_modules(sel / "bpf", build)
+    # same release string, other bytes (another config of the same release)
+    _module(sel / "bpf/bpf_testmod.ko", "7.3.4 SMP preempt mod_unload  ")
+    with pytest.raises(HarnessError, match="not the module Kbuild built"):
+        kbuild.check_test_modules(sel / "bpf", build)
