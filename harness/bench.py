@@ -23,9 +23,10 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import build as kbuild
 from harness.errors import HarnessError
 
-NODEBUG = "kernel-config/extra/nodebug.config"
+NODEBUG = kbuild.NODEBUG_CONFIG
 VARIANTS = ("unpatched", "nothing", "unrelated", "zero", "active")
 SRCU_VARIANTS = ("srcu-zero", "srcu-active")
 WORKLOADS = ("fault", "over_high", "batch")

@@ -16,6 +16,8 @@ from harness.proc import Progress, run_logged, tail
 from harness.toolchain import CLANG, LLC, LLVM_STRIP, Toolchain
 
 FRAGMENTS = paths.REPO / "kernel-config"
+# the kernels performance numbers come from: no lockdep, PROVE_RCU, ...
+NODEBUG_CONFIG = "kernel-config/extra/nodebug.config"
 GUEST_TOOLS_SRC = paths.REPO / "harness" / "guest" / "memcg_ops_check"
 # read after the BPF selftests' Makefile: libarena built under OUTPUT
 SELFTESTS_MK = paths.REPO / "harness" / "guest" / "selftests-outoftree.mk"

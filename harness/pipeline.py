@@ -13,11 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from harness import build as kbuild
-from harness import locks, paths, results, series, source, studies, toolchain, vm
+from harness import locks, paths, results, series, source, toolchain, vm
 from harness.errors import HarnessError
 from harness.options import Options
 from harness.record import FAIL, SKIP, Stage, StageRecord
@@ -238,27 +239,20 @@ class Pipeline:
                 rec.status = FAIL
         return runs
 
-    def throttle(self, params, name: str = "throttle") -> studies.StudyResult:
-        """harness/studies.py's throttle()."""
-        return studies.throttle(self, params, name)
-
-    def experiment(self, params, name: str = "experiment") -> studies.StudyResult:
-        """harness/studies.py's experiment()."""
-        return studies.experiment(self, params, name)
-
     NODEBUG_SUFFIX = {"unpatched": "-bench-unpatched", "patched": "-bench",
                       "srcu": "-bench-srcu"}
 
-    def nodebug(self, kernel: str, why: str) -> Pipeline:
+    def nodebug(self, kernel: str, why: str,
+                edit_tree: Callable[[Path], Callable[[], None]] | None = None) -> Pipeline:
         """The kernel `kernel` (unpatched, patched, or srcu: the series with
-        bench.SRCU_READ_SIDE) built with kernel-config/extra/nodebug.config,
-        in a build directory of its own (<build dir>-bench...), with the
-        guest tools for a patched kernel. Performance numbers come from
-        these kernels only."""
+        the edits of `edit_tree`, which changes the tree and returns what
+        restores it after the build) built with kbuild.NODEBUG_CONFIG, in a
+        build directory of its own (<build dir>-bench...), with the guest
+        tools for a patched kernel. Performance numbers come from these
+        kernels only."""
         import dataclasses
 
-        from harness import bench as hb
-        frags = [*self.opts.fragments, paths.REPO / hb.NODEBUG]
+        frags = [*self.opts.fragments, paths.REPO / kbuild.NODEBUG_CONFIG]
         base = self.opts.build_dir or kbuild.default_build_dir(self.tree)
         opts = dataclasses.replace(
             self.opts, fragments=frags, unpatched=kernel == "unpatched",
@@ -269,12 +263,12 @@ class Pipeline:
         pl.source()
         pl.series("pop" if kernel == "unpatched" else "apply")
         pl.config()
-        if kernel == "srcu":
-            orig = hb.edit_tree(pl.tree, hb.SRCU_READ_SIDE)
+        if edit_tree is not None:
+            restore = edit_tree(pl.tree)
             try:
                 pl.build()
             finally:
-                hb.restore_tree(orig)
+                restore()
         else:
             pl.build()
         if kernel == "patched":
@@ -315,10 +309,6 @@ class Pipeline:
         return ([f"{v.key}: {v.reason}" for v in pl.verdicts if v.verdict == FAIL]
                 + [f"{r.stage}: {r.summary}" for r in self.records
                    if r.stage == "lifetime" and r.status == FAIL])
-
-    def bench(self, params, name: str = "bench") -> studies.StudyResult:
-        """harness/studies.py's bench()."""
-        return studies.bench(self, params, name)
 
     def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False,
               lifetime: bool = False) -> list:

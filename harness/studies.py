@@ -7,6 +7,7 @@ StudyResult."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -316,7 +317,9 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
     kernels = {}
     # unpatched first, then the series: the tree ends with it applied
     for kernel in params.kernels:
-        kernels[kernel] = pl.nodebug(kernel, "bench")
+        srcu = (lambda tree: functools.partial(
+            hb.restore_tree, hb.edit_tree(tree, hb.SRCU_READ_SIDE))) if kernel == "srcu" else None
+        kernels[kernel] = pl.nodebug(kernel, "bench", edit_tree=srcu)
         if params.icount:  # QEMU's icount is TCG's
             kernels[kernel].opts.accel = "tcg"
     # membench and the policy holder run on every kernel: the others get a copy

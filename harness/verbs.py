@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import paths
+from harness import paths, studies
 from harness.errors import HarnessError
 from harness.pipeline import Pipeline
 from harness.record import FAIL
@@ -230,7 +230,7 @@ def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
         r = reanalyze_experiment(pl, [p.resolve() for p in req.reanalyze])
         print("\n" + r.table)
         return VerbResult({"experiment": str(r.results)})
-    r = pl.experiment(req.params)
+    r = studies.experiment(pl, req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
           f"{r.png}, {r.timelines}")
@@ -254,14 +254,14 @@ def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
     print(f"throttle: {len(params.scenarios)} scenarios x {params.repeats} repeats x "
           f"{params.seconds} s, about {params.estimate_s() / 60:.0f} min in the guest",
           flush=True)
-    r = pl.throttle(params)
+    r = studies.throttle(pl, params)
     print("\n" + r.report())
     return VerbResult(report | {"throttle": str(r.results)})
 
 
 def verb_bench(pl: Pipeline, req: StudyRequest) -> VerbResult:
     """What the hook costs (harness/bench.py)."""
-    r = pl.bench(req.params)
+    r = studies.bench(pl, req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r.png}")
     return VerbResult({"source": asdict(pl.source()), "bench": str(r.results)})
@@ -279,7 +279,7 @@ def verb_run(pl: Pipeline, req: NoRequest) -> VerbResult:
     params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
     print(f"\nthrottling report: {len(params.scenarios)} scenarios x {params.repeats}"
           f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)
-    r = pl.throttle(params)
+    r = studies.throttle(pl, params)
     print("\nthrottling experiment (short matrix; reported, not asserted):\n" + r.report())
     return VerbResult(report | {"throttle": str(r.results)})
 

@@ -34,7 +34,8 @@ def experiment(pipeline):
     if not (guest_tools_dir(pipeline.build_dir) / "memcg").exists():
         pytest.skip("samples/bpf/memcg was not built (series not applied?)")
     params = Params(scenarios=list(MECHANISM_SCENARIOS), repeats=REPEATS)
-    return pipeline.throttle(params, name="throttle-mechanism")
+    from harness import studies
+    return studies.throttle(pipeline, params, name="throttle-mechanism")
 
 
 def runs_of(experiment, scenario):
