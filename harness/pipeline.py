@@ -33,7 +33,9 @@ class Pipeline:
         self._src: source.SourceInfo | None = None
         self._tc: toolchain.Toolchain | None = None
 
-    def _stage(self, name: str) -> Stage:
+    def stage(self, name: str) -> Stage:
+        """A stage of this run: `with pl.stage("x") as rec:` times it and
+        writes its record (harness.record.Stage), and report.json lists it."""
         st = Stage(name, self.opts.out)
         self.records.append(st.record)
         return st
@@ -41,7 +43,7 @@ class Pipeline:
     # -- stages -----------------------------------------------------------
     def source(self, fetch: bool = True) -> source.SourceInfo:
         if self._src is None:
-            with self._stage("source") as rec:
+            with self.stage("source") as rec:
                 self._src = source.resolve(self.opts.kernel_dir, self.opts.logs / "source.log",
                                            fetch=fetch, refresh=self.opts.refresh)
                 rec.summary = self._src.label()
@@ -61,7 +63,7 @@ class Pipeline:
 
     def toolchain(self) -> toolchain.Toolchain:
         if self._tc is None:
-            with self._stage("toolchain") as rec:
+            with self.stage("toolchain") as rec:
                 self._tc = toolchain.make_toolchain(self.opts.toolchain, self.opts.logs)
                 rec.summary = (f"{self._tc.kind}" + (f" {self._tc.root}" if self._tc.root else ""))
                 pahole = toolchain.tool_version(["pahole", "--version"], self._tc.root)
@@ -74,7 +76,7 @@ class Pipeline:
     def check_apply(self, tree: Path, patches: Path | None = None) -> series.ApplyCheck:
         """The upstream part (or `patches`) applied with --fuzz=0 to a copy of
         the files of `tree` it touches; `tree` is only read."""
-        with self._stage("check-apply") as rec:
+        with self.stage("check-apply") as rec:
             pset = patches or series.UPSTREAM
             rec.command = ["quilt", "push", "-a", "--fuzz=0"]
             rec.log = str(self.opts.logs / "check-apply.log")
@@ -88,7 +90,7 @@ class Pipeline:
     def series(self, action: str = "apply") -> series.SeriesStatus | None:
         """None with --series none (the tree as it is)."""
         if self.opts.series == "none":
-            with self._stage("series") as rec:
+            with self.stage("series") as rec:
                 if action == "pop":
                     raise HarnessError("--series none builds the tree as it is: there is no "
                                        "series to take off for an unpatched baseline",
@@ -96,7 +98,7 @@ class Pipeline:
                 rec.status = SKIP
                 rec.summary = "--series none: the tree as it is"
                 return None
-        with self._stage("series") as rec:
+        with self.stage("series") as rec:
             q = series.Quilt(self.tree, self.opts.logs / "series.log")
             if action == "apply":
                 state = q.push_all()
@@ -123,7 +125,7 @@ class Pipeline:
         """A build step of KernelBuild as stage `name`: its log, its
         result's summary and details; SKIP if it skipped."""
         kb = self.kernel()
-        with self._stage(name) as rec:
+        with self.stage(name) as rec:
             rec.log = str(self.opts.logs / f"{name}.log")
             info = step(kb)
             rec.summary = info.summary()
@@ -207,7 +209,7 @@ class Pipeline:
         if filters:  # only those the filters select
             required = [t for t in required if any(f.split("/")[0] in t for f in filters)]
         runs = collect_selftests(gresults, required)
-        with self._stage(f"{name}-results") as rec:
+        with self.stage(f"{name}-results") as rec:
             bases = {}
             for suite, path in (("test_memcontrol", baseline), (ZERO_POLICY_SUITE, baseline),
                                 ("test_progs", peer_baseline)):
@@ -322,7 +324,7 @@ class Pipeline:
                                "needs --series quilt")
         self.source()
         self.series("apply")
-        with self._stage("check") as rec:
+        with self.stage("check") as rec:
             items = SeriesCheck(self, prefixes=prefixes, configs=configs, quick=quick).run()
             if lifetime:
                 try:
@@ -345,7 +347,7 @@ class Pipeline:
         """Save this (unpatched) kernel's results of `runs` as a baseline
         (selftests/baselines/), with the kernel's label, as stage
         "baseline"."""
-        with self._stage("baseline") as rec:
+        with self.stage("baseline") as rec:
             data = results.to_dict(runs) | {"kernel": self.source().label(), **more,
                                             "note": note}
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +399,7 @@ class Pipeline:
         info = kbuild.built_info(self.build_dir)
         tc = self.toolchain()
         kernel = Path(info.image)
-        with self._stage(name) as rec:
+        with self.stage(name) as rec:
             accel, warning = vm.choose_accel(self.opts.accel, kernel, tc.root, self.opts.logs,
                                              list(self.opts.kernel_args))
             if warning:
@@ -436,7 +438,7 @@ class Pipeline:
 
     def pytest(self, suite: Path, junit: Path, extra: list[str] | None = None) -> int:
         """Run a selftests/ suite as a stage (results as JUnit XML)."""
-        with self._stage(f"pytest-{suite.stem}") as rec:
+        with self.stage(f"pytest-{suite.stem}") as rec:
             # the suites work on what this process prepared (they build
             # nothing again), under its locks
             env = dict(os.environ, **self.opts.to_env(), **locks.held_env(),

@@ -75,7 +75,7 @@ def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
     res, gresults = pl.guest_run(name, "throttle.py", args, timeout=params.timeout_s(),
                                    memory=params.memory, cpus=params.cpus,
                                    disk_mb=params.swap_mb + 512)
-    with pl._stage(f"{name}-results") as rec:
+    with pl.stage(f"{name}-results") as rec:
         env, runs = th.parse_runs(gresults)
         summary = th.summarize(runs, params.scenarios)
         dot = pl.build_dir / ".config"
@@ -240,7 +240,7 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     from harness.report import table
     out = pl.opts.out / name
     out.mkdir(parents=True, exist_ok=True)
-    with pl._stage(f"{name}-results") as rec:
+    with pl.stage(f"{name}-results") as rec:
         if given is None:
             runs = parse_runs(files)
             metrics = ex.all_metrics(runs)
@@ -346,7 +346,7 @@ def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
                 qemu_opts=params.qemu_opts)
             accel = res.accel
             results_files.append(gresults / "runs.jsonl")
-    with pl._stage(f"{name}-results") as rec:
+    with pl.stage(f"{name}-results") as rec:
         runs = hb.parse_runs(results_files)
         summary = hb.summarize(runs)
         cfg = kbuild.built_info(kernels["patched"].build_dir)

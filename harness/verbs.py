@@ -210,7 +210,7 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
                           "config and guest as the patched runs (harness test --unpatched "
                           "--peers --write-baseline)", peers=list(PEER_TESTS))
     elif req.peers and not unpatched and not req.peer_baseline.exists():
-        with pl._stage("peers-vs-unpatched") as rec:
+        with pl.stage("peers-vs-unpatched") as rec:
             rec.status = FAIL
             rec.summary = (f"no baseline {req.peer_baseline}: make it with harness test "
                            "--unpatched --peers --write-baseline --no-memcontrol")

@@ -112,7 +112,7 @@ def test_an_error_inside_a_stage_adds_no_error_stage(tmp_path, monkeypatch):
     from harness.errors import HarnessError
 
     def source(self, fetch=True):
-        with self._stage("source"):
+        with self.stage("source"):
             raise HarnessError("no tree")
     monkeypatch.setattr(pipeline.Pipeline, "source", source)
     rc, rep, _ = outcome(tmp_path, ["config"])

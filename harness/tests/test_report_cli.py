@@ -174,12 +174,12 @@ def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
     from harness.source import SourceInfo
 
     def source(self, fetch=True):
-        with self._stage("source"):
+        with self.stage("source"):
             self._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
         return self._src
 
     def series(self, action="apply"):
-        with self._stage("series"):
+        with self.stage("series"):
             raise getattr(errors, exc)("0005-x.patch does not apply: mm/memcontrol.c hunk 3")
     monkeypatch.setattr(pipeline.Pipeline, "source", source)
     monkeypatch.setattr(pipeline.Pipeline, "series", series)
