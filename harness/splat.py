@@ -1,5 +1,7 @@
 """Find kernel splats (oops, BUG, WARNING, KASAN, UBSAN, lockdep, RCU stalls,
-soft lockups, hung tasks, panics) in a console log. Pure functions.
+soft lockups, hung tasks, panics) in a console log. Pure functions. Only
+the kernel's lines count: not the host's before the kernel's banner, and
+not user space's once the kernel's lines carry printk timestamps.
 
 The patterns follow BPF CI's SPLAT_DENYLIST (libbpf/ci check-kernel-splats.sh)
 plus the lockdep/RCU/hung-task wordings of Linux 7.x.
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 _PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)*")
 
 _BANNER = re.compile(r"^(?:\[[^\]]*\]\s*)*Linux version \d")
+# printk's timestamp ("[    5.797655] "): the harness boots with printk.time=1
+_KTIME = re.compile(r"^\[\s*\d+\.\d+\]")
 
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("kasan", re.compile(r"^BUG: KASAN: ")),
@@ -67,8 +71,17 @@ def scan(log: str, context_after: int = 25) -> list[Splat]:
     # What comes before the kernel's banner is the host's (vng, QEMU: e.g.
     # "WARNING: Image format was not specified" for a raw disk), not a splat.
     covered_until = next((i - 1 for i, ln in enumerate(lines) if _BANNER.search(ln)), -1)
+    # Once the kernel's lines carry printk's timestamp (printk.time=1 takes
+    # effect early in the boot, before any user space runs), a line without
+    # one is the guest's user space writing to the console (the command's
+    # own "WARNING: ..."), not the kernel.
+    stamped = False
     for i, line in enumerate(lines):
         if i <= covered_until:
+            continue
+        if _KTIME.match(line):
+            stamped = True
+        elif stamped:
             continue
         kind = classify(line)
         if not kind:

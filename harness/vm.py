@@ -33,8 +33,10 @@ SENTINEL = "HARNESS-RC="
 START = "HARNESS-START"
 # Kernel command line for test runs (BPF CI uses the same spirit): stop on
 # the first oops, no reboot, big log buffer, hung tasks reported quickly.
+# printk.time=1: the kernel's console lines carry a timestamp, which tells
+# them from the guest command's (harness/splat.py)
 KERNEL_ARGS = ["panic=-1", "oops=panic", "log_buf_len=4M", "hung_task_timeout_secs=60",
-               "softlockup_panic=0"]
+               "softlockup_panic=0", "printk.time=1"]
 PROBE_TIMEOUT = 30.0
 
 

@@ -52,3 +52,31 @@ def test_host_lines_before_the_banner_are_not_splats():
            "random: crng init done\n")
     assert splat.scan(log) == []
     assert splat.scan(log + "WARNING: CPU: 0 PID: 1 at mm/memcontrol.c:1 f+0x1/0x2\n")
+
+
+def test_user_space_lines_are_not_kernel_splats(data):
+    """A real console (2026-12-07, printk.time=1): the guest command printed
+    "WARNING: ..." and "BUG: ..." lines; they carry no printk timestamp,
+    while every kernel line after the early boot does. No splat."""
+    log = (data / "console-userspace-warning.log").read_text()
+    assert "WARNING: this line is the guest command" in log
+    assert splat.scan(log) == []
+
+
+def test_a_kernel_warning_in_a_stamped_console_is_still_found(data):
+    """The same console with a kernel WARNING (timestamped, as the kernel
+    prints it) among the guest command's lines: found, with its excerpt."""
+    log = (data / "console-userspace-warning.log").read_text().splitlines()
+    at = log.index("HARNESS-START") + 1
+    warning = (data / "console-warning.log").read_text().splitlines()[1:]
+    found = splat.scan("\n".join(log[:at] + warning + log[at:]))
+    assert [s.kind for s in found] == ["warning"]
+    assert "mm/memcontrol.c" in found[0].text and "end trace" in found[0].excerpt
+
+
+def test_early_boot_lines_before_the_stamps_count(data):
+    """Before printk.time=1 takes effect, nothing but the kernel writes:
+    a splat there is found although it has no timestamp."""
+    log = (data / "console-userspace-warning.log").read_text().splitlines()
+    found = splat.scan("\n".join(log[:3] + ["BUG: unable to handle page fault"] + log[3:]))
+    assert [s.kind for s in found] == ["bug"]
