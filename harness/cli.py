@@ -142,11 +142,13 @@ def make_parser() -> argparse.ArgumentParser:
                    "(--peer-baseline) must pass")
     p.add_argument("--peer-baseline", type=Path, default=PEER_BASELINE,
                    help="the peer set's results on the unpatched kernel")
-    p.add_argument("--repeat", type=int, default=1, help="run test_progs N times in one boot")
+    p.add_argument("--repeats", "--repeat", dest="repeat", type=int, default=1,
+                   help="run test_progs N times in one boot")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="test_progs -v: keep every test's log (out/selftests-out/results/)")
     p.add_argument("--no-memcontrol", action="store_true", help="skip test_memcontrol")
-    p.add_argument("--memcontrol-repeat", type=int, default=6,
+    p.add_argument("--memcontrol-repeats", "--memcontrol-repeat", dest="memcontrol_repeat",
+                   type=int, default=6,
                    help="run test_memcontrol at most N times (default 6), stopping once "
                    "every test flaky without the series (selftests/baselines/) has passed: "
                    "6 runs decide each at the stored baseline's failure rate, and fewer "
@@ -170,7 +172,7 @@ def make_parser() -> argparse.ArgumentParser:
              "microbenchmark on the unpatched and the patched kernel, no debug "
              "options, ratios with 95 %% intervals", vm=True)
     p.add_argument("--boots", type=int, default=2, help="boots of each kernel (default 2)")
-    p.add_argument("--reps", type=int, default=5,
+    p.add_argument("--repeats", "--reps", dest="reps", type=int, default=5,
                    help="runs per variant and workload per boot (default 5)")
     p.add_argument("--secs", type=float, default=1.0, help="seconds per run (default 1)")
     p.add_argument("--mb", type=int, default=32, help="membench's working set (default 32)")
