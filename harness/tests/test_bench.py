@@ -177,3 +177,31 @@ def test_srcu_read_side_refuses_a_tree_that_moved_on(tmp_path):
     else:
         raise AssertionError("an edit that does not apply was accepted")
     assert "scp" not in f.read_text()  # nothing written: all or nothing
+
+
+def test_the_icount_table_is_the_kept_runs():
+    """docs/bench.md's icount table and the README's bounds, recomputed from
+    selftests/results/bench-icount.json with summarize()."""
+    import re
+
+    from harness import paths
+    data = json.loads((paths.REPO / "selftests/results/bench-icount.json").read_text())
+    assert data["icount"] == ["-icount", "shift=0,sleep=off"] and data["vcpus"] == 1
+    rows = hb.summarize(data["runs"])
+    doc = (paths.REPO / "docs/bench.md").read_text()
+    for r in rows:
+        ratio = "1 (baseline)" if r["variant"] == "unpatched" else f"{r['ratio']:.4f}"
+        line = (f"| {r['workload']} | {r['variant']} | {r['runs']} | "
+                f"{r['median_ns_per_page']} | {ratio} |")
+        assert line in doc, line
+        if r["variant"] != "unpatched":
+            assert f"{line} {r['ci_low']:.4f} .. {r['ci_high']:.4f} |" in doc
+    free = [r for r in rows if r["variant"] in ("nothing", "unrelated")]
+    lo, hi = min(r["ci_low"] for r in free), max(r["ci_high"] for r in free)
+    assert lo >= 0.99 and hi <= 1.01  # the +-1 % claim
+    readme = " ".join((paths.REPO / "README.md").read_text().split())
+    assert f"within {lo:.4f} .. {hi:.4f} of the unpatched kernel" in readme
+    zero = max(r["ci_high"] for r in rows if r["variant"] == "zero")
+    assert f"intervals up to {zero:.4f}" in readme
+    assert re.search(r"medians within \+0\.16 %", readme)
+    assert max(r["ratio"] for r in rows if r["variant"] == "zero") < 1.0017
