@@ -253,7 +253,9 @@ def test_m5_s3_reclaim_lows_large_is_of_8_runs():
 
 def meminfo_mib(meminfo: list[str], field: str) -> int:
     line = next(x for x in meminfo if x.startswith(field + ":"))
-    return round(int(re.search(r"(\d+) kB", line).group(1)) / 1024)
+    m = re.search(r"(\d+) kB", line)
+    assert m, line
+    return round(int(m.group(1)) / 1024)
 
 
 def available(names: list[str]) -> tuple[int, int]:
