@@ -19,7 +19,7 @@ from harness.pipeline import Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
 from harness.report import reproducer, stage_table, table, write_json
 from harness.results import PEER_TESTS, SERIES_TESTS
-from harness.throttle import ALL_SCENARIOS
+from harness.studies.throttle import ALL_SCENARIOS
 from harness.verbs import (
     BASELINE,
     PEER_BASELINE,
@@ -236,12 +236,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="comma-separated, of: none, alone, mlow:SIZE, mhigh:SIZE, agent, "
                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], detach, "
                    "noop, always "
-                   "(default: the 13 of harness/experiment.py's Params)")
+                   "(default: the 13 of harness/studies/experiment.py's Params)")
     p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
     p.add_argument("--boots", type=int, default=2)
     add_seed(p)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="any other parameter of harness/experiment.py's Params "
+                   help="any other parameter of harness/studies/experiment.py's Params "
                    "(e.g. active_s=6, over_high=1024)")
     p.add_argument("--reanalyze", type=Path, metavar="SRC", action="append", default=[],
                    help="no guest: the verdicts, targets, tables and plots anew from "
@@ -320,7 +320,7 @@ def request(args: argparse.Namespace):
                            baseline=args.baseline, write_baseline=args.write_baseline,
                            timeout=args.timeout)
     if v == "experiment":
-        from harness import experiment as ex
+        from harness.studies import experiment as ex
         params = ex.Params(scenarios=[x for x in args.scenarios.split(",") if x],
                            repeats=args.repeats, boots=args.boots, seed=args.seed)
         if args.arms:
@@ -329,7 +329,7 @@ def request(args: argparse.Namespace):
         params.validate()
         return StudyRequest(params, reanalyze=args.reanalyze)
     if v == "throttle" and args.matrix:
-        from harness import experiment as ex
+        from harness.studies import experiment as ex
         params = ex.Params()
         if args.repeats is not None:
             params.repeats, params.boots = args.repeats, min(args.repeats, 2)
@@ -338,7 +338,7 @@ def request(args: argparse.Namespace):
     if v == "throttle":
         return StudyRequest(throttle_params(args), nodebug=args.nodebug)
     if v == "bench":
-        from harness.bench import BenchParams
+        from harness.studies.bench import BenchParams
         if args.icount and args.accel == "kvm":
             raise HarnessError("bench --icount runs under TCG (QEMU's icount), not --accel kvm")
         return StudyRequest(BenchParams(boots=args.boots, reps=args.reps, secs=args.secs,
@@ -348,7 +348,7 @@ def request(args: argparse.Namespace):
 
 
 def throttle_params(args: argparse.Namespace):
-    from harness.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
+    from harness.studies.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
     params = Params(repeats=3 if args.repeats is None else args.repeats, threshold=args.threshold,
                     over_high=args.over_high, sample=args.sample)
     for name, value in (("vm_bytes", args.vm_bytes), ("vm_workers", args.vm_workers),

@@ -14,17 +14,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import paths, studies
+from harness import paths
 from harness.errors import HarnessError
 from harness.pipeline import Pipeline
 from harness.record import FAIL
 from harness.report import table
 from harness.results import PEER_TESTS, SERIES_TESTS
+from harness.studies import run as studies
 
 if TYPE_CHECKING:
-    from harness.bench import BenchParams
-    from harness.experiment import Params as ExperimentParams
-    from harness.throttle import Params as ThrottleParams
+    from harness.studies.bench import BenchParams
+    from harness.studies.experiment import Params as ExperimentParams
+    from harness.studies.throttle import Params as ThrottleParams
 
 BASELINE = paths.REPO / "selftests" / "baselines" / "test_memcontrol-unpatched.json"
 PEER_BASELINE = paths.REPO / "selftests" / "baselines" / "test_progs-peers-unpatched.json"
@@ -224,9 +225,9 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
 
 
 def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
-    """The phased throttling experiment (harness/experiment.py)."""
+    """The phased throttling experiment (harness/studies/experiment.py)."""
     if req.reanalyze:
-        from harness.studies import reanalyze_experiment
+        from harness.studies.run import reanalyze_experiment
         r = reanalyze_experiment(pl, [p.resolve() for p in req.reanalyze])
         print("\n" + r.table)
         return VerbResult({"experiment": str(r.results)})
@@ -238,13 +239,13 @@ def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
 
 
 def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
-    """The stress-ng throttling experiment (harness/throttle.py); with
-    --matrix, the phased experiment's whole matrix (harness/experiment.py)."""
+    """The stress-ng throttling experiment (harness/studies/throttle.py); with
+    --matrix, the phased experiment's whole matrix (harness/studies/experiment.py)."""
     params = req.params
-    from harness.experiment import Params as MatrixParams
+    from harness.studies.experiment import Params as MatrixParams
     if isinstance(params, MatrixParams):
         return verb_experiment(pl, req)
-    from harness.throttle import Params as ThrottleParams
+    from harness.studies.throttle import Params as ThrottleParams
     assert isinstance(params, ThrottleParams), params  # cli.request: throttle's or --matrix's
     if req.nodebug:  # performance numbers: no lockdep, PROVE_RCU, ...
         pl = pl.nodebug("patched", "throttle --nodebug")
@@ -260,7 +261,7 @@ def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
 
 
 def verb_bench(pl: Pipeline, req: StudyRequest) -> VerbResult:
-    """What the hook costs (harness/bench.py)."""
+    """What the hook costs (harness/studies/bench.py)."""
     r = studies.bench(pl, req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r.png}")
@@ -275,7 +276,7 @@ def verb_run(pl: Pipeline, req: NoRequest) -> VerbResult:
     # The throttling report: throughput with and without the policy,
     # every run shown, nothing asserted (the suites assert the
     # mechanism; throughput depends on the machine).
-    from harness.throttle import SHORT_SCENARIOS, Params
+    from harness.studies.throttle import SHORT_SCENARIOS, Params
     params = Params(scenarios=list(SHORT_SCENARIOS), repeats=3)
     print(f"\nthrottling report: {len(params.scenarios)} scenarios x {params.repeats}"
           f" repeats, about {params.estimate_s() / 60:.0f} min in the guest", flush=True)

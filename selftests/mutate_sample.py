@@ -12,7 +12,7 @@ Then, for each NAME:
 
   .venv/bin/python -m harness throttle --mechanism --repeats 1 --sample NAME
 
-must report failures of harness.throttle.mechanism_failures() (the table
+must report failures of harness.studies.throttle.mechanism_failures() (the table
 and selftests/test_throttle.py's conditions), while `--sample memcg`
 passes. Run after `harness build`, with the same options (--kernel-dir,
 --build-dir) as the build.

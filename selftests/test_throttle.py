@@ -1,4 +1,4 @@
-"""The sample policy's mechanism, in the guest, per run (harness/throttle.py,
+"""The sample policy's mechanism, in the guest, per run (harness/studies/throttle.py,
 scenarios idle_policy and policy_detach; 2 repeats of each in one boot).
 
 What is asserted is what the policy must do on any machine, fast or slow,
@@ -12,7 +12,7 @@ KVM or TCG, and what a broken sample or kernel does not do:
 - the policy detached mid-run, both cgroups and stressors kept: low's
   memory.high events stop and its memory.current recovers.
 
-See harness.throttle.mechanism_failures() for the exact conditions and
+See harness.studies.throttle.mechanism_failures() for the exact conditions and
 their margins. Throughput (does high run faster?) depends on the machine
 and is not asserted here: `harness throttle` and the main job report it,
 every run shown.
@@ -30,11 +30,11 @@ REPEATS = 2
 @pytest.fixture(scope="module")
 def experiment(pipeline):
     from harness.build import guest_tools_dir
-    from harness.throttle import MECHANISM_SCENARIOS, Params
+    from harness.studies.throttle import MECHANISM_SCENARIOS, Params
     if not (guest_tools_dir(pipeline.build_dir) / "memcg").exists():
         pytest.skip("samples/bpf/memcg was not built (series not applied?)")
     params = Params(scenarios=list(MECHANISM_SCENARIOS), repeats=REPEATS)
-    from harness import studies
+    from harness.studies import run as studies
     return studies.throttle(pipeline, params, name="throttle-mechanism")
 
 
@@ -61,14 +61,14 @@ def test_policy_attaches(experiment, scenario):
 
 
 def test_no_trigger_while_high_is_idle(experiment):
-    from harness.throttle import mechanism_failures
+    from harness.studies.throttle import mechanism_failures
     for r in runs_of(experiment, "idle_policy"):
         failures = mechanism_failures(r)
         assert not failures, explain(experiment, r, failures)
 
 
 def test_trigger_throttle_detach_release(experiment):
-    from harness.throttle import mechanism_failures
+    from harness.studies.throttle import mechanism_failures
     for r in runs_of(experiment, "policy_detach"):
         failures = mechanism_failures(r)
         assert not failures, explain(experiment, r, failures)

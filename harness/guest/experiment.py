@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs in the guest: one boot's share of the phased throttling experiment
-(harness/experiment.py judges; nothing is judged here).
+(harness/studies/experiment.py judges; nothing is judged here).
 
 Cgroups: /sys/fs/cgroup/high (the high-priority side) and
 /sys/fs/cgroup/lows/lowN (the low-priority side: one or more cgroups under

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs in the guest: the throttling experiment of harness/throttle.py.
+"""Runs in the guest: the throttling experiment of harness/studies/throttle.py.
 
 Two cgroups, `high` and `low`, each runs the same stress-ng --vm stressor
 (fixed method and seed, --metrics --yaml), in scenarios that differ only in

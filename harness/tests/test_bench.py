@@ -1,13 +1,13 @@
-"""harness.bench: the statistics and the report, on synthetic runs."""
+"""harness.studies.bench: the statistics and the report, on synthetic runs."""
 import json
 import random
 from pathlib import Path
 
 import pytest
 
-from harness import bench as hb
-from harness.bench import BenchParams
 from harness.errors import HarnessError
+from harness.studies import bench as hb
+from harness.studies.bench import BenchParams
 
 
 def runs_for(medians: dict[str, float], n: int = 10, noise: float = 0.01, seed: int = 3):

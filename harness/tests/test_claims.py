@@ -15,9 +15,9 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from harness import experiment as ex
-from harness import experiment_report as rep
-from harness import experiment_stats as st
+from harness.studies import experiment as ex
+from harness.studies import experiment_report as rep
+from harness.studies import experiment_stats as st
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "selftests" / "results"

@@ -1,14 +1,14 @@
-"""harness.experiment: planning, metrics, statistics and verdicts, on
+"""harness.studies.experiment: planning, metrics, statistics and verdicts, on
 synthetic runs whose answers are known."""
 import json
 from pathlib import Path
 
 import pytest
 
-from harness import experiment as ex
-from harness import experiment_report as exr
-from harness import experiment_stats as st
 from harness.errors import HarnessError
+from harness.studies import experiment as ex
+from harness.studies import experiment_report as exr
+from harness.studies import experiment_stats as st
 
 T0 = 1000.0
 
@@ -401,7 +401,7 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     from dataclasses import asdict
 
     from harness.pipeline import Options, Pipeline
-    from harness.studies import reanalyze_experiment
+    from harness.studies.run import reanalyze_experiment
 
     def kept(path, arms, runs, **params):
         p = ex.Params(scenarios=["s2"], arms=arms, repeats=4, **params)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import experiment as ex
-from harness import experiment_stats as st
+from harness.studies import experiment as ex
+from harness.studies import experiment_stats as st
 from harness.tests.test_sigagent_results import fmt, readme_rows
 
 REPO = Path(__file__).resolve().parents[2]

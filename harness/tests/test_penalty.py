@@ -1,5 +1,5 @@
-"""harness.penalty against values worked out by hand."""
-from harness import penalty as pen
+"""harness.studies.penalty against values worked out by hand."""
+from harness.studies import penalty as pen
 
 MB = 256  # pages per MiB
 

@@ -63,7 +63,7 @@ def test_cli_vm_missing_script(tmp_path, capsys):
 
 
 def test_study_report_names_every_output():
-    from harness.studies import StudyResult
+    from harness.studies.run import StudyResult
     text = StudyResult(table="T", every_run="E", results=Path("r.json"), png=Path("p.png"),
                        traces=Path("t.png")).report()
     assert text.index("T") < text.index("every run:\nE") < text.index("results: r.json")

@@ -12,8 +12,8 @@ import re
 import statistics
 from pathlib import Path
 
-from harness import experiment as ex
-from harness import experiment_stats as st
+from harness.studies import experiment as ex
+from harness.studies import experiment_stats as st
 
 REPO = Path(__file__).resolve().parents[2]
 KEPT = REPO / "selftests" / "results" / "experiment-s3-sigagent.json"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import throttle as th
-from harness import throttle_report as thr
 from harness.errors import HarnessError
+from harness.studies import throttle as th
+from harness.studies import throttle_report as thr
 
 DATA = Path(__file__).parent / "data"
 

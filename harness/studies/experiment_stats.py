@@ -1,6 +1,6 @@
 """The phased experiment's statistics and judgements over runs: medians
 with bootstrap intervals per scenario, arm and phase, the per-run verdict
-rules, and the issue's targets (harness/experiment.py computes the metrics
+rules, and the issue's targets (harness/studies/experiment.py computes the metrics
 of each run)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 import statistics
 import zlib
 
-from harness.experiment import (
+from harness.studies.experiment import (
     FREE_PHASE,
     HIGH_PHASE,
     ONSET_PHASE,

@@ -1,4 +1,4 @@
-"""The phased experiment's tables and plots (harness/experiment.py has
+"""The phased experiment's tables and plots (harness/studies/experiment.py has
 the parameters, the metrics, the statistics and the verdicts)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import statistics
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.experiment import (
+from harness.studies.experiment import (
     DESCRIPTION,
     FREE_PHASE,
     HIGH_PHASE,
     Params,
 )
-from harness.experiment_stats import metric_values
+from harness.studies.experiment_stats import metric_values
 
 
 def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:

@@ -24,7 +24,7 @@ memory.high event. Throughput is reported, never asserted: it depends on
 the machine. What CI asserts is mechanism_failures(), per run.
 
 Pure functions here (parsing, statistics, checks, table, plot) are tested
-on saved output; harness.studies.throttle() runs the guest.
+on saved output; harness.studies.run.throttle() runs the guest.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""The throttling experiment's tables and plots (harness/throttle.py has
+"""The throttling experiment's tables and plots (harness/studies/throttle.py has
 the parameters, the parsing and the summary)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.throttle import Run
+from harness.studies.throttle import Run
 
 
 def table_rows(summary: dict) -> list[list[str]]:

@@ -1,6 +1,6 @@
 """The memory.high throttling penalty, computed as mm/memcontrol.c does.
 
-`python -m harness.penalty` prints the table that the commit "mm:
+`python -m harness.studies.penalty` prints the table that the commit "mm:
 memcontrol: apply memcg_nr_pages_over_high to memory.high" carries: the
 sleep a task pays per return to user space when a memcg_bpf_ops episode
 starts with N pages over the usage and reclaim makes no progress.
@@ -95,7 +95,7 @@ def table(usages: list[str], ns: list[str], hzs: list[int],
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.penalty", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m harness.studies.penalty", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--usage", nargs="+", default=["100M", "300M", "1G", "4G"])
     ap.add_argument("--n", nargs="+", default=["1024", "4096", "65536"],

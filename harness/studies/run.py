@@ -1,6 +1,6 @@
 """The studies that boot a kernel many times and measure: the stress-ng
-throttling experiment (harness/throttle.py), the phased experiment
-(harness/experiment.py) and the hook's cost (harness/bench.py). Each
+throttling experiment (harness/studies/throttle.py), the phased experiment
+(harness/studies/experiment.py) and the hook's cost (harness/studies/bench.py). Each
 runs the guest through a Pipeline, writes <out>/<name>/results.json,
 table.txt and plots, records a <name>-results stage, and returns a
 StudyResult."""
@@ -52,13 +52,13 @@ class StudyResult:
 
 
 def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
-    """The throttling experiment (harness/throttle.py) in one boot;
+    """The throttling experiment (harness/studies/throttle.py) in one boot;
     writes <out>/<name>/results.json, table.txt (the summary and every
     run), throttle.png and traces.png (memory over time, the policy's
     triggered periods)."""
-    from harness import throttle as th
-    from harness import throttle_report as thr
     from harness.report import table
+    from harness.studies import throttle as th
+    from harness.studies import throttle_report as thr
     params.validate()
     tools = kbuild.guest_tools_dir(pl.build_dir)
     sample = tools / params.sample
@@ -114,7 +114,7 @@ def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
 
 
 def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
-    """The phased throttling experiment (harness/experiment.py) on the
+    """The phased throttling experiment (harness/studies/experiment.py) on the
     nodebug kernel: params.boots boots, each running its share of the
     cells in a shuffled order; then experiment_results()."""
     params.validate()
@@ -161,7 +161,7 @@ def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment
     kept). Several SRCs merge: runs of more arms, or of boots run apart
     (--set only_boot=K), with every other parameter equal; the boots are
     numbered on across sources."""
-    from harness import experiment as ex
+    from harness.studies import experiment as ex
     parts = [_load_experiment(src, name) for src in srcs]
     if not parts:
         raise HarnessError("--reanalyze: no source")
@@ -197,9 +197,9 @@ def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment
 def _load_experiment(src: Path, name: str) -> dict:
     """An earlier experiment's parameters, environment, runs and metrics:
     see reanalyze_experiment()."""
-    from harness import experiment as ex
-    from harness import experiment_report as exr
-    from harness.bench import parse_runs
+    from harness.studies import experiment as ex
+    from harness.studies import experiment_report as exr
+    from harness.studies.bench import parse_runs
     if src.is_dir():
         prev = src / name / "results.json"
         if not prev.exists():
@@ -233,11 +233,11 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
     10 ms progress samples and with the cgroup samples every second (small
     enough to keep in a repository). given: (runs, metrics) already
     computed, instead of files."""
-    from harness import experiment as ex
-    from harness import experiment_report as exr
-    from harness import experiment_stats as st
-    from harness.bench import parse_runs
     from harness.report import table
+    from harness.studies import experiment as ex
+    from harness.studies import experiment_report as exr
+    from harness.studies import experiment_stats as st
+    from harness.studies.bench import parse_runs
     out = pl.opts.out / name
     out.mkdir(parents=True, exist_ok=True)
     with pl.stage(f"{name}-results") as rec:
@@ -306,13 +306,13 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
 
 
 def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
-    """harness bench (harness/bench.py): build the unpatched and the
+    """harness bench (harness/studies/bench.py): build the unpatched and the
     patched kernel with nodebug.config, each in a build directory of
     its own; boot them in turn, params.boots times each; write
     <out>/<name>/results.json, table.txt and bench.png."""
 
-    from harness import bench as hb
     from harness.report import table
+    from harness.studies import bench as hb
     params.validate()
     kernels = {}
     # unpatched first, then the series: the tree ends with it applied

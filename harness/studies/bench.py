@@ -89,7 +89,7 @@ def edit_tree(tree: Path, edits: list[tuple[str, str, str]]) -> dict[Path, str]:
         if text.count(old) != 1:
             raise HarnessError(f"bench --srcu: {rel} has {text.count(old)} copies of the "
                                f"text to edit (want 1): {old.splitlines()[0]!r}; update "
-                               "SRCU_READ_SIDE in harness/bench.py for this series")
+                               "SRCU_READ_SIDE in harness/studies/bench.py for this series")
         new[f] = text.replace(old, repl)
     for f, text in new.items():
         f.write_text(text)
