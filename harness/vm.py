@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
@@ -41,7 +42,7 @@ PROBE_TIMEOUT = 30.0
 
 
 # Guest lines shown on the host as they come (long guest steps show progress).
-PROGRESS = ("throttle: ", "test_progs run ", "test_memcontrol run ", "experiment: ",
+PROGRESS = ("test: ", "throttle: ", "test_progs run ", "test_memcontrol run ", "experiment: ",
             "bench: ")
 
 
@@ -167,7 +168,7 @@ class VmResult:
             return f"the guest command exited with {self.guest_rc}"
         return None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"accel": self.accel, "vng_rc": self.vng_rc, "guest_rc": self.guest_rc,
                 "timed_out": self.timed_out, "console": str(self.console),
                 "duration_s": round(self.duration_s, 2),

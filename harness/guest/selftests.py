@@ -28,15 +28,19 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from disk import find_disk, mount_ext4, swap_off, swap_on  # harness/guest/disk.py
 
 
-def sh(argv: list[str], timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+def sh(argv: list[str], timeout: float = 600,
+       **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -45,7 +49,7 @@ def mounted(path: str, fstype: str) -> bool:
         return any(ln.split()[1] == path and ln.split()[2] == fstype for ln in f)
 
 
-def setup(env: dict) -> None:
+def setup(env: dict[str, Any]) -> None:
     if not mounted("/sys/fs/bpf", "bpf"):
         env["bpffs"] = sh(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"]).returncode
     if not mounted("/tmp", "tmpfs"):
@@ -53,7 +57,9 @@ def setup(env: dict) -> None:
     env["lo"] = sh(["ip", "link", "set", "lo", "up"]).returncode if shutil.which("ip") else None
 
 
-def disk_dir(serial: str, env: dict) -> str | None:
+def disk_dir(serial: str, env: dict[str, Any]) -> str | None:
+    mnt: str | None
+    err: str
     mnt, err = mount_ext4(serial)
     env["disk"] = find_disk(serial)
     if err:
@@ -65,7 +71,7 @@ def disk_dir(serial: str, env: dict) -> str | None:
 ZERO_POLICY_SUITE = "test_memcontrol_zero_policy"
 
 
-def hold_policy(program: str) -> subprocess.Popen:
+def hold_policy(program: str) -> subprocess.Popen[str]:
     """memcg_ops_check --hold: an N = 0 policy on the root cgroup, attached
     once the first line is out, until its stdin closes."""
     p = subprocess.Popen([program, "--hold", "/sys/fs/cgroup"], stdin=subprocess.PIPE,
@@ -75,10 +81,10 @@ def hold_policy(program: str) -> subprocess.Popen:
     return p
 
 
-def release_policy(p: subprocess.Popen) -> dict:
+def release_policy(p: subprocess.Popen[str]) -> dict[str, Any]:
     """{"attach_err": E, "over_high_total": N, "rc": rc} of a held policy."""
     out, _ = p.communicate(timeout=60)
-    res: dict = {"rc": p.returncode}
+    res: dict[str, Any] = {"rc": p.returncode}
     for line in (p.attached, *out.splitlines()):  # type: ignore[attr-defined]
         try:
             res.update(json.loads(line))
@@ -87,13 +93,60 @@ def release_policy(p: subprocess.Popen) -> dict:
     return res
 
 
-def run(argv: list[str], log: Path, cwd: str, timeout: float) -> dict:
-    t0 = time.monotonic()
+# One progress line per test as it ends, from test_progs' result lines
+# ("#55/2 memcg_ops/attach:OK") and test_memcontrol's TAP ("ok 3 name",
+# "not ok 3 name", "ok 3 # SKIP name"); the host shows the lines that
+# start with "test: " as they come (harness/vm.py, PROGRESS).
+RESULT = re.compile(r"^#\d+(?:/\d+)?\s+(?P<name>\S+):(?P<status>OK|FAIL|SKIP)\s*$"
+                    r"|^(?P<not>not )?ok \d+ (?P<skip># SKIP )?(?P<tap>\S+)")
+
+
+def progress_line(suite: str, line: str, since_s: float) -> str | None:
+    """The progress line for one line of a suite's output, or None."""
+    m = RESULT.match(line)
+    if not m:
+        return None
+    if m.group("name"):
+        name, status = m.group("name"), m.group("status")
+    else:
+        name = m.group("tap")
+        status = "FAIL" if m.group("not") else "SKIP" if m.group("skip") else "OK"
+    return f"test: {suite} {name} {status} (+{since_s:.1f}s)"
+
+
+def run(argv: list[str], log: Path, cwd: str, timeout: float,
+        suite: str = "") -> dict[str, Any]:
+    """Runs argv with its output in `log`, printing a progress line per
+    test result it prints (with `suite`; once per test: test_progs repeats
+    its failures under "All error logs:"); killed after `timeout` s."""
+    t0 = last = time.monotonic()
+    shown: set[str] = set()
+    killed = threading.Event()
     with open(log, "w") as f:
+        # its own process group: a child left holding the pipe is killed too
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
+                             text=True, errors="replace", start_new_session=True)
+
+        def kill() -> None:
+            killed.set()
+            os.killpg(p.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
         try:
-            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=cwd,
-                                timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
+            assert p.stdout is not None
+            for line in p.stdout:
+                f.write(line)
+                now = time.monotonic()
+                msg = progress_line(suite, line, now - last) if suite else None
+                if msg and msg.rsplit(" (+", 1)[0] not in shown:
+                    shown.add(msg.rsplit(" (+", 1)[0])
+                    print(msg, flush=True)
+                    last = now
+            rc: int | None = p.wait()
+        finally:
+            timer.cancel()
+        if killed.is_set():
             rc = None
             f.write(f"\nHARNESS: killed after {timeout:.0f}s\n")
     return {"argv": argv, "log": log.name, "rc": rc,
@@ -133,7 +186,7 @@ def main() -> int:
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    env: dict = {"uname": os.uname().release}
+    env: dict[str, Any] = {"uname": os.uname().release}
     setup(env)
     runs = []
     mnt = disk_dir(args.disk_serial, env) if args.disk_serial else None
@@ -152,7 +205,8 @@ def main() -> int:
                 argv += ["-t", t]
             if shutil.which("keyctl"):
                 argv = ["keyctl", "session", "-", *argv]
-            r = run(argv, args.out / f"test_progs-{i}.log", args.test_progs, args.timeout)
+            r = run(argv, args.out / f"test_progs-{i}.log", args.test_progs, args.timeout,
+                    "test_progs")
             r.update(suite="test_progs", run=i)
             runs.append(r)
             print(f"test_progs run {i}: rc {r['rc']} in {r['duration_s']}s", flush=True)
@@ -170,7 +224,8 @@ def main() -> int:
         for i in range(args.memcontrol_repeat):
             for suite in suites:
                 policy = hold_policy(args.memcontrol_policy) if suite != suites[0] else None
-                r = run([args.memcontrol], args.out / f"{suite}-{i}.log", cwd, args.timeout)
+                r = run([args.memcontrol], args.out / f"{suite}-{i}.log", cwd, args.timeout,
+                        suite)
                 if policy:
                     r["policy"] = release_policy(policy)
                 r.update(suite=suite, run=i)
