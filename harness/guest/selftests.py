@@ -143,7 +143,7 @@ def run(argv: list[str], log: Path, cwd: str, timeout: float,
                     shown.add(msg.rsplit(" (+", 1)[0])
                     print(msg, flush=True)
                     last = now
-            rc: int | None = p.wait()
+            rc: int | None = p.wait(timeout=timeout)
         finally:
             timer.cancel()
         if killed.is_set():

@@ -48,7 +48,7 @@ def test_a_real_failing_test_progs_log_gives_each_result_once(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A kept test_progs output (the inline-ask mutation's): its failures
     come twice (once more under "All error logs:"), the progress once."""
-    r, lines, text = run_cat(tmp_path, "test_progs-fail.log", "test_progs")
+    r, lines, text = run_cat(tmp_path, "guest-progress-test_progs.log", "test_progs")
     assert r["rc"] == 0
     assert "\n".join(lines) + "\n" == text  # the log keeps every line
     shown = [ln.split(" (+")[0] for ln in capsys.readouterr().out.splitlines()]
@@ -58,7 +58,7 @@ def test_a_real_failing_test_progs_log_gives_each_result_once(
 
 def test_a_real_test_memcontrol_log(tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    run_cat(tmp_path, "test_memcontrol-skip.log", "test_memcontrol")
+    run_cat(tmp_path, "guest-progress-test_memcontrol.log", "test_memcontrol")
     shown = [ln.split(" (+")[0] for ln in capsys.readouterr().out.splitlines()]
     assert len(shown) == 16
     assert shown[3] == "test: test_memcontrol test_memcg_low FAIL"

@@ -11,7 +11,7 @@ from pathlib import Path
 HARNESS = Path(__file__).resolve().parents[1]
 STUDIES = {"harness.studies"} | {f"harness.studies.{m}" for m in (
     "run", "throttle", "throttle_report", "experiment", "experiment_report",
-    "experiment_stats", "bench", "penalty")}
+    "experiment_stats", "bench", "penalty", "manifest")}
 CORE = {"harness.source", "harness.series", "harness.build", "harness.vm",
         "harness.results", "harness.check", "harness.kcidb", "harness.pipeline",
         "harness.record", "harness.report", "harness.toolchain", "harness.locks"}
