@@ -17,7 +17,12 @@ default trigger is the smallest window PSI allows (500 ms) and a stall of
 20 ms in it (4 %): the most reactive setting that does not fire on the
 stalls of an unloaded cgroup. Each action is printed as a JSON line with
 its CLOCK_MONOTONIC time: {"t": ..., "action": "throttle"|"release"|
-"event"|...}. It runs until SIGTERM or SIGINT, and then releases.
+"event"|...}. For "throttle" and "release", "t" is when the agent decided
+(poll() returned with the event, or without one once --release-s had
+passed), as the sample's times are its BPF program's decisions, and
+"write_s" how long its memory.high writes then took (a blocking write
+reclaims down to the new limit). It runs until SIGTERM or SIGINT, and
+then releases.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ import select
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
 
 
-def log(action: str, **kw) -> None:
+def log(action: str, **kw: Any) -> None:
     print(json.dumps({"t": time.monotonic(), "action": action} | kw), flush=True)
 
 
@@ -50,7 +59,7 @@ def main() -> int:
     poller.register(fd, select.POLLPRI)
     stop: list[int] = []
 
-    def interrupt(*_) -> None:  # poll() is retried after a handler that returns
+    def interrupt(*_: object) -> None:  # poll() is retried after a handler that returns
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, interrupt)
 
@@ -71,10 +80,11 @@ def main() -> int:
     return 0
 
 
-def loop(poller, args, write_all, stop) -> None:
+def loop(poller: select.poll, args: argparse.Namespace, write_all: Callable[[str], None],
+         stop: list[int]) -> None:
     throttled, last_event = False, 0.0
     while not stop:
-        timeout = None
+        timeout: float | None = None
         if throttled:
             timeout = max(0.0, last_event + args.release_s - time.monotonic())
         try:
@@ -91,13 +101,13 @@ def loop(poller, args, write_all, stop) -> None:
                 if not throttled:
                     write_all(args.throttle_to)
                     throttled = True
-                    log("throttle")
+                    log("throttle", t=now, write_s=round(time.monotonic() - now, 6))
                 else:
                     log("event")
         if throttled and not ev and now >= last_event + args.release_s:
             write_all("max")
             throttled = False
-            log("release")
+            log("release", t=now, write_s=round(time.monotonic() - now, 6))
 
 
 if __name__ == "__main__":
