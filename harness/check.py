@@ -29,11 +29,15 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness import build as kbuild
 from harness import series
 from harness.errors import HarnessError
 from harness.record import FAIL, PASS, SKIP
+
+if TYPE_CHECKING:
+    from harness.pipeline import Pipeline
 
 EXTRA = kbuild.FRAGMENTS / "extra"
 EXCEPTIONS = series.PATCHES / "checkpatch.exceptions"
@@ -52,7 +56,7 @@ class Item:
     name: str
     status: str = PASS
     summary: str = ""
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_checkpatch(text: str, rc: int = 1) -> tuple[int, int, int]:
@@ -137,7 +141,7 @@ def warnings_by_file(log_text: str, files: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def new_warnings(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict:
+def new_warnings(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list[str]]:
     added = {}
     for f, warns in after.items():
         old = list(before.get(f, []))
@@ -153,7 +157,7 @@ def new_warnings(before: dict[str, list[str]], after: dict[str, list[str]]) -> d
 
 
 class SeriesCheck:
-    def __init__(self, pipeline, *, prefixes: bool = True, configs: bool = True,
+    def __init__(self, pipeline: Pipeline, *, prefixes: bool = True, configs: bool = True,
                  quick: bool = False):
         self.pl = pipeline
         self.prefixes = prefixes
@@ -218,7 +222,7 @@ class SeriesCheck:
             self.items.append(Item(kind, name, FAIL, str(e).splitlines()[0],
                                    {"error": str(e)}))
 
-    def _w1(self, kb: kbuild.KernelBuild, files: list[str], label: str) -> dict:
+    def _w1(self, kb: kbuild.KernelBuild, files: list[str], label: str) -> dict[str, list[str]]:
         objs = [f[:-2] + ".o" for f in files if (self.pl.tree / f).exists()]
         if not objs:
             return {}
@@ -276,7 +280,7 @@ class SeriesCheck:
             q.push_all()
 
 
-def items_dict(items: list[Item]) -> list[dict]:
+def items_dict(items: list[Item]) -> list[dict[str, Any]]:
     return [asdict(i) for i in items]
 
 

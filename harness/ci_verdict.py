@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 CODES = {"PASS": 0, "FAIL": 1, "ERROR": 2}
 TOOLS = {"lint", "unit"}  # a status 1 from their tool is a FAIL
 VERBS = {"series"}  # their commands are harness verbs (0/1/2)
 
 
-def env_verdict(name: str, env: dict, out: Path) -> tuple[str, str]:
+def env_verdict(name: str, env: dict[str, Any], out: Path) -> tuple[str, str]:
     """(verdict, why) of one tox environment."""
     result = env.get("result", {})
     if result.get("success", False) or result.get("skipped"):

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import host, paths, send
 from harness.errors import ChangeFailed, HarnessError
@@ -32,6 +34,9 @@ from harness.verbs import (
     VmRequest,
     vm_command,
 )
+
+if TYPE_CHECKING:
+    from harness.studies.throttle import Params as ThrottleParams
 
 EXIT_STATUS = ("exit status: 0 PASS; 1 FAIL, the change under test failed (a patch, a "
                "build, a test, a check); 2 ERROR, the infrastructure or the command line "
@@ -68,7 +73,8 @@ def add_vm(p: argparse.ArgumentParser) -> None:
                    "no5lvl)")
 
 
-def verb(sub, name: str, help: str, vm: bool = False) -> argparse.ArgumentParser:
+def verb(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str,
+         vm: bool = False) -> argparse.ArgumentParser:
     """A pipeline verb's parser: the common options, and the guest's if it boots one."""
     p = sub.add_parser(name, help=help, description=help, epilog=EXIT_STATUS)
     add_common(p)
@@ -295,7 +301,8 @@ def options(args: argparse.Namespace) -> Options:
     return Options(out=out, fragments=fragments, **given)
 
 
-def request(args: argparse.Namespace):
+def request(args: argparse.Namespace) -> (NoRequest | SeriesRequest | VmRequest | CheckRequest
+                                         | TestRequest | StudyRequest):
     """The verb's own request (harness/verbs.py), from its arguments."""
     v = args.verb
     if v == "series":
@@ -347,7 +354,7 @@ def request(args: argparse.Namespace):
     return NoRequest()
 
 
-def throttle_params(args: argparse.Namespace):
+def throttle_params(args: argparse.Namespace) -> ThrottleParams:
     from harness.studies.throttle import MECHANISM_SCENARIOS, SHORT_SCENARIOS, Params
     params = Params(repeats=3 if args.repeats is None else args.repeats, threshold=args.threshold,
                     over_high=args.over_high, sample=args.sample)
@@ -395,7 +402,7 @@ PLAN = {"config": ["source", "series", "config"], "build": PREPARE,
         "throttle": [*PREPARE, "throttle", "throttle-results"]}
 
 
-def verdict(records: list, error: BaseException | None = None) -> int:
+def verdict(records: list[StageRecord], error: BaseException | None = None) -> int:
     """The exit status: 0 PASS; 1 FAIL, the change under test failed (a
     patch does not apply, something does not compile, a test fails); 2
     ERROR, the infrastructure or the usage."""
@@ -419,7 +426,7 @@ def error_record(error: BaseException, log: Path | None = None) -> StageRecord:
                        details={"type": type(error).__name__, "message": text})
 
 
-def finish(pl: Pipeline, extra: dict | None = None, verb: str | None = None,
+def finish(pl: Pipeline, extra: dict[str, Any] | None = None, verb: str | None = None,
            error: BaseException | None = None, log: Path | None = None) -> int:
     """The records (SKIP for the stages a failed run did not reach, and
     the "error" stage for an error that no stage recorded), the stage
@@ -487,7 +494,7 @@ def error_text(e: BaseException) -> str:
     return str(e)
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     # CI systems cancel with SIGTERM: clean up (kill the build or the VM,
     # write the stage record) as for Ctrl-C.
     raise KeyboardInterrupt

@@ -128,7 +128,7 @@ def _item(action: argparse.Action) -> str:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def _key(action: argparse.Action) -> tuple:
+def _key(action: argparse.Action) -> tuple[tuple[str, ...], str | None, str]:
     return (tuple(action.option_strings), action.help, repr(action.default))
 
 
@@ -140,7 +140,7 @@ def _shared() -> tuple[list[argparse.Action], list[argparse.Action]]:
     return common._actions, vm._actions
 
 
-def _subparsers(ap: argparse.ArgumentParser) -> argparse._SubParsersAction:
+def _subparsers(ap: argparse.ArgumentParser) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     for action in ap._actions:
         if isinstance(action, argparse._SubParsersAction):
             return action

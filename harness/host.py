@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
@@ -54,7 +55,7 @@ def os_release() -> dict[str, str]:
     return data
 
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     """What a measurement ran on, for its environment record: runs from
     two sittings compare only when this matches (CPU model and count, host
     kernel, OS, QEMU), and the date."""

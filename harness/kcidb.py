@@ -23,6 +23,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from harness import paths, series
 from harness.errors import HarnessError
@@ -53,7 +54,7 @@ def _time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
 
 
-def patchset(patches: Path = series.PATCHES) -> tuple[list[dict], str]:
+def patchset(patches: Path = series.PATCHES) -> tuple[list[dict[str, str]], str]:
     """patchset_files and patchset_hash as KCIDB defines them: the sha256
     of the newline-terminated sha256 of each patch, in order."""
     names = series.series_names(patches)
@@ -81,7 +82,7 @@ def junit_tests(path: Path) -> list[tuple[str, str, float, str]]:
     return out
 
 
-def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
+def from_run(out: Path, patches: Path = series.PATCHES) -> dict[str, Any]:
     """The KCIDB object of the run whose records are in `out`."""
     report_file = out / "report.json"
     if not report_file.exists():
@@ -97,7 +98,7 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
     # the patches/ of this checkout, unless the run built the tree without
     # the series (a baseline) or as it was (--series none)
     with_patches = not repro.get("unpatched") and repro.get("series", "quilt") == "quilt"
-    checkout: dict = {
+    checkout: dict[str, Any] = {
         "id": _id("checkout", run_key), "origin": ORIGIN,
         "tree_name": "debian-linux-source-7.3" if src.get("origin") == "debian-package"
         else "user-tree",
@@ -110,8 +111,8 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
         checkout["patchset_files"], checkout["patchset_hash"] = files, phash
     if src.get("git_describe"):
         checkout["git_commit_name"] = src["git_describe"]
-    data: dict = {"version": VERSION, "checkouts": [checkout], "builds": [], "tests": [],
-                  "issues": [], "incidents": []}
+    data: dict[str, Any] = {"version": VERSION, "checkouts": [checkout], "builds": [],
+                            "tests": [], "issues": [], "incidents": []}
     versions = repro.get("versions", {})
     build_id = None
     for name in ("build",):
@@ -119,11 +120,12 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
         if not st:
             continue
         build_id = _id("build", run_key, name)
-        b: dict = {"id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
-             "architecture": "x86_64", "status": STAGE_STATUS.get(st["status"], "ERROR"),
-             "duration": float(st.get("duration_s", 0)), "start_time": _time(start),
-             "misc": {"summary": st.get("summary", ""), "release":
-                      st.get("details", {}).get("release")}}
+        b: dict[str, Any] = {
+            "id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
+            "architecture": "x86_64", "status": STAGE_STATUS.get(st["status"], "ERROR"),
+            "duration": float(st.get("duration_s", 0)), "start_time": _time(start),
+            "misc": {"summary": st.get("summary", ""), "release":
+                     st.get("details", {}).get("release")}}
         if versions.get("gcc"):
             b["compiler"] = versions["gcc"]
         if repro.get("kernel_config_sha256"):
@@ -134,9 +136,10 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
         data["builds"].append({"id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
                                "status": "SKIP", "misc": {"note": "no kernel build in this run"}})
 
-    def add(path: str, status: str, duration: float | None = None, **misc) -> None:
-        t: dict = {"id": _id("test", run_key, path, str(len(data["tests"]))), "origin": ORIGIN,
-             "build_id": build_id, "path": path, "status": status, "start_time": _time(start)}
+    def add(path: str, status: str, duration: float | None = None, **misc: Any) -> None:
+        t: dict[str, Any] = {
+            "id": _id("test", run_key, path, str(len(data["tests"]))), "origin": ORIGIN,
+            "build_id": build_id, "path": path, "status": status, "start_time": _time(start)}
         if duration is not None:
             t["duration"] = float(duration)
         misc = {k: v for k, v in misc.items() if v not in (None, "")}
@@ -185,7 +188,7 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict:
     return data
 
 
-def validate(data: dict) -> str | None:
+def validate(data: dict[str, Any]) -> str | None:
     """The kcidb-io schema's complaint about `data`, or None if it is valid
     (or kcidb-io is not installed: the unit tests install it)."""
     try:

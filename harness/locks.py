@@ -20,6 +20,7 @@ import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import paths
@@ -83,7 +84,7 @@ def hold(target: Path, what: str, timeout: float | None = None) -> None:
 
 
 @contextlib.contextmanager
-def scoped(target: Path, what: str, timeout: float | None = None):
+def scoped(target: Path, what: str, timeout: float | None = None) -> Iterator[None]:
     """The exclusive lock on `target` for a `with` block only: for creating
     a shared cache entry (the build root, an unpacked tree, downloads), so
     that two runs on a cold cache do not destroy each other's work in

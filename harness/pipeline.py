@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness import build as kbuild
 from harness import locks, paths, results, series, source, toolchain, vm
@@ -23,6 +24,13 @@ from harness.errors import HarnessError
 from harness.options import Options
 from harness.record import FAIL, SKIP, Stage, StageRecord
 from harness.results import SERIES_TESTS, ZERO_POLICY_SUITE, collect_selftests
+
+if TYPE_CHECKING:
+    from harness.check import Item
+
+# what a build step of KernelBuild returns (Pipeline._build_stage)
+_Step = TypeVar("_Step", kbuild.ConfigResult, kbuild.BuildResult, kbuild.GuestToolsResult,
+                kbuild.SelftestsBuildResult)
 
 
 class Pipeline:
@@ -121,7 +129,7 @@ class Pipeline:
         return kbuild.KernelBuild(tree=self.tree, build=self.build_dir,
                                   toolchain=self.toolchain(), log_dir=self.opts.logs)
 
-    def _build_stage(self, name: str, step):
+    def _build_stage(self, name: str, step: Callable[[kbuild.KernelBuild], _Step]) -> _Step:
         """A build step of KernelBuild as stage `name`: its log, its
         result's summary and details; SKIP if it skipped."""
         kb = self.kernel()
@@ -313,7 +321,7 @@ class Pipeline:
                    if r.stage == "lifetime" and r.status == FAIL])
 
     def check(self, prefixes: bool = True, configs: bool = True, quick: bool = False,
-              lifetime: bool = False) -> list:
+              lifetime: bool = False) -> list[Item]:
         """harness/check.py's checks of the series as stage "check": its
         items (checkpatch, every prefix, W=1, the extra configs, and with
         `lifetime` the attach core's lifetime tests on the KASAN + kmemleak
@@ -343,7 +351,8 @@ class Pipeline:
             rec.summary = f"{len(items) - len(failed)}/{len(items)} checks pass"
         return items
 
-    def write_baseline(self, path: Path, runs: list, note: str, **more) -> Path:
+    def write_baseline(self, path: Path, runs: list[results.RunResult], note: str,
+                       **more: Any) -> Path:
         """Save this (unpatched) kernel's results of `runs` as a baseline
         (selftests/baselines/), with the kernel's label, as stage
         "baseline"."""
@@ -426,7 +435,7 @@ class Pipeline:
                            f"{res.first_command_s or 0:.1f}s, {res.duration_s:.1f}s total)")
             return res
 
-    def smoke(self) -> tuple[vm.VmResult, dict]:
+    def smoke(self) -> tuple[vm.VmResult, dict[str, Any]]:
         root = self.toolchain().root
         tools = kbuild.guest_tools_dir(self.build_dir)
         cmd = (f"python3 {vm.guest_src(root)}/harness/guest/smoke.py . "
@@ -463,7 +472,7 @@ class Pipeline:
             return r.returncode
 
 
-def run_suite(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+def run_suite(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[None]:
     """pytest in a child; our SIGTERM or Ctrl-C (KeyboardInterrupt) is
     passed on as SIGTERM, so that the suite kills the VM it runs before
     it ends (selftests/conftest.py); each test has its own timeout

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 from harness.errors import HarnessError, MissingTool
 
@@ -33,7 +34,7 @@ def require(tool: str, package: str) -> str:
     return path
 
 
-def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+def kill_group(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
         try:
@@ -124,7 +125,7 @@ def tail(path: Path, lines: int = 30) -> str:
 class Progress:
     """Prints a one-line status at most every `every` seconds."""
 
-    def __init__(self, label: str, every: float = 15.0, stream=sys.stderr):
+    def __init__(self, label: str, every: float = 15.0, stream: TextIO = sys.stderr):
         self.label = label
         self.every = every
         self.stream = stream

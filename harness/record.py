@@ -6,7 +6,8 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from types import TracebackType
+from typing import Any, Literal
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
 
@@ -19,7 +20,7 @@ class StageRecord:
     command: list[str] = field(default_factory=list)
     log: str | None = None
     summary: str = ""
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def write(self, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
@@ -40,13 +41,14 @@ class Stage:
         self._t0 = time.monotonic()
         return self.record
 
-    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         self.record.duration_s = round(time.monotonic() - self._t0, 2)
         if exc is not None:
             from harness.errors import ChangeFailed
             self.record.status = FAIL if isinstance(exc, (AssertionError, ChangeFailed)) \
                 else ERROR
-            self.record.summary = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
+            self.record.summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log = getattr(exc, "log", None)
             if log and not self.record.log:
                 self.record.log = log

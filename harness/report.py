@@ -9,7 +9,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import paths, toolchain, vm
 from harness.errors import HarnessError
@@ -32,7 +32,7 @@ def stage_table(records: list[StageRecord]) -> str:
     return table(rows, ["stage", "status", "time", "summary"])
 
 
-def junit_counts(path: Path) -> dict:
+def junit_counts(path: Path) -> dict[str, int]:
     """tests/failures/errors/skipped from a pytest JUnit XML file."""
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -43,7 +43,7 @@ def junit_counts(path: Path) -> dict:
     return total
 
 
-def write_json(out: Path, records: list[StageRecord], extra: dict) -> Path:
+def write_json(out: Path, records: list[StageRecord], extra: dict[str, Any]) -> Path:
     data = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": overall(records),
@@ -64,11 +64,11 @@ def overall(records: list[StageRecord]) -> str:
     return "PASS"
 
 
-def reproducer(pl: Pipeline) -> dict:
+def reproducer(pl: Pipeline) -> dict[str, Any]:
     """What it takes to reproduce this run, for report.json: the command
     line, the tools' versions, the kernel config's hash, free disk.
     Best effort: what is not known (no toolchain or build yet) is null."""
-    def free(p: Path | None) -> dict | None:
+    def free(p: Path | None) -> dict[str, str | float] | None:
         while p is not None and not p.exists():
             p = p.parent if p != p.parent else None
         if p is None:

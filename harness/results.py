@@ -11,6 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 OK, FAIL, SKIP, MISSING = "OK", "FAIL", "SKIP", "MISSING"
 KNOWN = "KNOWN-FAIL"  # failed, as it does on the unpatched kernel (a baseline)
@@ -45,7 +46,7 @@ class Case:
 class RunResult:
     suite: str
     cases: list[Case] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
     rc: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -111,7 +112,7 @@ def parse_test_progs(text: str, run: int = 0) -> RunResult:
     return res
 
 
-def apply_test_progs_json(res: RunResult, data: dict) -> RunResult:
+def apply_test_progs_json(res: RunResult, data: dict[str, Any]) -> RunResult:
     """Take what test_progs' -J report has the answer for: the totals
     (its own counters, not a parse of its text), and each failed test's and
     subtest's log as the case's message. The JSON has no per-test line for
@@ -403,13 +404,13 @@ def write_junit(path: Path, runs: list[RunResult]) -> Path:
     return path
 
 
-def to_dict(runs: list[RunResult]) -> dict:
+def to_dict(runs: list[RunResult]) -> dict[str, Any]:
     return {"runs": [{"suite": r.suite, "rc": r.rc, "summary": r.summary,
                       "problems": r.problems, "cases": [asdict(c) for c in r.cases]}
                      for r in runs]}
 
 
-def from_dict(data: dict) -> list[RunResult]:
+def from_dict(data: dict[str, Any]) -> list[RunResult]:
     runs = []
     for r in data.get("runs", []):
         rr = RunResult(r["suite"], [Case(**c) for c in r["cases"]], r.get("summary", {}),

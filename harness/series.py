@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness import locks, paths
 from harness.errors import ChangeFailed, HarnessError
-from harness.proc import require, run_logged
+from harness.proc import Result, require, run_logged
 
 PATCHES = paths.REPO / "patches"
 # The memcg part rebased on upstream (bpf-next): what `send --upstream`
@@ -207,7 +207,7 @@ class Quilt:
             (pc / ".quilt_patches").write_text(f"{self.patches}\n")
             (pc / ".quilt_series").write_text("series\n")
 
-    def _run(self, *args: str):
+    def _run(self, *args: str) -> tuple[Result, str]:
         self._adopt()
         r = run_logged(["quilt", *args], self.log, cwd=self.tree, env=self.env,
                        append=True, timeout=600)

@@ -33,7 +33,7 @@ PEER_BASELINE = paths.REPO / "selftests" / "baselines" / "test_progs-peers-unpat
 
 @dataclass
 class VerbResult:
-    report: dict = field(default_factory=dict)  # more fields of report.json
+    report: dict[str, Any] = field(default_factory=dict)  # more fields of report.json
     exit: int | None = None  # the exit status where the verb has its own (vm)
 
 
@@ -130,7 +130,8 @@ def verb_vm(pl: Pipeline, req: VmRequest) -> VerbResult:
         shared.mkdir(parents=True, exist_ok=True)
         shutil.copy(req.script, shared / "script.sh")
         command = "sh ./script.sh"
-    report: dict = {"source": asdict(pl.source(fetch=False))}  # the version, in the report
+    # the version, in the report
+    report: dict[str, Any] = {"source": asdict(pl.source(fetch=False))}
     res = pl.boot(command, timeout=req.timeout, memory=req.memory, cpus=req.cpus)
     print(f"console log: {res.console}")
     problem = res.problem()
@@ -184,7 +185,7 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
     if req.peers:
         filters += PEER_TESTS
     pl.prepare(bpf_selftests=bool(filters))
-    report: dict = {"source": asdict(pl.source())}
+    report: dict[str, Any] = {"source": asdict(pl.source())}
     # test_memcontrol runs until each test flaky without the series passed,
     # at most memcontrol_repeat times; a baseline runs them all
     until = [] if req.write_baseline or unpatched else flaky_tests(req.baseline)
@@ -231,6 +232,8 @@ def verb_experiment(pl: Pipeline, req: StudyRequest) -> VerbResult:
         r = reanalyze_experiment(pl, [p.resolve() for p in req.reanalyze])
         print("\n" + r.table)
         return VerbResult({"experiment": str(r.results)})
+    from harness.studies.experiment import Params as MatrixParams
+    assert isinstance(req.params, MatrixParams), req.params  # cli.request: experiment's
     r = studies.experiment(pl, req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'experiment' / 'table.txt'}; plots: "
@@ -262,6 +265,8 @@ def verb_throttle(pl: Pipeline, req: StudyRequest) -> VerbResult:
 
 def verb_bench(pl: Pipeline, req: StudyRequest) -> VerbResult:
     """What the hook costs (harness/studies/bench.py)."""
+    from harness.studies.bench import BenchParams
+    assert isinstance(req.params, BenchParams), req.params  # cli.request: bench's
     r = studies.bench(pl, req.params)
     print("\n" + r.table)
     print(f"\nevery run: {pl.opts.out / 'bench' / 'table.txt'}; plot: {r.png}")

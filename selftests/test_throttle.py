@@ -46,7 +46,7 @@ def runs_of(experiment, scenario):
 
 def explain(experiment, run, failures):
     return (f"{run.scenario} #{run.repeat}: " + "; ".join(failures)
-            + f"\n(traces: {experiment['traces']}; every run:\n{experiment['every_run']})")
+            + f"\n(traces: {experiment.traces}; every run:\n{experiment.every_run})")
 
 
 def test_every_run_completed(experiment):

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CG = Path("/sys/fs/cgroup")
 KERNEL_VARIANTS = {"unpatched": ("unpatched",),
@@ -57,16 +58,17 @@ def write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-def membench(tools: Path, cg: Path, mb: int | str, secs: float) -> dict:
+def membench(tools: Path, cg: Path, mb: int | str, secs: float) -> dict[str, Any]:
     r = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
                         str(tools / "membench"), str(mb), str(secs)],
                        capture_output=True, text=True, timeout=secs * 20 + 60)
     if r.returncode:
         raise RuntimeError(f"membench in {cg}: rc {r.returncode}: {r.stderr.strip()}")
-    return json.loads(r.stdout)
+    data: dict[str, Any] = json.loads(r.stdout)  # membench prints one JSON object
+    return data
 
 
-def hold(tools: Path, cg: Path, answer: int) -> subprocess.Popen:
+def hold(tools: Path, cg: Path, answer: int) -> subprocess.Popen[str]:
     p = subprocess.Popen([str(tools / "memcg_ops_check"), "--hold-answer", str(cg),
                           str(answer)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
@@ -78,7 +80,7 @@ def hold(tools: Path, cg: Path, answer: int) -> subprocess.Popen:
     return p
 
 
-def release(p: subprocess.Popen) -> None:
+def release(p: subprocess.Popen[str]) -> None:
     p.communicate(timeout=60)
 
 

@@ -70,9 +70,16 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from disk import find_disk, mount_ext4, swap_on, zram_on  # harness/guest/disk.py
-from throttle import read_kv, read_pressure  # harness/guest/throttle.py
+if TYPE_CHECKING:  # for mypy, which reads the guest's modules as harness.guest's
+    from collections.abc import Callable
+
+    from harness.guest.disk import find_disk, mount_ext4, swap_on, zram_on
+    from harness.guest.throttle import read_kv, read_pressure
+else:  # the guest runs this file from its directory (stdlib only)
+    from disk import find_disk, mount_ext4, swap_on, zram_on  # harness/guest/disk.py
+    from throttle import read_kv, read_pressure  # harness/guest/throttle.py
 
 CG = Path("/sys/fs/cgroup")
 HIGH = CG / "high"
@@ -98,12 +105,12 @@ class Sampler(threading.Thread):
     def __init__(self, cgs: dict[str, Path], period: float = 0.1):
         super().__init__(daemon=True)
         self.cgs, self.period = cgs, period
-        self.samples: list[dict] = []
+        self.samples: list[dict[str, Any]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            s: dict = {"t": time.monotonic()}
+            s: dict[str, Any] = {"t": time.monotonic()}
             for name, d in self.cgs.items():
                 stat = read_kv(d / "memory.stat")
                 s[name] = {"current": read_int(d / "memory.current"),
@@ -150,7 +157,7 @@ class Task:
             time.sleep(0.02)
         return False
 
-    def finish(self) -> dict:
+    def finish(self) -> dict[str, Any]:
         try:
             self.send("quit")
             assert self.proc.stdin is not None  # stdin=PIPE
@@ -207,7 +214,7 @@ class Logged:
     def stopping(self) -> None:
         pass
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         return {"argv": self.argv, "rc": self.proc.returncode,
                 "lines": [[t, x] for t, x in self.lines]}
 
@@ -269,7 +276,7 @@ def reset(nlows: int) -> dict[str, Path]:
     return cgs
 
 
-def arm_setup(arm: str, p: dict, tools: Path) -> Logged | None:
+def arm_setup(arm: str, p: dict[str, Any], tools: Path) -> Logged | None:
     kind, _, value = arm.partition(":")
     if kind == "mlow":
         write(HIGH / "memory.low", value)
@@ -309,12 +316,12 @@ class Run:
     detach_at: float | None
     helper_rc: int | None
 
-    def __init__(self, cell: dict, tools: Path, out: Path):
+    def __init__(self, cell: dict[str, Any], tools: Path, out: Path):
         self.cell, self.tools, self.out = cell, tools, out
         self.p = cell["params"]
         self.arm = cell["arm"]
-        self.phases: list[list] = []  # [name, t_start, t_end]
-        self.marks: list[list] = []  # [t, what]
+        self.phases: list[list[str | float | None]] = []  # [name, t_start, t_end]
+        self.marks: list[list[float | str]] = []  # [t, what]
         self.oracle = self.arm.split(":")[0] == "oracle"
         self.evict = self.arm == "oracle:evict"
 
@@ -357,11 +364,11 @@ class Run:
         if not ok:
             raise RuntimeError(f"high did not populate in {self.p['populate_cap_s']} s")
 
-    def go(self, scenario) -> dict:
+    def go(self, scenario: Callable[[Run, Task], None]) -> dict[str, Any]:
         p = self.p
         lows = p["low_mb"] if isinstance(p["low_mb"], list) else [p["low_mb"]]
         cgs = reset(len(lows))
-        rec: dict = {k: self.cell[k] for k in ("scenario", "arm", "rep")} | {
+        rec: dict[str, Any] = {k: self.cell[k] for k in ("scenario", "arm", "rep")} | {
             "params": p, "boot": self.cell.get("boot", 0), "lows": len(lows)}
         self.helper = arm_setup(self.arm, p, self.tools)
         self.detached, self.detach_at, self.helper_rc = False, None, None

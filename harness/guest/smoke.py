@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CG = Path("/sys/fs/cgroup")
 
@@ -56,7 +57,7 @@ def writable_tmp() -> str:
         return str(d)
 
 
-def stress_in_cgroup(name: str, high: str, vm_bytes: str, seconds: int) -> dict:
+def stress_in_cgroup(name: str, high: str, vm_bytes: str, seconds: int) -> dict[str, Any]:
     cg = CG / name
     cg.mkdir(exist_ok=True)
     (cg / "memory.high").write_text(high)
@@ -101,7 +102,7 @@ def btf_has_struct(name: str) -> bool | str:
     return f"STRUCT '{name}'" in text
 
 
-def memcg_ops_check(tools: Path) -> dict | None:
+def memcg_ops_check(tools: Path) -> dict[str, Any] | None:
     """Run the memcg_bpf_ops check program (harness/guest/memcg_ops_check)
     if it was built for this kernel; its JSON, or what went wrong."""
     prog = tools / "memcg_ops_check"
@@ -127,7 +128,7 @@ def memcg_ops_check(tools: Path) -> dict | None:
     return data
 
 
-def sample_cli(tools: Path) -> dict | None:
+def sample_cli(tools: Path) -> dict[str, Any] | None:
     """samples/bpf/memcg's command line: help, bad arguments (exit 2 and a
     message naming what is wrong), and a run ended by SIGTERM (attached
     line, detach, exit 0, no struct_ops link left)."""
@@ -150,7 +151,7 @@ def sample_cli(tools: Path) -> dict | None:
         "over_high_junk": [str(prog), str(low), str(high), "100", "12x"],
         "window_too_big": [str(prog), "--window-ms", "60001", str(low), str(high), "1", "1"],
     }
-    out: dict = {}
+    out: dict[str, Any] = {}
     for name, argv in cases.items():
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         out[name] = {"rc": r.returncode, "out": (r.stdout + r.stderr)[:1500]}
@@ -194,11 +195,11 @@ def kernel_log() -> str:
     return "\n".join(lines)
 
 
-def kunit_suites(log: str) -> dict[str, dict]:
+def kunit_suites(log: str) -> dict[str, dict[str, Any]]:
     """The KUnit suites that ran at boot (their KTAP in the kernel log):
     {suite: {"result": "ok"|"not ok", "cases": {case: result}, "ktap": lines}}."""
-    suites: dict[str, dict] = {}
-    cur = None
+    suites: dict[str, dict[str, Any]] = {}
+    cur: dict[str, Any] | None = None
     for raw in log.splitlines():
         line = re.sub(r"^\[[ 0-9.]+\] ", "", raw)
         m = re.match(r"^\s*# Subtest: (\S+)", line)
@@ -219,7 +220,7 @@ def kunit_suites(log: str) -> dict[str, dict]:
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     tools = Path(sys.argv[2]) if len(sys.argv) > 2 else None
-    facts: dict = {"uname_r": os.uname().release}
+    facts: dict[str, Any] = {"uname_r": os.uname().release}
     facts["cgroup_controllers"] = (read(CG / "cgroup.controllers") or "").split()
     facts["kunit"] = kunit_suites(kernel_log())
     btf = Path("/sys/kernel/btf/vmlinux")

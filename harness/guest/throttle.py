@@ -33,8 +33,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
+if TYPE_CHECKING:  # for mypy, which reads the guest's modules as harness.guest's
+    from collections.abc import Callable
+
+    from harness.guest.disk import find_disk, mount_ext4, swap_on
+else:  # the guest runs this file from its directory (stdlib only)
+    from disk import find_disk, mount_ext4, swap_on  # harness/guest/disk.py
 
 CG = Path("/sys/fs/cgroup")
 SIDES = ("high", "low")
@@ -42,11 +48,11 @@ MIN_PEAK = 32 << 20  # policy_detach: low's usage "fell" only from a peak this l
 RECOVER, RECOVER_MIN = 1.1, 8 << 20  # ... and "recovered" by this factor and this much
 
 
-def sh(argv: list[str]) -> subprocess.CompletedProcess:
+def sh(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
-def setup_swap(serial: str, size_mb: int, env: dict) -> str:
+def setup_swap(serial: str, size_mb: int, env: dict[str, Any]) -> str:
     """ext4 on the scratch disk; a swap file on it; the workdir too."""
     mnt, err = mount_ext4(serial)
     if not mnt:
@@ -89,13 +95,13 @@ class Sampler(threading.Thread):
     def __init__(self, t0: float, period: float = 0.1):
         super().__init__(daemon=True)
         self.period = period
-        self.samples: list[dict] = []
+        self.samples: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.t0 = t0
 
     def run(self) -> None:
         while not self.stop.is_set():
-            s: dict = {"t": round(time.monotonic() - self.t0, 3)}
+            s: dict[str, Any] = {"t": round(time.monotonic() - self.t0, 3)}
             for side in SIDES:
                 d = CG / side
                 stat = read_kv(d / "memory.stat")
@@ -134,7 +140,7 @@ def reset_cgroups() -> None:
 
 
 def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str,
-             seconds: int) -> subprocess.Popen:
+             seconds: int) -> subprocess.Popen[str]:
     """stress-ng in its own session (killpg stops its workers too)."""
     argv = ["stress-ng", "--vm", str(args.vm_workers), "--vm-bytes", args.vm_bytes, "--vm-keep",
             "--vm-method", args.vm_method, "--seed", str(args.seed), "-t", str(seconds),
@@ -149,7 +155,7 @@ def stressor(side: str, args: argparse.Namespace, yaml: Path, cwd: str,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def wait_for(pred, deadline: float, period: float = 0.05) -> bool:
+def wait_for(pred: Callable[[], bool], deadline: float, period: float = 0.05) -> bool:
     """Poll pred() until it holds (True) or CLOCK_MONOTONIC passes deadline."""
     while not pred():
         if time.monotonic() >= deadline:
@@ -166,7 +172,7 @@ def last(sampler: Sampler, side: str, key: str) -> int:
     return sampler.samples[-1][side][key] if sampler.samples else 0
 
 
-def drive_mechanism(name: str, args: argparse.Namespace, rec: dict, sampler: Sampler,
+def drive_mechanism(name: str, args: argparse.Namespace, rec: dict[str, Any], sampler: Sampler,
                     policy: Policy, t0: float) -> None:
     """The mechanism scenarios wait for events, not for fixed times, so that
     a slow machine (TCG, a loaded host) only takes longer:
@@ -265,12 +271,13 @@ class Policy:
         return rc
 
 
-def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path, cwd: str) -> dict:
+def run_scenario(name: str, rep: int, args: argparse.Namespace, out: Path,
+                 cwd: str) -> dict[str, Any]:
     reset_cgroups()
     sides = {"high_alone": ["high"], "low_alone": ["low"], "idle_policy": ["low"]}.get(
         name, list(SIDES))
     policy = holder = None
-    rec: dict = {"scenario": name, "repeat": rep, "sides": sides}
+    rec: dict[str, Any] = {"scenario": name, "repeat": rep, "sides": sides}
     if name == "both_memory_low":
         (CG / "high" / "memory.low").write_text(args.protect)
         rec["memory.low"] = args.protect
@@ -381,7 +388,7 @@ def main() -> int:
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    env: dict = {"uname": os.uname().release, "nproc": os.cpu_count(),
+    env: dict[str, Any] = {"uname": os.uname().release, "nproc": os.cpu_count(),
                  "meminfo": Path("/proc/meminfo").read_text().splitlines()[:3]}
     cwd = setup_swap(args.disk_serial, args.swap_mb, env)
     (CG / "cgroup.subtree_control").write_text("+memory")

@@ -35,10 +35,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import paths, source
 from harness.errors import HarnessError
 from harness.proc import require, tail
+from harness.record import StageRecord
 from harness.report import write_json
 from harness.send.b4 import (
     CheckResult,
@@ -84,10 +86,10 @@ class SendOptions:
     reset_author: bool = False
     really_send: bool = False
     upstream: bool = False  # the memcg part on the user's bpf-next (needs kernel_dir)
-    records: list = field(default_factory=list)  # the stage records, filled by send()
+    records: list[StageRecord] = field(default_factory=list)  # the stage records, by send()
 
 
-def _print_summary(res: dict) -> None:
+def _print_summary(res: dict[str, Any]) -> None:
     print(f"\nbranch {res['branch']} in {res['repo']} (base {res['base']['commit'][:12]}: "
           f"{res['base']['label']})")
     print(f"mails ({len(res['files'])}) in {Path(res['files'][0]).parent}:")
@@ -118,7 +120,7 @@ def _print_summary(res: dict) -> None:
         print(f"  {d}")
 
 
-def send(opts: SendOptions) -> dict:
+def send(opts: SendOptions) -> dict[str, Any]:
     """The whole flow; returns what send.json holds. Its status is PASS when
     the mails were written and round-trip; check.status (PASS/WARN/FAIL) is
     checkpatch's verdict, reported beside it."""
@@ -155,7 +157,7 @@ def send(opts: SendOptions) -> dict:
                  out=out)
     opts.records[:] = []
     run.records = opts.records
-    res: dict = {"status": "FAIL", "b4": {"version": version, "argv": b4},
+    res: dict[str, Any] = {"status": "FAIL", "b4": {"version": version, "argv": b4},
                  "identity": str(ident), "branch": BRANCH, "series": names,
                  "sent": False, "log": str(log)}
     try:
@@ -222,7 +224,8 @@ def send(opts: SendOptions) -> dict:
         write_json(out, run.records, {"send": str(out / "send.json")})
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
     p = sub.add_parser("send", help="the series as mails: a git branch, b4 prep/--check, "
                        "b4 send -o, and a git am round trip (sends nothing without "
                        "--really-send)")

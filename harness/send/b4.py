@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import email.policy
 import email.utils
@@ -159,7 +160,7 @@ def b4_write_mails(repo: Path, mails: Path, b4: list[str], run: Runner) -> list[
     return files
 
 
-def read_mail(path: Path):
+def read_mail(path: Path) -> email.message.EmailMessage:
     with open(path, "rb") as f:
         return email.parser.BytesParser(policy=email.policy.default).parse(f)
 

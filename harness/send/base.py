@@ -30,7 +30,7 @@ from harness.send.identity import Identity
 from harness.series import series_names
 
 
-def _pc_state(tree: Path) -> tuple:
+def _pc_state(tree: Path) -> tuple[()] | tuple[str, tuple[tuple[str, int | None], ...]]:
     """What says whether quilt pushed or popped in `tree` meanwhile."""
     pc = tree / ".pc"
     if not pc.is_dir():

@@ -8,10 +8,11 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
@@ -125,7 +126,8 @@ class Runner:
     records: list[StageRecord] = field(default_factory=list)
 
     def run(self, argv: Sequence[str], cwd: Path, *, env: dict[str, str] | None = None,
-            timeout: float = 1800, what: str = "", on_line=None) -> tuple[int, str]:
+            timeout: float = 1800, what: str = "",
+            on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
         self.commands.append(f"(cd {cwd} && {shlex.join(str(a) for a in argv)})")
         start = self.log.stat().st_size if self.log.exists() else 0
         r = run_logged(argv, self.log, cwd=cwd, env=env or self.env, timeout=timeout,
@@ -139,7 +141,7 @@ class Runner:
                                log=str(self.log))
         return r.returncode, _ANSI.sub("", out)
 
-    def must(self, argv: Sequence[str], cwd: Path, what: str, **kw) -> str:
+    def must(self, argv: Sequence[str], cwd: Path, what: str, **kw: Any) -> str:
         rc, out = self.run(argv, cwd, what=what, **kw)
         if rc != 0:
             raise HarnessError(f"{what} failed (rc {rc}):\n{out.strip()[-2000:]}",

@@ -22,6 +22,7 @@ import statistics
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import build as kbuild
 from harness.errors import HarnessError
@@ -173,7 +174,7 @@ def bootstrap_diff(xs: list[float], base: list[float], n: int = 4000,
     return point, diffs[int(0.025 * n)], diffs[int(0.975 * n) - 1]
 
 
-def parse_runs(paths: list[Path]) -> list[dict]:
+def parse_runs(paths: list[Path]) -> list[dict[str, Any]]:
     """The runs of the guest's runs.jsonl files (a JSON object a line), of
     those that exist: a boot that died leaves its runs so far, or none."""
     runs = []
@@ -183,7 +184,7 @@ def parse_runs(paths: list[Path]) -> list[dict]:
     return runs
 
 
-def summarize(runs: list[dict]) -> list[dict]:
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per workload and variant: runs, median, ratio to unpatched
     with its interval; for the variants in ADDED, the ns per page they add
     over the variant they are compared with (active over nothing, the SRCU
@@ -220,7 +221,7 @@ TABLE_HEADERS = ["workload", "variant", "runs", "median ns/page", "ratio to unpa
                  "95 % interval", "contains 1.00", "±"]
 
 
-def table_rows(summary: list[dict]) -> list[list]:
+def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
     out = []
     for r in summary:
         has = "ratio" in r
@@ -232,7 +233,7 @@ def table_rows(summary: list[dict]) -> list[list]:
     return out
 
 
-def plot(runs: list[dict], summary: list[dict], path: Path, title: str) -> Path:
+def plot(runs: list[dict[str, Any]], summary: list[dict[str, Any]], path: Path, title: str) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -264,6 +265,7 @@ def plot(runs: list[dict], summary: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def to_json(params: BenchParams, runs: list[dict], summary: list[dict], env: dict) -> dict:
+def to_json(params: BenchParams, runs: list[dict[str, Any]], summary: list[dict[str, Any]],
+            env: dict[str, Any]) -> dict[str, Any]:
     return {"params": asdict(params), "variants": DESCRIPTION, "summary": summary,
             "runs": runs} | env

@@ -37,7 +37,9 @@ import json
 import random
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -131,7 +133,7 @@ class Params:
         if self.only_boot >= self.boots:
             raise HarnessError(f"only_boot {self.only_boot}: boots are 0 .. {self.boots - 1}")
 
-    def cell_params(self, scenario: str) -> dict:
+    def cell_params(self, scenario: str) -> dict[str, Any]:
         p = {k: v for k, v in asdict(self).items()
              if k not in ("scenarios", "arms", "repeats", "boots", "seed", "memory", "cpus",
                           "swap_mb", "swap", "low_mb_s4", "s3_high_mb", "only_boot")}
@@ -149,7 +151,7 @@ class Params:
         start = boot * per + min(boot, extra)
         return range(start, start + per + (1 if boot < extra else 0))
 
-    def cells(self, boot: int) -> list[dict]:
+    def cells(self, boot: int) -> list[dict[str, Any]]:
         """This boot's runs, in an order shuffled with (seed, boot)."""
         cells = [{"scenario": s, "arm": a, "rep": r, "params": self.cell_params(s)}
                  for s in self.scenarios for a in self.arms for r in self.reps_in_boot(boot)]
@@ -248,7 +250,7 @@ def binned(samples: list[list[int]], a: float, b: float, width: float = BIN_S
     return out
 
 
-def lows_binned(run: dict, a: float, b: float) -> list[tuple[float, float]]:
+def lows_binned(run: dict[str, Any], a: float, b: float) -> list[tuple[float, float]]:
     """The lows' summed rate in 50 ms bins over [a, b)."""
     per = [dict(binned(t["samples"], a, b)) for k, t in run["tasks"].items()
            if k.startswith("low") and t.get("samples")]
@@ -258,7 +260,8 @@ def lows_binned(run: dict, a: float, b: float) -> list[tuple[float, float]]:
     return [(x, sum(p[x] for p in per)) for x in keys]
 
 
-def first_window(run: dict, a: float, b: float, pred) -> float | None:
+def first_window(run: dict[str, Any], a: float, b: float,
+                 pred: Callable[[float], bool]) -> float | None:
     """The first t in [a, b - WINDOW_S], in steps of STEP_S, where pred holds
     for the lows' summed rate over [t, t + STEP_S] and over [t, t +
     WINDOW_S]: a change of the lows' rate located to 10 ms, and not one
@@ -277,17 +280,18 @@ def first_window(run: dict, a: float, b: float, pred) -> float | None:
     return None
 
 
-def phase_bounds(run: dict) -> dict[str, tuple[float, float]]:
+def phase_bounds(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return {name: (a, b) for name, a, b in run.get("phases", []) if b is not None}
 
 
-def _pressure(run: dict, cg: str, kind: str, a: float, b: float) -> float | None:
+def _pressure(run: dict[str, Any], cg: str, kind: str, a: float, b: float) -> float | None:
     """Share of [a, b] that cg's tasks stalled (memory.pressure `kind`)."""
     ss = [s for s in run.get("samples", []) if a <= s["t"] <= b and cg in s]
     if len(ss) < 2:
         return None
-    d = ss[-1][cg]["pressure"].get(kind, 0) - ss[0][cg]["pressure"].get(kind, 0)
-    return d / 1e6 / (ss[-1]["t"] - ss[0]["t"])
+    d: float = ss[-1][cg]["pressure"].get(kind, 0) - ss[0][cg]["pressure"].get(kind, 0)
+    span: float = ss[-1]["t"] - ss[0]["t"]
+    return d / 1e6 / span
 
 
 def _p99(passes: list[list[int]], a: float, b: float) -> float | None:
@@ -297,7 +301,7 @@ def _p99(passes: list[list[int]], a: float, b: float) -> float | None:
     return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
 
 
-def refault_time(run: dict, phase: str, before: str) -> float | None:
+def refault_time(run: dict[str, Any], phase: str, before: str) -> float | None:
     """Seconds from the start of `phase` until high's memory.current is back
     to REFAULTED of its most in the last second of `before` (0 if it never
     lost it); None if not within the phase. To the cgroup sampling, 0.1 s."""
@@ -311,15 +315,16 @@ def refault_time(run: dict, phase: str, before: str) -> float | None:
         return None
     a, b = ph[phase]
     for s in ss:
-        if a <= s["t"] <= b and s["high"]["current"] >= REFAULTED * max(was):
-            return round(s["t"] - a, 3)
+        t: float = s["t"]
+        if a <= t <= b and s["high"]["current"] >= REFAULTED * max(was):
+            return round(t - a, 3)
     return None
 
 
 _SAMPLE_LINE = re.compile(r"memcg: ([0-9.]+): (triggered|released)")
 
 
-def policy_switches(run: dict) -> list[tuple[float, bool]]:
+def policy_switches(run: dict[str, Any]) -> list[tuple[float, bool]]:
     """When the arm's policy went on (True) and off, CLOCK_MONOTONIC s: the
     sample's own lines (times its BPF programs took) or the agent's JSON
     lines (throttle, release)."""
@@ -338,12 +343,13 @@ def policy_switches(run: dict) -> list[tuple[float, bool]]:
     return sorted(out)
 
 
-def policy_times(run: dict, on_phase: str | None, off_phase: str | None) -> dict:
+def policy_times(run: dict[str, Any], on_phase: str | None, off_phase: str | None
+                 ) -> dict[str, Any]:
     """The policy's own onset (from the start of on_phase to its first
     switch on in it; 0 if it was on already) and release (from the start
     of off_phase to its first switch off in it; 0 if it was off already)."""
     ph, sw = phase_bounds(run), policy_switches(run)
-    m: dict = {}
+    m: dict[str, Any] = {}
     if not sw:
         return m
     if on_phase in ph:
@@ -359,13 +365,13 @@ def policy_times(run: dict, on_phase: str | None, off_phase: str | None) -> dict
     return m
 
 
-def run_metrics(run: dict, free_rate: float | None = None) -> dict:
+def run_metrics(run: dict[str, Any], free_rate: float | None = None) -> dict[str, Any]:
     """Per phase: high's and the lows' throughput, high's stall shares, the
     probe's p99 (ms); onset and release (s) where the scenario has them.
     free_rate: the lows' rate when they run freely (pages/s), for onset
     and release; s2 measures it in its own idle phase's second half when
     not given."""
-    m: dict = {"phases": {}}
+    m: dict[str, Any] = {"phases": {}}
     if "error" in run or "tasks" not in run:
         return m | {"error": run.get("error", "no tasks")}
     lows = [k for k in run["tasks"] if k.startswith("low")]
@@ -439,7 +445,7 @@ def run_metrics(run: dict, free_rate: float | None = None) -> dict:
 
 # ---- over all runs (bench.parse_runs reads them) ----
 
-def free_rates(runs: list[dict]) -> dict[tuple[str, int], float]:
+def free_rates(runs: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
     """The lows' free rate per (scenario, boot): the median, over the `none`
     runs, of the lows' rate in the second half of the free phase."""
     out: dict[tuple[str, int], list[float]] = {}
@@ -455,6 +461,6 @@ def free_rates(runs: list[dict]) -> dict[tuple[str, int], float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
-def all_metrics(runs: list[dict]) -> list[dict]:
+def all_metrics(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     free = free_rates(runs)
     return [run_metrics(r, free.get((r["scenario"], r.get("boot", 0)))) for r in runs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.studies.experiment import (
@@ -16,7 +17,7 @@ from harness.studies.experiment import (
 from harness.studies.experiment_stats import metric_values
 
 
-def fmt(c: dict | None, scale: float = 1.0, digits: int = 0) -> str:
+def fmt(c: dict[str, Any] | None, scale: float = 1.0, digits: int = 0) -> str:
     if not c:
         return "-"
     text = (f"{c['median'] * scale:.{digits}f} [{c['ci'][0] * scale:.{digits}f}, "
@@ -30,7 +31,7 @@ TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "lows kpag
                  "high some %", "high full %", "probe p99 ms", "onset s", "release s", "refault s"]
 
 
-def table_rows(summary: list[dict]) -> list[list]:
+def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
     out = []
     for row in summary:
         first = True
@@ -50,12 +51,12 @@ RUN_HEADERS = ["boot", "scenario", "arm", "rep", "phase", "high kpages/s", "lows
                "high some %", "probe p99 ms", "onset s", "release s", "refault s", "error"]
 
 
-def run_rows(runs: list[dict], metrics: list[dict]) -> list[list]:
+def run_rows(runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> list[list[Any]]:
     out = []
     order = sorted(range(len(runs)), key=lambda i: (runs[i]["scenario"], runs[i]["arm"],
                                                     runs[i]["rep"]))
 
-    def f(v, scale=1.0, d=1):
+    def f(v: float | None, scale: float = 1.0, d: int = 1) -> str:
         return "-" if v is None else f"{v * scale:.{d}f}"
     for i in order:
         r, m = runs[i], metrics[i]
@@ -75,7 +76,7 @@ SAMPLE_COLUMNS = ["t", "high MiB", "lows MiB", "high swap MiB", "lows swap MiB",
                   "lows high events"]
 
 
-def compact(data: dict, every_s: float = 1.0) -> dict:
+def compact(data: dict[str, Any], every_s: float = 1.0) -> dict[str, Any]:
     """results.json without what makes it large: the tasks' 10 ms progress
     samples and probe passes go (the metrics keep what they gave), and of
     the cgroup samples one a second is kept, as rows of SAMPLE_COLUMNS."""
@@ -91,11 +92,13 @@ def compact(data: dict, every_s: float = 1.0) -> dict:
                 last = x["t"]
         runs.append({k: v for k, v in r.items() if k not in ("samples", "tasks")}
                     | {"samples": keep})
-    return _rounded({k: v for k, v in data.items() if k != "runs"}
-                    | {"sample_columns": SAMPLE_COLUMNS, "runs": runs})
+    # the same dict, its floats rounded
+    rounded: dict[str, Any] = _rounded({k: v for k, v in data.items() if k != "runs"}
+                                       | {"sample_columns": SAMPLE_COLUMNS, "runs": runs})
+    return rounded
 
 
-def expand(run: dict, columns: list[str]) -> dict:
+def expand(run: dict[str, Any], columns: list[str]) -> dict[str, Any]:
     """compact()'s inverse for one run's cgroup samples: rows of
     SAMPLE_COLUMNS back to {"t", "high", "lows"} as the guest writes them
     (what compact() keeps of them, at its one a second)."""
@@ -108,7 +111,7 @@ def expand(run: dict, columns: list[str]) -> dict:
         for t, hm, lm, hs, ls, ev in run.get("samples", [])]}
 
 
-def _rounded(x):
+def _rounded(x: Any) -> Any:
     """Floats to 3 decimals (ms, MiB, pages/s): nothing lost that the
     metrics resolve."""
     if isinstance(x, float):
@@ -123,15 +126,15 @@ def _rounded(x):
 TARGET_HEADERS = ["scenario", "arm", "target", "value", "goal", "met", "how"]
 
 
-def target_rows(targets: list[dict]) -> list[list]:
+def target_rows(targets: list[dict[str, Any]]) -> list[list[Any]]:
     return [[t["scenario"], t["arm"], t["target"],
              "-" if t["value"] is None else f"{t['value']:.3g}", t["goal"],
              {True: "yes", False: "NO", None: "n/a"}[t["pass"]], t["detail"]]
             for t in targets]
 
 
-def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, title: str
-         ) -> Path:
+def plot(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params, path: Path,
+         title: str) -> Path:
     """Per scenario: high's and the lows' throughput in the scenario's high
     phase (and the lows' in the free phase), every run a point, the median
     a bar."""
@@ -167,7 +170,7 @@ def plot(runs: list[dict], metrics: list[dict], params: Params, path: Path, titl
     return path
 
 
-def plot_timelines(runs: list[dict], params: Params, path: Path, title: str,
+def plot_timelines(runs: list[dict[str, Any]], params: Params, path: Path, title: str,
                    cols: int = 4) -> Path:
     """memory.current of high and of the lows over time, every run of every
     scenario and arm (one panel each, runs overlaid), with the first run's

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import statistics
 import zlib
+from typing import Any
 
 from harness.studies.experiment import (
     FREE_PHASE,
@@ -18,8 +19,8 @@ from harness.studies.experiment import (
 )
 
 
-def metric_values(runs: list[dict], metrics: list[dict], scenario: str, arm: str,
-                  key: str, phase: str | None) -> list[float]:
+def metric_values(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], scenario: str,
+                  arm: str, key: str, phase: str | None) -> list[float]:
     out = []
     for r, m in zip(runs, metrics, strict=True):
         if r["scenario"] != scenario or r["arm"] != arm or "error" in m:
@@ -37,7 +38,8 @@ def median_ci(xs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, flo
     return statistics.median(xs), meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 
 
-def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params
+              ) -> list[dict[str, Any]]:
     rows = []
     for s in params.scenarios:
         phases = sorted({p for r, m in zip(runs, metrics, strict=True) if r["scenario"] == s
@@ -45,10 +47,10 @@ def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dic
             (x[1] for r in runs if r["scenario"] == s for x in r.get("phases", [])
              if x[0] == p), default=0))
         for a in params.arms:
-            row: dict = {"scenario": s, "arm": a, "runs": sum(
+            row: dict[str, Any] = {"scenario": s, "arm": a, "runs": sum(
                 1 for r in runs if r["scenario"] == s and r["arm"] == a), "phases": {}}
             for ph in phases:
-                cell = {}
+                cell: dict[str, Any] = {}
                 for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
                     xs = metric_values(runs, metrics, s, a, key, ph)
                     if xs:
@@ -66,8 +68,8 @@ def summarize(runs: list[dict], metrics: list[dict], params: Params) -> list[dic
     return rows
 
 
-def verdicts(runs: list[dict], metrics: list[dict], params: Params,
-             k_of_n: float = 0.7) -> list[dict]:
+def verdicts(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params,
+             k_of_n: float = 0.7) -> list[dict[str, Any]]:
     """Per-run rules, each applied to every arm so that the controls are
     judged by the same rule as the policy:
 
@@ -139,7 +141,7 @@ def verdicts(runs: list[dict], metrics: list[dict], params: Params,
 MUST_FAIL = {"noop": "gain", "always": "conserve"}
 
 
-def _must(v: dict) -> str | None:
+def _must(v: dict[str, Any]) -> str | None:
     """What judge() wants of a verdict: "fail" (a control's own rule),
     "pass" (a BPF arm's gain and conserve, detach's recover), or None (a
     baseline's, reported, not judged)."""
@@ -152,7 +154,7 @@ def _must(v: dict) -> str | None:
     return None
 
 
-def judge(verdicts: list[dict]) -> list[str]:
+def judge(verdicts: list[dict[str, Any]]) -> list[str]:
     """The experiment's verdict from the per-run rules: what went wrong,
     empty when nothing did. A BPF arm (sample[:N], reclaim[:MB]) must
     pass gain and conserve, detach must pass recover, and noop must fail
@@ -168,18 +170,19 @@ def judge(verdicts: list[dict]) -> list[str]:
     return bad
 
 
-def judged(verdicts: list[dict]) -> int:
+def judged(verdicts: list[dict[str, Any]]) -> int:
     """How many of the verdicts judge() looks at (the others are baselines)."""
     return sum(1 for v in verdicts if _must(v))
 
 
-def _median(runs, metrics, s: str, a: str, key: str, phase: str | None) -> float | None:
+def _median(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], s: str, a: str,
+            key: str, phase: str | None) -> float | None:
     xs = metric_values(runs, metrics, s, a, key, phase)
     return statistics.median(xs) if xs else None
 
 
 def _target(s: str, a: str, name: str, value: float | None, goal: str, ok: bool | None,
-            detail: str) -> dict:
+            detail: str) -> dict[str, Any]:
     return {"scenario": s, "arm": a, "target": name, "value": value, "goal": goal,
             "pass": ok, "detail": detail}
 
@@ -190,7 +193,8 @@ AS_WELL = 0.9  # "as well" for targets at equal terms: within 10 % (medians of n
 STARVED = 0.05  # ... and a side below 5 % of its best arm's median is starved
 
 
-def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]:
+def targets(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params
+            ) -> list[dict[str, Any]]:
     """The issue's targets for each BPF policy arm (sample[:N], reclaim[:MB]),
     from the medians over runs:
 
@@ -217,7 +221,7 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
         # the control arm: a userspace agent on the policy's own signal
         sig = [a for a in params.arms if a.split(":")[0] == "sigagent"]
 
-        def med(a, key, phase, s=s):
+        def med(a: str, key: str, phase: str | None, s: str = s) -> float | None:
             return _median(runs, metrics, s, a, key, phase)
         for a in params.arms:
             if a.split(":")[0] not in BPF_ARMS:
@@ -239,8 +243,9 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                     best_other = max((med(b, oside, oph) or 0 for b in params.arms), default=0)
                     if other < STARVED * best_other:
                         other = 0.0
-                    eq = [(med(b, side, ph), b) for b in against
-                          if (med(b, oside, oph) or 0) >= AS_WELL * other and med(b, side, ph)]
+                    eq = [(v, b) for b in against
+                          if (med(b, oside, oph) or 0) >= AS_WELL * other
+                          and (v := med(b, side, ph))]
                     if not eq:
                         what = "sigagent arm" if against is sig else "static setting"
                         out.append(_target(s, a, name, None, ">= 1.5x", None,
@@ -255,19 +260,19 @@ def targets(runs: list[dict], metrics: list[dict], params: Params) -> list[dict]
                                ("policy_release_s", 1.0)):
                 if s not in ONSET_PHASE or ("release" in key and s not in RELEASE_PHASE):
                     continue
-                mine, agent = med(a, key, None), med("agent", key, None)
+                own, agent = med(a, key, None), med("agent", key, None)
                 n = len(metric_values(runs, metrics, s, a, key, None))
                 runs_n = sum(1 for r in runs if r["scenario"] == s and r["arm"] == a)
                 found = f"found in {n} of {runs_n} runs"
-                out.append(_target(s, a, key[:-2], mine, f"<= {limit} s",
-                                   None if mine is None else mine <= limit, found))
-                if mine is not None and agent is not None:
-                    how = f"agent {agent:.3f} s, this arm {mine:.3f} s"
-                    if not mine and not agent:  # both were there already
+                out.append(_target(s, a, key[:-2], own, f"<= {limit} s",
+                                   None if own is None else own <= limit, found))
+                if own is not None and agent is not None:
+                    how = f"agent {agent:.3f} s, this arm {own:.3f} s"
+                    if not own and not agent:  # both were there already
                         out.append(_target(s, a, f"{key[:-2]} vs agent", None, ">= 10x",
                                            None, how + ": both at the phase's start"))
                         continue
-                    r = agent / mine if mine else float("inf")
+                    r = agent / own if own else float("inf")
                     out.append(_target(s, a, f"{key[:-2]} vs agent", r, ">= 10x", r >= 10,
                                        how))
             if s == "s1":

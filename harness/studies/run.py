@@ -13,7 +13,7 @@ import shlex
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import build as kbuild
 from harness import host, paths
@@ -22,6 +22,10 @@ from harness.record import FAIL
 
 if TYPE_CHECKING:
     from harness.pipeline import Pipeline
+    from harness.studies.bench import BenchParams
+    from harness.studies.experiment import Params as ExperimentParams
+    from harness.studies.throttle import Params as ThrottleParams
+    from harness.studies.throttle import Run as ThrottleRun
     from harness.vm import VmResult
 
 
@@ -31,12 +35,13 @@ class StudyResult:
     results: Path  # results.json: parameters, environment, every run
     png: Path  # the plot of every run
     # rows of the summary; throttle: {scenario: its summary}
-    summary: list | dict = field(default_factory=list)
-    runs: list = field(default_factory=list)  # every run
+    summary: list[dict[str, Any]] | dict[str, dict[str, Any]] = field(default_factory=list)
+    # every run
+    runs: list[ThrottleRun] | list[dict[str, Any]] = field(default_factory=list)
     every_run: str = ""  # a table of every run
     traces: Path | None = None  # throttle: memory over time, the policy's periods
     timelines: Path | None = None  # experiment: the same, per scenario and arm
-    verdicts: list = field(default_factory=list)  # experiment: the per-run rules
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # experiment: the per-run rules
     vm: VmResult | None = None  # throttle: its one boot
 
     def report(self) -> str:
@@ -51,7 +56,7 @@ class StudyResult:
         return text
 
 
-def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
+def throttle(pl: Pipeline, params: ThrottleParams, name: str = "throttle") -> StudyResult:
     """The throttling experiment (harness/studies/throttle.py) in one boot;
     writes <out>/<name>/results.json, table.txt (the summary and every
     run), throttle.png and traces.png (memory over time, the policy's
@@ -113,7 +118,7 @@ def throttle(pl: Pipeline, params, name: str = "throttle") -> StudyResult:
                        runs=runs, every_run=every, traces=traces, vm=res)
 
 
-def experiment(pl: Pipeline, params, name: str = "experiment") -> StudyResult:
+def experiment(pl: Pipeline, params: ExperimentParams, name: str = "experiment") -> StudyResult:
     """The phased throttling experiment (harness/studies/experiment.py) on the
     nodebug kernel: params.boots boots, each running its share of the
     cells in a shuffled order; then experiment_results()."""
@@ -194,7 +199,7 @@ def reanalyze_experiment(pl: Pipeline, srcs: list[Path], name: str = "experiment
     return experiment_results(pl, params, [], env, name, given=(runs, metrics))
 
 
-def _load_experiment(src: Path, name: str) -> dict:
+def _load_experiment(src: Path, name: str) -> dict[str, Any]:
     """An earlier experiment's parameters, environment, runs and metrics:
     see reanalyze_experiment()."""
     from harness.studies import experiment as ex
@@ -224,8 +229,10 @@ def _load_experiment(src: Path, name: str) -> dict:
             "metrics": metrics}
 
 
-def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
-                       name: str, given: tuple[list, list] | None = None) -> StudyResult:
+def experiment_results(pl: Pipeline, params: ExperimentParams, files: list[Path],
+                       env: dict[str, Any], name: str,
+                       given: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+                       ) -> StudyResult:
     """Stage NAME-results: the metrics of every run in `files` (runs.jsonl),
     the summary, the per-run verdicts and the targets; writes
     <out>/<name>/results.json, table.txt (all of them and every run),
@@ -305,7 +312,7 @@ def experiment_results(pl: Pipeline, params, files: list[Path], env: dict,
                        runs=runs, timelines=tl, verdicts=verdicts)
 
 
-def bench(pl: Pipeline, params, name: str = "bench") -> StudyResult:
+def bench(pl: Pipeline, params: BenchParams, name: str = "bench") -> StudyResult:
     """harness bench (harness/studies/bench.py): build the unpatched and the
     patched kernel with nodebug.config, each in a build directory of
     its own; boot them in turn, params.boots times each; write

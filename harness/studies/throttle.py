@@ -34,6 +34,7 @@ import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -139,15 +140,15 @@ def stress_ng_rate(text: str) -> float:
     raise HarnessError("no vm stressor metrics in the stress-ng YAML")
 
 
-def onset_delay(samples: list[dict]) -> float | None:
+def onset_delay(samples: list[dict[str, Any]]) -> float | None:
     """Seconds from high's first page scans to low's first memory.high
     event in a scenario's samples; None if either never happens."""
     if not samples:
         return None
     scan0 = samples[0]["high"]["pgscan"]
     ev0 = samples[0]["low"]["high_events"]
-    t_scan = next((s["t"] for s in samples if s["high"]["pgscan"] > scan0), None)
-    t_thr = next((s["t"] for s in samples if s["low"]["high_events"] > ev0), None)
+    t_scan: float | None = next((s["t"] for s in samples if s["high"]["pgscan"] > scan0), None)
+    t_thr: float | None = next((s["t"] for s in samples if s["low"]["high_events"] > ev0), None)
     if t_scan is None or t_thr is None:
         return None
     return round(t_thr - t_scan, 3)
@@ -191,17 +192,18 @@ class Run:
     error: str = ""
     # the policy: triggered periods [start, end] (s after the run began),
     # its own count, and (policy_detach) when it had detached
-    triggers: list = field(default_factory=list)
+    triggers: list[list[float | None]] = field(default_factory=list)
     nr_triggers: int | None = None
     detached_s: float | None = None
     detach_sent_s: float | None = None
     stopped_s: float | None = None  # mechanism runs: when the stressors were killed
-    reached: dict = field(default_factory=dict)  # mechanism runs: what the guest waited for
+    # mechanism runs: what the guest waited for
+    reached: dict[str, Any] = field(default_factory=dict)
     helped: bool | None = None  # both_policy: high above every no-policy run
-    samples: list = field(default_factory=list, repr=False)  # the 100 ms samples
+    samples: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the 100 ms samples
 
 
-def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
+def parse_runs(gout: Path) -> tuple[dict[str, Any], list[Run]]:
     """The guest's runs.json and YAML files -> Runs (a run whose stressor
     failed keeps its error and no rate)."""
     index = gout / "runs.json"
@@ -244,11 +246,12 @@ def parse_runs(gout: Path) -> tuple[dict, list[Run]]:
     return data.get("env", {}), runs
 
 
-def _stall(first: dict, last: dict) -> float:
-    return round((last["pressure"].get("some", 0) - first["pressure"].get("some", 0)) / 1e6, 2)
+def _stall(first: dict[str, Any], last: dict[str, Any]) -> float:
+    stalled: float = last["pressure"].get("some", 0) - first["pressure"].get("some", 0)
+    return round(stalled / 1e6, 2)
 
 
-def summarize(runs: list[Run], scenarios: list[str]) -> dict:
+def summarize(runs: list[Run], scenarios: list[str]) -> dict[str, dict[str, Any]]:
     """Per scenario and side: median, min, max, n and every value; ratio of
     the median to the side's alone median (high_alone for high, low_alone
     for low). Each both_policy run is classed as helping high or not (see
@@ -257,10 +260,10 @@ def summarize(runs: list[Run], scenarios: list[str]) -> dict:
     for r in runs:
         if r.scenario == "both_policy" and "high" in r.rates and none_high:
             r.helped = r.rates["high"] > HELPED_FACTOR * max(none_high)
-    out: dict = {}
+    out: dict[str, dict[str, Any]] = {}
     for sc in scenarios:
         rs = [r for r in runs if r.scenario == sc]
-        entry: dict = {"label": LABELS.get(sc, sc), "runs": len(rs),
+        entry: dict[str, Any] = {"label": LABELS.get(sc, sc), "runs": len(rs),
                        "errors": [r.error for r in rs if r.error]}
         for side in ("high", "low"):
             vals = [r.rates[side] for r in rs if side in r.rates]
@@ -293,7 +296,8 @@ def summarize(runs: list[Run], scenarios: list[str]) -> dict:
 HELPED_FACTOR = 2.0
 
 
-def to_json(params: Params, env: dict, runs: list[Run], summary: dict) -> dict:
+def to_json(params: Params, env: dict[str, Any], runs: list[Run],
+            summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The samples stay in the guest's runs.json beside it."""
     return {"params": asdict(params), "env": env, "summary": summary,
             "runs": [{k: v for k, v in asdict(r).items() if k != "samples"} for r in runs]}
@@ -308,11 +312,11 @@ LOW_RECOVERS_BY = 1.1  # after the detach, it grows to >= this x its lowest afte
 RECOVERS_MIN = 8 << 20  # detach, and by this much at least (the guest waits for it)
 
 
-def _between(samples: list[dict], a: float, b: float) -> list[dict]:
+def _between(samples: list[dict[str, Any]], a: float, b: float) -> list[dict[str, Any]]:
     return [s for s in samples if a <= s["t"] <= b]
 
 
-def _at(samples: list[dict], t: float) -> dict:
+def _at(samples: list[dict[str, Any]], t: float) -> dict[str, Any]:
     """The last sample taken at or before t (the first one if none)."""
     before = [s for s in samples if s["t"] <= t]
     return before[-1] if before else samples[0]

@@ -4,17 +4,18 @@ the parameters, the parsing and the summary)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness.studies.throttle import Run
 
 
-def table_rows(summary: dict) -> list[list[str]]:
-    def cell(e: dict | None) -> str:
+def table_rows(summary: dict[str, dict[str, Any]]) -> list[list[str]]:
+    def cell(e: dict[str, Any] | None) -> str:
         if not e:
             return "-"
         return f"{e['median']:,.0f} ({e['min']:,.0f}..{e['max']:,.0f})"
 
-    def ratio(e: dict | None) -> str:
+    def ratio(e: dict[str, Any] | None) -> str:
         return f"{e['ratio_to_alone']:.2f}" if e and "ratio_to_alone" in e else "-"
 
     rows = []
@@ -54,7 +55,7 @@ RUN_HEADERS = ["scenario", "#", "high ops/s", "low ops/s", "helped", "high stall
                "low stall s", "low high events", "policy triggered (s)", "error"]
 
 
-def plot(summary: dict, path: Path, title: str) -> Path:
+def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
     """Bars: each side's median throughput relative to its alone median,
     with min..max whiskers, per scenario."""
     import matplotlib

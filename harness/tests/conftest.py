@@ -11,6 +11,6 @@ def data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests never touch the real ~/.cache/memcg-bpf."""
     monkeypatch.setenv("MEMCG_BPF_CACHE", str(tmp_path / "cache"))

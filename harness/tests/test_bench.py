@@ -2,6 +2,7 @@
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,9 +11,10 @@ from harness.studies import bench as hb
 from harness.studies.bench import BenchParams
 
 
-def runs_for(medians: dict[str, float], n: int = 10, noise: float = 0.01, seed: int = 3):
+def runs_for(medians: dict[str, float], n: int = 10, noise: float = 0.01, seed: int = 3
+             ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    out = []
+    out: list[dict[str, Any]] = []
     for w in hb.WORKLOADS:
         for v, m in medians.items():
             for i in range(n):
@@ -23,25 +25,25 @@ def runs_for(medians: dict[str, float], n: int = 10, noise: float = 0.01, seed: 
     return out
 
 
-def test_bootstrap_ratio_of_equal_samples_contains_one():
+def test_bootstrap_ratio_of_equal_samples_contains_one() -> None:
     xs = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.0]
     pt, lo, hi = hb.bootstrap_ratio(xs, list(reversed(xs)))
     assert pt == 1.0 and lo <= 1.0 <= hi and hi - lo < 0.02
 
 
-def test_bootstrap_ratio_sees_a_ten_percent_cost():
+def test_bootstrap_ratio_sees_a_ten_percent_cost() -> None:
     base = [100.0 + i % 3 for i in range(10)]
     slow = [110.0 + i % 3 for i in range(10)]
     pt, lo, hi = hb.bootstrap_ratio(slow, base)
     assert 1.08 < lo <= pt <= hi < 1.12
 
 
-def test_bootstrap_diff():
+def test_bootstrap_diff() -> None:
     pt, lo, hi = hb.bootstrap_diff([12.0] * 5, [10.0] * 5)
     assert (pt, lo, hi) == (2.0, 2.0, 2.0)
 
 
-def test_summarize_ratios_and_added_cost():
+def test_summarize_ratios_and_added_cost() -> None:
     runs = runs_for({"unpatched": 1000, "nothing": 1000, "unrelated": 1000,
                      "zero": 1000, "active": 1100})
     rows = {(r["workload"], r["variant"]): r for r in hb.summarize(runs)}
@@ -56,7 +58,7 @@ def test_summarize_ratios_and_added_cost():
     assert act["boots"] == [0, 1]
 
 
-def test_table_plot_and_json(tmp_path):
+def test_table_plot_and_json(tmp_path: Path) -> None:
     runs = runs_for({v: 1000 for v in hb.VARIANTS}, n=4)
     summary = hb.summarize(runs)
     rows = hb.table_rows(summary)
@@ -69,7 +71,7 @@ def test_table_plot_and_json(tmp_path):
     assert len(data["runs"]) == len(runs)
 
 
-def test_params():
+def test_params() -> None:
     p = BenchParams(boots=2, reps=5)
     assert p.guest_args("patched", 1)[:2] == ["--kernel", "patched"]
     assert "--seed" in p.guest_args("patched", 1)
@@ -81,13 +83,13 @@ def test_params():
         raise AssertionError("reps=0 accepted")
 
 
-def test_parse_runs(tmp_path):
+def test_parse_runs(tmp_path: Path) -> None:
     f = tmp_path / "runs.jsonl"
     f.write_text(json.dumps({"a": 1}) + "\n\n" + json.dumps({"a": 2}) + "\n")
     assert hb.parse_runs([f, tmp_path / "missing.jsonl"]) == [{"a": 1}, {"a": 2}]
 
 
-def test_srcu_variants_are_compared_with_the_series(tmp_path):
+def test_srcu_variants_are_compared_with_the_series(tmp_path: Path) -> None:
     runs = runs_for({"unpatched": 1000, "nothing": 1000, "unrelated": 1000, "zero": 1000,
                      "active": 1000, "srcu-zero": 1000, "srcu-active": 1050})
     rows = {(r["workload"], r["variant"]): r for r in hb.summarize(runs)}
@@ -102,7 +104,7 @@ def test_srcu_variants_are_compared_with_the_series(tmp_path):
     assert BenchParams(boots=2, reps=3).expected_runs() == 2 * 3 * 3 * 5
 
 
-def test_icount_bench_boots_tcg_with_qemus_instruction_counter():
+def test_icount_bench_boots_tcg_with_qemus_instruction_counter() -> None:
     """--icount: guest time is QEMU's instruction count (-icount shift=0,
     sleep=off, given to vng as one --qemu-opts value, last), one vCPU."""
     from harness import vm
@@ -119,7 +121,7 @@ def test_icount_bench_boots_tcg_with_qemus_instruction_counter():
         kernel=Path("/k"), command="true", out_dir=Path("/o"), force_9p=True)))
 
 
-def test_icount_refuses_kvm():
+def test_icount_refuses_kvm() -> None:
     from harness import cli
     from harness.errors import HarnessError
     args = cli.make_parser().parse_args(["bench", "--icount", "--accel", "kvm"])
@@ -150,7 +152,7 @@ unsigned long __memcg_bpf_nr_pages_over_high(struct mem_cgroup *memcg)
 """
 
 
-def test_srcu_read_side_edit_and_restore(tmp_path):
+def test_srcu_read_side_edit_and_restore(tmp_path: Path) -> None:
     f = tmp_path / "mm" / "bpf_memcontrol.c"
     f.parent.mkdir()
     f.write_text(SRC)
@@ -166,7 +168,7 @@ def test_srcu_read_side_edit_and_restore(tmp_path):
     assert f.read_text() == SRC
 
 
-def test_srcu_read_side_refuses_a_tree_that_moved_on(tmp_path):
+def test_srcu_read_side_refuses_a_tree_that_moved_on(tmp_path: Path) -> None:
     f = tmp_path / "mm" / "bpf_memcontrol.c"
     f.parent.mkdir()
     f.write_text(SRC.replace("\trcu_read_unlock();\n", "\tsrcu_read_unlock(&s, i);\n"))
@@ -179,7 +181,7 @@ def test_srcu_read_side_refuses_a_tree_that_moved_on(tmp_path):
     assert "scp" not in f.read_text()  # nothing written: all or nothing
 
 
-def test_the_icount_table_is_the_kept_runs():
+def test_the_icount_table_is_the_kept_runs() -> None:
     """docs/bench.md's icount table and the README's bounds, recomputed from
     selftests/results/bench-icount.json with summarize()."""
     import re

@@ -1,3 +1,6 @@
+from pathlib import Path
+from typing import Any, NoReturn
+
 import pytest
 
 from harness import check
@@ -28,7 +31,7 @@ W1 = """\
 """
 
 
-def test_parse_checkpatch():
+def test_parse_checkpatch() -> None:
     assert check.parse_checkpatch(CHECKPATCH) == (1, 0, 1)
     assert check.parse_checkpatch("total: 0 errors, 0 warnings, 12 lines checked") == (0, 0, 0)
     assert check.parse_checkpatch("", 0) == (0, 0, 0)  # --terse, clean
@@ -36,11 +39,11 @@ def test_parse_checkpatch():
         check.parse_checkpatch("perl: cannot open", 2)
 
 
-def test_touched_c_files_skips_tools_and_headers():
+def test_touched_c_files_skips_tools_and_headers() -> None:
     assert check.touched_c_files([PATCH]) == ["mm/memcontrol.c", "kernel/bpf/cgroup.c"]
 
 
-def test_new_w1_warnings_ignore_line_numbers_and_old_ones():
+def test_new_w1_warnings_ignore_line_numbers_and_old_ones() -> None:
     files = ["mm/memcontrol.c", "kernel/bpf/cgroup.c"]
     before = check.warnings_by_file(
         "/x/mm/memcontrol.c:2400:1: warning: unused variable 'x' [-Wunused-variable]\n"
@@ -51,7 +54,7 @@ def test_new_w1_warnings_ignore_line_numbers_and_old_ones():
         "mm/memcontrol.c": ["warning: no previous prototype for 'f' [-Wmissing-prototypes]"]}
 
 
-def test_checkpatch_exceptions(tmp_path):
+def test_checkpatch_exceptions(tmp_path: Path) -> None:
     from harness.check import load_exceptions, split_excepted
     f = tmp_path / "exc"
     f.write_text("# comment\n0002-* | space prohibited before that ':' | uapi idiom\n")
@@ -67,7 +70,7 @@ def test_checkpatch_exceptions(tmp_path):
         load_exceptions(f)
 
 
-def test_touched_dirs_and_libbpf():
+def test_touched_dirs_and_libbpf() -> None:
     from harness.check import touched_dirs, touches_libbpf
     assert touched_dirs(["mm/memcontrol.c", "mm/bpf_memcontrol.c", "kernel/bpf/syscall.c"]) \
         == ["mm/", "kernel/bpf/"]
@@ -75,7 +78,7 @@ def test_touched_dirs_and_libbpf():
     assert not touches_libbpf(["+++ b/mm/memcontrol.c\n"])
 
 
-def test_the_extra_configs_include_bpf_jit_off():
+def test_the_extra_configs_include_bpf_jit_off() -> None:
     """M2 of the v2 review: kernel/bpf/cgroup.o did not build with
     CONFIG_BPF_JIT=n; the config matrix builds it so."""
     from harness import check
@@ -85,7 +88,8 @@ def test_the_extra_configs_include_bpf_jit_off():
                                           "no-bpf-jit"}
 
 
-def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
+def test_a_lifetime_failure_is_a_check_item(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
     """check --lifetime: the lifetime tests' failures (or an error booting
     that kernel) become a FAIL item of the check, not a lost result."""
     from harness import check, pipeline
@@ -98,7 +102,7 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
     monkeypatch.setattr(pl, "series", lambda action="apply": None)
     monkeypatch.setattr(check.SeriesCheck, "run", lambda self: [])
 
-    def failing():
+    def failing() -> list[str]:
         pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", "FAIL", "leak"),
                        Verdict("test_progs", "cgroup_struct_ops/close_rmdir_race", "PASS")]
         return ["cgroup_struct_ops/fail_nth: leak"]
@@ -108,7 +112,7 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
     assert "1/2 tests pass" in items[0].summary
     assert "leak" in items[0].details["issues"][0]
 
-    def erroring():
+    def erroring() -> NoReturn:
         raise HarnessError("guest hung")
     monkeypatch.setattr(pl, "lifetime", erroring)
     items = pl.check(lifetime=True)
@@ -116,7 +120,8 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch, tmp_path):
     assert "guest hung" in items[0].summary
 
 
-def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch, tmp_path):
+def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
     """A KASAN report fails the boot's stage, not a test: lifetime() must
     report it (v3's B1 mutation passed close_rmdir_race with a KASAN report
     on the console)."""
@@ -128,9 +133,10 @@ def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch, tm
     pl = pipeline.Pipeline(Options(out=tmp_path))
     monkeypatch.setattr(pipeline.Pipeline, "prepare", lambda self: None)
 
-    def selftests(self, filters, **kw):
+    def selftests(self: pipeline.Pipeline, filters: list[str], **kw: Any) -> list[str]:
         assert list(filters) == list(pipeline.Pipeline.LIFETIME_TESTS)
         assert "no5lvl" in self.opts.kernel_args
+        assert self.opts.build_dir is not None
         assert self.opts.build_dir.name.endswith("-lifetime")
         self.verdicts = [Verdict("test_progs", f, "PASS") for f in filters]
         self.records.append(StageRecord("lifetime", FAIL, summary="kernel splat in the "

@@ -13,7 +13,9 @@ import json
 import re
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.studies import experiment as ex
 from harness.studies import experiment_report as rep
@@ -46,11 +48,12 @@ def assert_nowhere(old: str) -> None:
 
 
 @functools.cache
-def kept(name: str) -> dict:
-    return json.loads((RESULTS / f"{name}.json").read_text())
+def kept(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RESULTS / f"{name}.json").read_text())
+    return data
 
 
-def params(data: dict) -> ex.Params:
+def params(data: dict[str, Any]) -> ex.Params:
     p = data["params"]
     return ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
 
@@ -61,7 +64,7 @@ def median(name: str, arm: str, phase: str, key: str = "high") -> float:
     return statistics.median(xs)
 
 
-def runs_of(name: str, arm: str) -> list[dict]:
+def runs_of(name: str, arm: str) -> list[dict[str, Any]]:
     return [r for r in kept(name)["runs"] if r["arm"] == arm]
 
 
@@ -72,7 +75,7 @@ def kp(pages_per_s: float) -> str:
 
 # ---- M1: the agent's first throttle in active1, from its own log ----
 
-def test_m1_agent_throttle_in_active1_is_from_its_log():
+def test_m1_agent_throttle_in_active1_is_from_its_log() -> None:
     firsts, resumes = [], []
     for r in runs_of("experiment-s2", "agent"):
         a, b = ex.phase_bounds(r)["active1"]
@@ -123,7 +126,7 @@ def factor(a: float, b: float) -> float:
     return max(a, b) / min(a, b)
 
 
-def test_m2_sitting_effect_is_the_largest_kept_and_differs_by_arm():
+def test_m2_sitting_effect_is_the_largest_kept_and_differs_by_arm() -> None:
     m = moves()
     assert set(m) == {("s1", a) for a in ("mhigh:100M", "mhigh:150M", "mhigh:200M",
                                            "mlow:260M", "sample")} | \
@@ -133,7 +136,7 @@ def test_m2_sitting_effect_is_the_largest_kept_and_differs_by_arm():
     top = f"{factor(*m[biggest][:2]):.1f}x"
     resident = {k: factor(a, b) for k, (a, b, res) in m.items() if res}
     top_res = max(resident.values())
-    assert max(resident, key=resident.get) == ("s1", "mhigh:100M")
+    assert max(resident, key=resident.__getitem__) == ("s1", "mhigh:100M")
     assert_in(f"Between sittings the same arm's median moved by up to {top} "
               f"({top_res:.2f}x where every run was resident), by a different factor for "
               "each arm and not always down, so arms are compared only within a sitting.",
@@ -143,7 +146,7 @@ def test_m2_sitting_effect_is_the_largest_kept_and_differs_by_arm():
                   f"TCG here ({top_res:.2f}x where every run was resident), by a different "
                   "factor for each arm;", cover)
 
-    def res_count(name, arm):
+    def res_count(name: str, arm: str) -> int:
         d = kept(name)
         return sum(x > RESIDENT for x in st.metric_values(
             d["runs"], d["metrics"], "s1", arm, "high", "contended"))
@@ -189,7 +192,7 @@ def test_m2_sitting_effect_is_the_largest_kept_and_differs_by_arm():
 
 # ---- M3: how many of matrix-r1's verdicts judge() looks at ----
 
-def test_m3_matrix_judged_verdicts():
+def test_m3_matrix_judged_verdicts() -> None:
     d = kept("experiment-matrix-r1")
     verdicts = st.verdicts(d["runs"], d["metrics"], params(d))
     assert verdicts == d["verdicts"]  # the kept verdicts are the rules' on the kept metrics
@@ -202,7 +205,7 @@ def test_m3_matrix_judged_verdicts():
 
 # ---- M4: S4's always-on control against every other arm that acts ----
 
-def test_m4_always_on_against_every_acting_arm():
+def test_m4_always_on_against_every_acting_arm() -> None:
     s4 = "experiment-s4"
     always = median(s4, "always", "contended")
     acting = sorted({r["arm"] for r in kept(s4)["runs"]}
@@ -223,7 +226,7 @@ def test_m4_always_on_against_every_acting_arm():
 
 # ---- M5: the one S3 cell of fewer than 10 runs ----
 
-def test_m5_s3_reclaim_lows_large_is_of_8_runs():
+def test_m5_s3_reclaim_lows_large_is_of_8_runs() -> None:
     d = kept("experiment-s3")
     summary = st.summarize(d["runs"], d["metrics"], params(d))
     cells = [(row["arm"], ph, key, c["n"], row["runs"])
@@ -237,7 +240,7 @@ def test_m5_s3_reclaim_lows_large_is_of_8_runs():
     assert len(missing) == 2
     row = next(r for r in summary if r["arm"] == "reclaim")["phases"]
 
-    def cell(c):
+    def cell(c: dict[str, Any]) -> str:
         return f"{kp(c['median'])} ({kp(c['ci'][0])}..{kp(c['ci'][1])})"
     n = row["large"]["low"]["n"]
     assert_in(f"| BPF sample + reclaim of the lows | {cell(row['small']['low'])} | "
@@ -264,7 +267,7 @@ def available(names: list[str]) -> tuple[int, int]:
     return min(xs), max(xs)
 
 
-def test_m6_memavailable_is_the_recorded_range():
+def test_m6_memavailable_is_the_recorded_range() -> None:
     names = sorted(p.stem for p in RESULTS.glob("experiment-*.json"))
     zram = [n for n in names if kept(n)["params"].get("swap") == "zram"]
     disk = [n for n in names if n not in zram]
@@ -274,7 +277,7 @@ def test_m6_memavailable_is_the_recorded_range():
     assert {kept(n)["params"]["memory"] for n in names} == {"512M"}
     assert totals == {464}
 
-    def mib(files):
+    def mib(files: list[str]) -> str:
         lo, hi = available(files)
         return f"{lo}-{hi}"
     assert_in(f"512 MiB (MemTotal 464 MiB, MemAvailable {mib(names)} MiB at boot)", README)
@@ -294,7 +297,7 @@ def test_m6_memavailable_is_the_recorded_range():
 
 # ---- M7: the bench's pages per run ----
 
-def test_m7_bench_pages_per_run():
+def test_m7_bench_pages_per_run() -> None:
     d = kept("bench")
     pages = [r["pages"] for r in d["runs"]]
     per = d["params"]["mb"] * 2**20 // 4096  # one pass over the buffer, 4 KiB pages
@@ -312,7 +315,7 @@ EV = rep.SAMPLE_COLUMNS.index("lows high events")
 LOWS = rep.SAMPLE_COLUMNS.index("lows MiB")
 
 
-def events_in(run: dict, phase: str) -> tuple[int, int]:
+def events_in(run: dict[str, Any], phase: str) -> tuple[int, int]:
     """The lows' memory.high events in `phase`: from the last sample before
     it to the last in it, and between the first and last sample inside it."""
     a, b = ex.phase_bounds(run)[phase]
@@ -322,18 +325,20 @@ def events_in(run: dict, phase: str) -> tuple[int, int]:
     return inside[-1][EV] - before[EV], inside[-1][EV] - inside[0][EV]
 
 
-def growth(run: dict) -> float:
+def growth(run: dict[str, Any]) -> float:
     """The lows' memory.current growth, MiB/s, over the last 5 s of idle."""
     _, b = ex.phase_bounds(run)["idle"]
     w = [s for s in run["samples"] if b - 5 <= s[0] <= b]
-    return (w[-1][LOWS] - w[0][LOWS]) / (w[-1][0] - w[0][0])
+    grown: float = w[-1][LOWS] - w[0][LOWS]
+    secs: float = w[-1][0] - w[0][0]
+    return grown / secs
 
 
-def span(xs, fmt=","):
+def span(xs: Sequence[float], fmt: str = ",") -> str:
     return f"{min(xs):{fmt}}-{max(xs):{fmt}}"
 
 
-def test_m8_s2_traces_from_the_one_second_samples():
+def test_m8_s2_traces_from_the_one_second_samples() -> None:
     d = kept("experiment-s2")
     assert d["sample_columns"] == rep.SAMPLE_COLUMNS
     for r in d["runs"]:  # one sample a second: the 100 ms samples are not kept

@@ -53,27 +53,27 @@ def _name(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
-def test_docs_exist():
+def test_docs_exist() -> None:
     assert PAGES, "docs/*.md: no pages"
 
 
-def test_readme_at_most_250_lines():
+def test_readme_at_most_250_lines() -> None:
     n = len(README.read_text().splitlines())
     assert n <= 250, f"README.md has {n} lines; at most 250 (move the detail to docs/)"
 
 
-def test_cli_doc_is_generated():
+def test_cli_doc_is_generated() -> None:
     assert (DOCS / "cli.md").read_text() == cli_doc.render(), (
         "docs/cli.md differs from the argument parser: run "
         "`python -m harness.cli_doc > docs/cli.md`")
 
 
-def test_cli_doc_check_flag(capsys):
+def test_cli_doc_check_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_doc.main(["--check"]) == 0
 
 
 @pytest.mark.parametrize("path", TEXTS, ids=_name)
-def test_relative_links_resolve(path):
+def test_relative_links_resolve(path: Path) -> None:
     broken = []
     for target in _links(path):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # https:, mailto:
@@ -90,19 +90,19 @@ def test_relative_links_resolve(path):
 
 
 @pytest.mark.parametrize("path", TEXTS, ids=_name)
-def test_no_paths_outside_the_repository(path):
+def test_no_paths_outside_the_repository(path: Path) -> None:
     text = path.read_text()
     for needle in ("../shared", "/work/"):
         assert needle not in text, f"{_name(path)} cites {needle!r}, outside the repository"
 
 
-def test_readme_links_every_docs_page():
+def test_readme_links_every_docs_page() -> None:
     linked = {(README.parent / t.partition("#")[0]).resolve() for t in _links(README)}
     missing = [_name(p) for p in PAGES if p.resolve() not in linked]
     assert not missing, f"README.md does not link {', '.join(missing)}"
 
 
-def test_link_checker_sees_links():
+def test_link_checker_sees_links() -> None:
     """The checks above would pass vacuously if the pattern found nothing."""
     assert len(_links(README)) >= len(PAGES)
     images = [t for t in _links(DOCS / "experiment.md") if t.endswith(".png")]

@@ -1,7 +1,10 @@
 """harness.studies.experiment: planning, metrics, statistics and verdicts, on
 synthetic runs whose answers are known."""
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +16,8 @@ from harness.studies import experiment_stats as st
 T0 = 1000.0
 
 
-def progress(rate_of, a: float, b: float, step: float = 0.01) -> list[list[int]]:
+def progress(rate_of: Callable[[float], float], a: float, b: float,
+             step: float = 0.01) -> list[list[int]]:
     """wsload-style [ns, cumulative pages] samples for a rate function."""
     out, n, t = [], 0.0, a
     while t <= b + 1e-9:
@@ -23,8 +27,9 @@ def progress(rate_of, a: float, b: float, step: float = 0.01) -> list[list[int]]
     return out
 
 
-def s2_run(arm: str = "none", rep: int = 0, *, high_gain: float = 1.0, release_after=None,
-           onset_after=None, low_idle: float = 100_000, boot: int = 0) -> dict:
+def s2_run(arm: str = "none", rep: int = 0, *, high_gain: float = 1.0,
+           release_after: float | None = None, onset_after: float | None = None,
+           low_idle: float = 100_000, boot: int = 0) -> dict[str, Any]:
     """An s2 run: populate 2 s, active1 10 s, idle 10 s, active2 10 s.
     The lows run at 100k pages/s except while throttled: from onset_after
     s into active1/active2 until release_after s into idle."""
@@ -58,7 +63,7 @@ def s2_run(arm: str = "none", rep: int = 0, *, high_gain: float = 1.0, release_a
                       "low1": {"samples": progress(low, T0, T0 + 32.5)}}}
 
 
-def test_cells_spread_repeats_over_boots_and_shuffle():
+def test_cells_spread_repeats_over_boots_and_shuffle() -> None:
     p = ex.Params(scenarios=["s1", "s2"], arms=["none", "sample"], repeats=5, boots=2)
     b0, b1 = p.cells(0), p.cells(1)
     assert len(b0) == 2 * 2 * 3 and len(b1) == 2 * 2 * 2
@@ -73,7 +78,7 @@ def test_cells_spread_repeats_over_boots_and_shuffle():
     json.dumps(b0)
 
 
-def test_params_refuse_unknown_arms_and_scenarios():
+def test_params_refuse_unknown_arms_and_scenarios() -> None:
     for bad in (dict(scenarios=["s9"]), dict(arms=["mlow"]), dict(arms=["frobnicate"]),
                 dict(arms=["agent:3"]), dict(repeats=0)):
         with pytest.raises(HarnessError):
@@ -81,7 +86,7 @@ def test_params_refuse_unknown_arms_and_scenarios():
     ex.Params(arms=["mlow:150M", "mhigh:0", "detach"]).validate()
 
 
-def test_swap_is_disk_or_zram_and_a_sitting_parameter():
+def test_swap_is_disk_or_zram_and_a_sitting_parameter() -> None:
     ex.Params(swap="zram").validate()
     with pytest.raises(HarnessError, match="disk .* or zram"):
         ex.Params(swap="nvme").validate()
@@ -92,21 +97,23 @@ def test_swap_is_disk_or_zram_and_a_sitting_parameter():
     assert "swap" not in p.cells(0)[0]["params"]
 
 
-def test_zram_swap_in_the_guest(tmp_path, monkeypatch):
+def test_zram_swap_in_the_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.guest import disk
-    calls = []
+    calls: list[list[str]] = []
     sysfs = tmp_path / "zram0"
     sysfs.mkdir()
     (sysfs / "disksize").write_text("0")
     real = Path
 
-    def fake_path(*a):
+    def fake_path(*a: str) -> Path:
         return sysfs if a == ("/sys/block", "zram0") else real(*a)
 
     monkeypatch.setattr(disk, "Path", fake_path)
-    monkeypatch.setattr(disk.subprocess, "run",
-                        lambda argv, **kw: calls.append(argv) or
-                        type("R", (), {"returncode": 0, "stderr": ""})())
+    def fake_run(argv: list[str], **kw: Any) -> object:
+        calls.append(argv)
+        return type("R", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(subprocess, "run", fake_run)  # disk.subprocess: this module
     assert disk.zram_on(512) == ""
     assert (sysfs / "disksize").read_text() == "512M"
     assert calls == [["mkswap", "/dev/zram0"], ["swapon", "/dev/zram0"]]
@@ -114,7 +121,7 @@ def test_zram_swap_in_the_guest(tmp_path, monkeypatch):
     assert "CONFIG_ZRAM" in disk.zram_on(512)
 
 
-def test_phase_throughput_pressure_and_probe():
+def test_phase_throughput_pressure_and_probe() -> None:
     m = ex.run_metrics(s2_run())
     a1 = m["phases"]["active1"]
     assert a1["high"] == pytest.approx(50_000, rel=0.01)
@@ -126,13 +133,13 @@ def test_phase_throughput_pressure_and_probe():
     assert a1["probe_p99_ms"] == pytest.approx(40)
 
 
-def test_onset_and_release_resolved_to_the_bin():
+def test_onset_and_release_resolved_to_the_bin() -> None:
     m = ex.run_metrics(s2_run("sample", onset_after=0.3, release_after=1.2))
     assert m["onset_s"] == pytest.approx(0.3, abs=ex.STEP_S + 0.001)
     assert m["release_s"] == pytest.approx(1.2, abs=ex.STEP_S + 0.001)
 
 
-def test_a_policy_that_never_releases_has_no_release_time():
+def test_a_policy_that_never_releases_has_no_release_time() -> None:
     # the lows throttled throughout the idle phase: measured against the
     # free rate of the no-policy runs, not against their own idle phase
     runs = [s2_run("none", i) for i in range(3)] + [s2_run("always", 0, onset_after=0.0,
@@ -142,7 +149,7 @@ def test_a_policy_that_never_releases_has_no_release_time():
     assert ms[0]["onset_s"] is None  # no policy: the lows are never throttled
 
 
-def test_verdicts_tell_a_helping_policy_from_the_controls():
+def test_verdicts_tell_a_helping_policy_from_the_controls() -> None:
     runs = [s2_run("none", i) for i in range(5)]
     runs += [s2_run("sample", i, high_gain=3.0, onset_after=0.2, release_after=1.0)
              for i in range(4)]
@@ -160,8 +167,8 @@ def test_verdicts_tell_a_helping_policy_from_the_controls():
     assert st.judge(list(v.values())) == []
 
 
-def test_judge_names_a_failing_policy_and_a_control_that_passes():
-    def rule(arm, name, ok):
+def test_judge_names_a_failing_policy_and_a_control_that_passes() -> None:
+    def rule(arm: str, name: str, ok: bool) -> dict[str, Any]:
         return {"scenario": "s2", "arm": arm, "rule": name, "good": 9 if ok else 1,
                 "runs": 10, "pass": ok}
     assert st.judge([rule("sample", "gain", True), rule("noop", "gain", False),
@@ -179,7 +186,7 @@ def test_judge_names_a_failing_policy_and_a_control_that_passes():
                    "s2 detach recover 1/10 fails", "s2 reclaim gain 1/10 fails"]
 
 
-def test_summary_table_and_plots(tmp_path):
+def test_summary_table_and_plots(tmp_path: Path) -> None:
     runs = [s2_run("none", i) for i in range(3)] + [s2_run("sample", i, high_gain=2.5,
                                                            onset_after=0.2, release_after=1)
                                                     for i in range(3)]
@@ -199,14 +206,14 @@ def test_summary_table_and_plots(tmp_path):
     assert exr.plot_timelines(runs, p, tmp_path / "b.png", "t").stat().st_size > 1000
 
 
-def test_binned_interpolates_and_skips_gaps():
+def test_binned_interpolates_and_skips_gaps() -> None:
     s = progress(lambda t: 1000.0, 0.0, 1.0)
     b = ex.binned(s, 0.0, 1.0)
     assert len(b) == 20 and all(v == pytest.approx(1000, rel=0.05) for _, v in b)
     assert ex.binned(s, 2.0, 3.0) == []
 
 
-def test_set_params():
+def test_set_params() -> None:
     p = ex.Params()
     ex.set_params(p, ["active_s=6", "over_high=1024", "low_mb_s4=50,60", "agent_trigger=some 1 2"])
     assert (p.active_s, p.over_high, p.low_mb_s4, p.agent_trigger) == (6.0, 1024, [50, 60],
@@ -216,10 +223,10 @@ def test_set_params():
             ex.set_params(ex.Params(), bad)
 
 
-def test_detach_rule_wants_events_before_none_after_and_regrowth():
+def test_detach_rule_wants_events_before_none_after_and_regrowth() -> None:
     none = [s2_run("none", i) for i in range(3)]
 
-    def detached(rep, events_after, regrow=True):
+    def detached(rep: int, events_after: bool, regrow: bool = True) -> dict[str, Any]:
         r = s2_run("detach", rep, onset_after=0.0, release_after=99)
         # detach in the middle of active1 (T0 + 7)
         r["marks"] = [[T0 + 7.0, "detach"], [T0 + 7.1, "detached"]]
@@ -239,8 +246,8 @@ def test_detach_rule_wants_events_before_none_after_and_regrowth():
     assert ms[-1]["lows_before_detach"] == pytest.approx(1000, rel=0.25)
 
 
-def test_s3_onset_needs_the_lows_free_in_the_small_phase():
-    def s3_run(arm, throttled_from):
+def test_s3_onset_needs_the_lows_free_in_the_small_phase() -> None:
+    def s3_run(arm: str, throttled_from: float) -> dict[str, Any]:
         ph = [["populate", T0, T0 + 2], ["small", T0 + 2, T0 + 12], ["large", T0 + 12, T0 + 22]]
         low = progress(lambda t: 1000 if t >= throttled_from else 100_000, T0, T0 + 22.5)
         high = progress(lambda t: 50_000, T0, T0 + 22.5)
@@ -254,7 +261,7 @@ def test_s3_onset_needs_the_lows_free_in_the_small_phase():
     assert ms[2]["onset_s"] is None  # throttled all along: no onset
 
 
-def test_refault_time_is_until_high_has_its_memory_back():
+def test_refault_time_is_until_high_has_its_memory_back() -> None:
     r = s2_run("sample")
     for x in r["samples"]:  # high: 100 MiB; 40 MiB in idle; back in 1.5 s of active2
         t = x["t"] - T0
@@ -267,7 +274,7 @@ def test_refault_time_is_until_high_has_its_memory_back():
     assert ex.run_metrics(s2_run("mlow:100M"))["refault_s"] == 0.0  # never lost it
 
 
-def test_targets_compare_at_equal_terms():
+def test_targets_compare_at_equal_terms() -> None:
     """The sample against the best static setting that conserves as well
     (none: high 50k) and the best that protects high as well (mlow: lows
     1k in idle); onset and release against the agent's."""
@@ -294,14 +301,14 @@ def test_targets_compare_at_equal_terms():
     assert {x["arm"] for x in st.targets(runs, ex.all_metrics(runs), p)} == {"sample"}
 
 
-def test_sample_arm_takes_its_own_answer():
+def test_sample_arm_takes_its_own_answer() -> None:
     ex.Params(arms=["sample:16384"]).validate()
     for bad in ("sample:x", "sample:", "none:1"):
         with pytest.raises(HarnessError):
             ex.Params(arms=[bad]).validate()
 
 
-def test_reclaim_and_alone_arms():
+def test_reclaim_and_alone_arms() -> None:
     ex.Params(arms=["reclaim", "reclaim:32", "alone"]).validate()
     for bad in ("reclaim:x", "alone:1"):
         with pytest.raises(HarnessError):
@@ -319,8 +326,8 @@ def test_reclaim_and_alone_arms():
     assert t["high / oracle's"]["value"] == pytest.approx(2.8 / 3, rel=0.02)
     assert t["high / oracle's"]["pass"]
     assert t["lows / alone"]["pass"]
-    v = st.verdicts(runs, ex.all_metrics(runs), p)
-    assert "alone" not in {x["arm"] for x in v}
+    vs = st.verdicts(runs, ex.all_metrics(runs), p)
+    assert "alone" not in {x["arm"] for x in vs}
     # high's 1 MB working set alone sets no floor for what "starved" is
     for r in runs:
         if r["arm"] == "alone":
@@ -329,7 +336,7 @@ def test_reclaim_and_alone_arms():
     assert v[("reclaim", "gain")]["good"] == 3 and v[("oracle", "gain")]["pass"]
 
 
-def test_a_starved_side_is_not_compared_at_equal_terms():
+def test_a_starved_side_is_not_compared_at_equal_terms() -> None:
     """A policy that starves the lows in idle (as memory.low does) is
     compared with the best static setting, and a 2x gain at thrashing
     level is no gain."""
@@ -346,9 +353,9 @@ def test_a_starved_side_is_not_compared_at_equal_terms():
     assert v[("mlow:100M", "gain")]["good"] == 3
 
 
-def test_compact_keeps_the_metrics_and_every_second():
+def test_compact_keeps_the_metrics_and_every_second() -> None:
     runs = [s2_run("none", 0), s2_run("sample", 0)]
-    data = {"params": {}, "metrics": ex.all_metrics(runs), "runs": runs}
+    data: dict[str, Any] = {"params": {}, "metrics": ex.all_metrics(runs), "runs": runs}
     small = exr.compact(data)
     assert small["metrics"][0]["phases"]["active1"]["high"] == pytest.approx(
         data["metrics"][0]["phases"]["active1"]["high"], abs=0.001)
@@ -359,7 +366,7 @@ def test_compact_keeps_the_metrics_and_every_second():
     assert len(json.dumps(small)) < len(json.dumps(data)) / 5
 
 
-def test_policy_switching_times_from_the_sample_and_the_agent():
+def test_policy_switching_times_from_the_sample_and_the_agent() -> None:
     r = s2_run("sample")
     r["helper"] = {"lines": [[T0 + 3, "memcg: attached to ..."],
                              [T0 + 3.1, "memcg: 1003.050: triggered (1 time(s)); so far ..."],
@@ -376,7 +383,7 @@ def test_policy_switching_times_from_the_sample_and_the_agent():
     assert "policy_onset_s" not in ex.run_metrics(s2_run("none"))
 
 
-def test_one_boot_at_a_time_runs_that_boots_share():
+def test_one_boot_at_a_time_runs_that_boots_share() -> None:
     p = ex.Params(scenarios=["s2"], arms=["none", "oracle:evict"], repeats=5, boots=2,
                   only_boot=1)
     p.validate()
@@ -389,21 +396,22 @@ def test_one_boot_at_a_time_runs_that_boots_share():
             ex.Params(**bad).validate()
 
 
-def test_a_phase_ending_just_after_the_last_sample_has_a_rate():
+def test_a_phase_ending_just_after_the_last_sample_has_a_rate() -> None:
     s = progress(lambda t: 1000.0, 0.0, 1.0)  # last sample at 1.00 s
     assert ex._rate(s, 0.5, 1.015) == pytest.approx(1000, rel=0.05)
     assert ex._rate(s, 0.5, 1.1) is None  # not a task that ended early
 
 
-def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
+def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path: Path) -> None:
     """selftests/results/ keeps summary.json (compact); --reanalyze of two
     of them, run apart with other arms, judges the union as one run would."""
     from dataclasses import asdict
 
-    from harness.pipeline import Options, Pipeline
+    from harness.options import Options
+    from harness.pipeline import Pipeline
     from harness.studies.run import reanalyze_experiment
 
-    def kept(path, arms, runs, **params):
+    def kept(path: Path, arms: list[str], runs: list[dict[str, Any]], **params: Any) -> Path:
         p = ex.Params(scenarios=["s2"], arms=arms, repeats=4, **params)
         data = {"params": asdict(p), "env": {"accel": "tcg"}, "runs": runs,
                 "metrics": ex.all_metrics(runs)}
@@ -424,6 +432,7 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
     assert data["params"]["arms"] == ["none", "noop", "sample"]
     ab = kept(tmp_path / "ab.json", ["noop", "sample:1024"], [s2_run("sample:1024", 0)])
     merged = reanalyze_experiment(Pipeline(Options(out=tmp_path / "o4")), [b, ab])
+    assert isinstance(merged.summary, list)  # the experiment's: a row per cell
     assert [x["arm"] for x in merged.summary] == ["sample", "sample:1024", "none", "noop"]
     assert data["env"]["reanalyzed_from"] == [str(a), str(b)]
     assert data["env"]["hosts"] == [None, None]  # summaries of before the host was kept
@@ -439,7 +448,7 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path):
         reanalyze_experiment(Pipeline(Options(out=tmp_path / "o3")), [tmp_path / "d.json"])
 
 
-def test_the_machine_is_recorded():
+def test_the_machine_is_recorded() -> None:
     import os
 
     from harness import host
@@ -447,7 +456,7 @@ def test_the_machine_is_recorded():
     assert m["cpus"] == os.cpu_count() and m["date"].startswith("20") and m["kernel"]
 
 
-def test_sigagent_arm_is_the_samples_control():
+def test_sigagent_arm_is_the_samples_control() -> None:
     """sigagent[:nb] is accepted; a BPF arm gets targets against it at equal
     terms, and its JSON log gives its switching times, as the agent's."""
     ex.Params(arms=["sigagent", "sigagent:nb"]).validate()

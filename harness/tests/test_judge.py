@@ -1,17 +1,22 @@
 """results.judge: the one place that says what a test's results mean."""
+from collections.abc import Sequence
+
 from harness import results as R
 
 
-def run(suite, cases, rep=0, problems=()):
+def run(suite: str, cases: list[tuple[str, str]], rep: int = 0,
+        problems: Sequence[str] = ()) -> R.RunResult:
     return R.RunResult(suite, [R.Case(suite, n, st, run=rep) for n, st in cases],
                        problems=list(problems))
 
 
-def verdicts(runs, **kw):
-    return {(v.suite, v.name): v for v in R.judge(runs, **kw)}
+def verdicts(runs: list[R.RunResult], series: tuple[str, ...] = (),
+             baselines: dict[str, list[R.Case]] | None = None
+             ) -> dict[tuple[str, str], R.Verdict]:
+    return {(v.suite, v.name): v for v in R.judge(runs, series=series, baselines=baselines)}
 
 
-def test_a_skipped_series_subtest_fails():
+def test_a_skipped_series_subtest_fails() -> None:
     v = verdicts([run("test_progs", [("memcg_ops", "OK"), ("memcg_ops/root", "SKIP"),
                                      ("memcg_ops/attach", "OK")])], series=("memcg_ops",))
     assert v[("test_progs", "memcg_ops/attach")].verdict == "PASS"
@@ -19,12 +24,12 @@ def test_a_skipped_series_subtest_fails():
     assert bad.verdict == "FAIL" and "tests nothing" in bad.reason
 
 
-def test_missing_series_test_fails():
+def test_missing_series_test_fails() -> None:
     v = verdicts([run("test_progs", [("memcg_ops/stress", "MISSING")])], series=("memcg_ops",))
     assert v[("test_progs", "memcg_ops/stress")].verdict == "FAIL"
 
 
-def test_against_the_baseline():
+def test_against_the_baseline() -> None:
     base = {"test_memcontrol": [
         R.Case("test_memcontrol", n, st, run=i)
         for i in range(5) for n, st in (("test_memcg_high", "OK"), ("test_memcg_sock", "FAIL"))
@@ -50,7 +55,7 @@ def test_against_the_baseline():
         == "FAIL"
 
 
-def test_a_baseline_test_that_did_not_run_fails_and_problems_are_fails():
+def test_a_baseline_test_that_did_not_run_fails_and_problems_are_fails() -> None:
     base = {"test_progs": [R.Case("test_progs", "cgroup_link", "OK")]}
     v = verdicts([run("test_progs", [("dummy_st_ops", "OK")],
                       problems=["test_progs printed no summary line"])], baselines=base)
@@ -60,17 +65,17 @@ def test_a_baseline_test_that_did_not_run_fails_and_problems_are_fails():
     assert v[("test_progs", "dummy_st_ops")].verdict == "PASS"  # unknown to the baseline
 
 
-def test_known_fail_marking_is_a_fail_status():
+def test_known_fail_marking_is_a_fail_status() -> None:
     base = {"test_progs": [R.Case("test_progs", "bpf_tcp_ca/cc_cubic", "FAIL")]}
     v = verdicts([run("test_progs", [("bpf_tcp_ca/cc_cubic", R.KNOWN)])], baselines=base)
     assert v[("test_progs", "bpf_tcp_ca/cc_cubic")].verdict == "SKIP"
 
 
-def test_one_failure_in_many_repeats_of_an_always_passing_test_is_reported_not_failed():
+def test_one_failure_in_many_repeats_of_an_always_passing_test_is_reported_not_failed() -> None:
     base = {"test_memcontrol": [R.Case("test_memcontrol", "test_memcg_reclaim", "OK", run=i)
                                 for i in range(10)]}
 
-    def now(statuses):
+    def now(statuses: list[str]) -> R.Verdict:
         return verdicts([run("test_memcontrol", [("test_memcg_reclaim", st)], rep=i)
                          for i, st in enumerate(statuses)], baselines=base)[
             ("test_memcontrol", "test_memcg_reclaim")]
@@ -81,14 +86,14 @@ def test_one_failure_in_many_repeats_of_an_always_passing_test_is_reported_not_f
     assert now(["OK", "FAIL", "OK"]).verdict == "FAIL"  # too few runs to call it noise
 
 
-def test_runs_to_decide_and_the_chance_of_a_false_fail():
+def test_runs_to_decide_and_the_chance_of_a_false_fail() -> None:
     assert R.runs_to_decide(4, 10) == 6  # 0.4^5 = 1.0 %, 0.4^6 = 0.4 %
     assert R.runs_to_decide(1, 10) == 3  # 0.1^2 = 1 %, 0.1^3 = 0.1 %
     assert R.runs_to_decide(0, 10) == 1  # never failed (OK or SKIP): one failure decides
     assert abs(R.chance_all_fail(4, 10, 6) - 0.4 ** 6) < 1e-12
 
 
-def test_the_default_runs_give_a_false_fail_at_most_1_percent():
+def test_the_default_runs_give_a_false_fail_at_most_1_percent() -> None:
     """harness test's default (cli: --memcontrol-repeat, at most that many
     runs, stopping once every flaky test passed) against the stored
     baseline of test_memcontrol, for both suites (as is and under an N = 0

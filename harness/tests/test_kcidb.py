@@ -1,6 +1,7 @@
 """harness.kcidb: a run as KCIDB JSON, validated with kcidb-io's own schema."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ kcidb_io = pytest.importorskip("kcidb_io")
 
 
 @pytest.fixture
-def run(tmp_path, data):
+def run(tmp_path: Path, data: Path) -> Path:
     out = tmp_path / "run"
     shutil.copytree(data / "kcidb-run", out)
     res = out / "selftests" / "results.json"
@@ -35,7 +36,7 @@ def run(tmp_path, data):
     return out
 
 
-def test_export_validates_against_kcidb_io(run):
+def test_export_validates_against_kcidb_io(run: Path) -> None:
     data = kcidb.from_run(run)
     kcidb_io.schema.LATEST.validate(data)  # raises on any schema violation
     assert kcidb_io.schema.LATEST.is_compatible_exactly(data)
@@ -64,7 +65,7 @@ def test_export_validates_against_kcidb_io(run):
     assert len(c["patchset_hash"]) == 64 and c["patchset_files"][0]["url"].startswith("file:")
 
 
-def test_the_validation_is_real(run):
+def test_the_validation_is_real(run: Path) -> None:
     """The schema check is not a formality: a wrong status is refused."""
     data = kcidb.from_run(run)
     data["tests"][0]["status"] = "OK"
@@ -74,12 +75,12 @@ def test_the_validation_is_real(run):
     assert kcidb.validate(data) is not None
 
 
-def test_report_verb_writes_it(run, capsys):
+def test_report_verb_writes_it(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["report", "--kcidb", "--out", str(run)]) == 0
     assert "1 checkout, 1 build(s), 12 test(s)" in capsys.readouterr().out
     assert kcidb.validate(json.loads((run / "kcidb.json").read_text())) is None
 
 
-def test_not_a_run_directory(tmp_path, capsys):
+def test_not_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["report", "--kcidb", "--out", str(tmp_path)]) == 2
     assert "no report.json" in capsys.readouterr().err

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from harness import kconfig
@@ -14,7 +16,7 @@ CONFIG_ZRAM=n
 """
 
 
-def test_parse_values_and_unset():
+def test_parse_values_and_unset() -> None:
     e = kconfig.parse(FRAG, "f.config")
     assert e["CONFIG_MEMCG"].value == "y"
     assert e["CONFIG_MEMCG_V1"].value == "n"
@@ -23,12 +25,12 @@ def test_parse_values_and_unset():
     assert e["CONFIG_PSI"].origin == "f.config:3"
 
 
-def test_parse_rejects_garbage():
+def test_parse_rejects_garbage() -> None:
     with pytest.raises(HarnessError, match="f.config:2"):
         kconfig.parse("# ok\nMEMCG=y\n", "f.config")
 
 
-def test_mismatches_dropped_and_wrong_values():
+def test_mismatches_dropped_and_wrong_values() -> None:
     req = kconfig.parse(FRAG, "f")
     final = kconfig.parse("CONFIG_MEMCG=y\nCONFIG_NR_CPUS=64\nCONFIG_ZRAM=y\n", ".config")
     bad = {e.name: actual for e, actual in kconfig.mismatches(req, final)}
@@ -36,7 +38,7 @@ def test_mismatches_dropped_and_wrong_values():
     assert bad == {"CONFIG_PSI": "(not set)", "CONFIG_NR_CPUS": "64", "CONFIG_ZRAM": "y"}
 
 
-def test_verify_names_dropped_options(tmp_path):
+def test_verify_names_dropped_options(tmp_path: Path) -> None:
     cfg = tmp_path / ".config"
     cfg.write_text("CONFIG_MEMCG=y\n# CONFIG_PSI is not set\nCONFIG_NR_CPUS=8\n")
     with pytest.raises(HarnessError) as ei:
@@ -45,14 +47,14 @@ def test_verify_names_dropped_options(tmp_path):
     assert "1 option(s)" in str(ei.value)
 
 
-def test_fragment_needs_header_comment(tmp_path):
+def test_fragment_needs_header_comment(tmp_path: Path) -> None:
     f = tmp_path / "x.config"
     f.write_text("CONFIG_MEMCG=y\n")
     with pytest.raises(HarnessError, match="must start with a comment"):
         kconfig.load_fragments([f])
 
 
-def test_project_fragments_load_and_say_why():
+def test_project_fragments_load_and_say_why() -> None:
     frags = default_fragments()
     assert {f.name for f in frags} >= {"base.config", "vm.config", "bpf.config",
                                        "memcg.config", "debug.config"}
@@ -64,13 +66,13 @@ def test_project_fragments_load_and_say_why():
         assert len(kconfig.header_comment(f.read_text())) > 40, f
 
 
-def test_extra_fragment_must_exist(tmp_path):
+def test_extra_fragment_must_exist(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="does not exist"):
         default_fragments([tmp_path / "nope.config"])
     assert FRAGMENTS.is_dir()
 
 
-def test_optional_option_may_be_absent_but_not_wrong():
+def test_optional_option_may_be_absent_but_not_wrong() -> None:
     """`# harness: optional` right above an option: a tree without it (a
     prefix of the series) leaves it out; a tree with it must honour it."""
     req = kconfig.parse("# why\n# harness: optional: the series adds it\n"
@@ -85,7 +87,7 @@ def test_optional_option_may_be_absent_but_not_wrong():
     assert not req2["CONFIG_X"].optional
 
 
-def test_nodebug_turns_off_what_depends_on_what_it_turns_off():
+def test_nodebug_turns_off_what_depends_on_what_it_turns_off() -> None:
     """nodebug.config turns debug options of debug.config off; an option of
     the default fragments that lives under one of them (its name extends it:
     FAULT_INJECTION_DEBUG_FS under FAULT_INJECTION, KUNIT_* under KUNIT)

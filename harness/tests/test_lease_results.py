@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ SITTINGS = {"disk": "| S3 disk swap | high, large | runs gain | lows, small |",
 ARMS = {"none", "mlow:350M", "agent", "sample", "sigagent"}
 
 
-def kept(swap: str) -> tuple[dict, ex.Params]:
+def kept(swap: str) -> tuple[dict[str, Any], ex.Params]:
     data = json.loads((RESULTS / f"experiment-s3-lease-{swap}.json").read_text())
     p = data["params"]
     params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
@@ -32,7 +33,7 @@ def kept(swap: str) -> tuple[dict, ex.Params]:
 
 
 @pytest.mark.parametrize("swap", sorted(SITTINGS))
-def test_the_readme_table_is_the_kept_sitting(swap):
+def test_the_readme_table_is_the_kept_sitting(swap: str) -> None:
     data, params = kept(swap)
     assert params.swap == swap and data["env"]["swap"] == swap
     runs, metrics = data["runs"], data["metrics"]
@@ -63,7 +64,7 @@ QUOTED = {"disk": {"high at equal conservation": "0.59",
 
 
 @pytest.mark.parametrize("swap", sorted(SITTINGS))
-def test_the_quoted_ratios_are_the_kept_sitting(swap):
+def test_the_quoted_ratios_are_the_kept_sitting(swap: str) -> None:
     data, params = kept(swap)
     runs, metrics = data["runs"], data["metrics"]
     targets = {t["target"]: t for t in st.targets(runs, metrics, params)
@@ -76,13 +77,13 @@ def test_the_quoted_ratios_are_the_kept_sitting(swap):
         assert quoted in text, (swap, name, "not in the README")
 
 
-def test_the_cover_letters_quote_the_kept_sittings():
-    s = {}
+def test_the_cover_letters_quote_the_kept_sittings() -> None:
+    s: dict[str, dict[str, dict[str, Any]]] = {}
     for swap in SITTINGS:
         data, params = kept(swap)
         s[swap] = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
 
-    def high(swap, arm):
+    def high(swap: str, arm: str) -> str:
         return f"{round(s[swap][arm]['phases']['large']['high']['median'] / 1e3):,}"
     for cover in (REPO / "patches" / "cover-letter.txt",
                   REPO / "patches" / "upstream" / "cover-letter.txt"):
@@ -98,11 +99,11 @@ def test_the_cover_letters_quote_the_kept_sittings():
                 f"{high('zram', 'none')}") in text, cover
 
 
-def test_the_throttle_report_row_is_the_kept_run():
+def test_the_throttle_report_row_is_the_kept_run() -> None:
     """The targets table's row for the main job's throttle report."""
     runs = json.loads((RESULTS / "throttle-lease.json").read_text())["runs"]
 
-    def span(scenario):
+    def span(scenario: str) -> str:
         v = [round(r["rates"]["high"]) for r in runs if r["scenario"] == scenario]
         return f"{min(v):,}-{max(v):,}"
     policy = [r for r in runs if r["scenario"] == "both_policy"]

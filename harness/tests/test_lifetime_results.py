@@ -36,7 +36,7 @@ def readme_row(start: str) -> str:
     return rows[0]
 
 
-def test_the_lifetime_kernel_row():
+def test_the_lifetime_kernel_row() -> None:
     first = kept("lifetime-first.test_progs.log.gz")
     final = kept("lifetime-final.test_progs.log.gz")
     assert counts(first) == (2170, 43, 35) and counts(final) == (1736, 43, 35)
@@ -52,14 +52,14 @@ def test_the_lifetime_kernel_row():
     assert not splat.scan(console)
 
 
-def test_the_ci_kernel_row():
+def test_the_ci_kernel_row() -> None:
     log = kept("debug-final.test_progs.log.gz")
     assert counts(log) == (3000, 26, 18)
     row = readme_row("debug.config (CI's)")
     assert "3,000 rounds" in row and "26 calls, 18 with a failed allocation" in row
 
 
-def test_the_mutations_fail():
+def test_the_mutations_fail() -> None:
     console = kept("mutation-dealloc-unlocked.console.log.gz")
     found = splat.scan(console)
     assert found and "slab-use-after-free" in str(found[0])
@@ -76,7 +76,7 @@ def test_the_mutations_fail():
     assert "cgroup_struct_ops/fail_nth:FAIL" in update
 
 
-def test_the_cover_letter_says_what_the_logs_say():
+def test_the_cover_letter_says_what_the_logs_say() -> None:
     text = " ".join((REPO / "patches" / "cover-letter.txt").read_text().split())
     rounds = sorted(counts(kept(f"lifetime-{n}.test_progs.log.gz"))[0] for n in ("first", "final"))
     assert f"{rounds[0]:,}-{rounds[1]:,} rounds in 60 s" in text

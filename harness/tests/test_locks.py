@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,19 @@ import pytest
 from harness import build as kbuild
 from harness import locks, series
 from harness.errors import HarnessError
+from harness.toolchain import Toolchain
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def no_locks_left(monkeypatch):
+def no_locks_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(locks.ENV, raising=False)
     yield
     locks.release_all()
 
 
-def holder(target: Path) -> subprocess.Popen:
+def holder(target: Path) -> subprocess.Popen[str]:
     """Another harness process holding the lock on `target`."""
     code = ("import sys, time; from pathlib import Path; from harness import locks; "
             "locks.hold(Path(sys.argv[1]), 'kernel tree'); print('held', flush=True); "
@@ -34,7 +36,8 @@ def holder(target: Path) -> subprocess.Popen:
     return p
 
 
-def test_quilt_on_a_tree_in_use_waits_then_fails(tmp_path, monkeypatch):
+def test_quilt_on_a_tree_in_use_waits_then_fails(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     monkeypatch.setenv("MEMCG_BPF_LOCK_TIMEOUT", "1")
@@ -50,7 +53,8 @@ def test_quilt_on_a_tree_in_use_waits_then_fails(tmp_path, monkeypatch):
     series.Quilt(tree, tmp_path / "log")  # free again: taken at once
 
 
-def test_a_build_in_a_build_dir_in_use_does_not_start(tmp_path, monkeypatch):
+def test_a_build_in_a_build_dir_in_use_does_not_start(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     tree, bdir = tmp_path / "tree", tmp_path / "build"
     tree.mkdir()
     bdir.mkdir()
@@ -59,12 +63,11 @@ def test_a_build_in_a_build_dir_in_use_does_not_start(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(kbuild, "run_logged", lambda *a, **k: ran.append(a))
 
-    class TC:
-        kind, root = "host", None
-
-        def wrap(self, argv, **kw):
+    class TC(Toolchain):
+        def wrap(self, argv: list[str], env: dict[str, str] | None = None,
+                 binds: list[Path] | None = None, cwd: Path | None = None) -> list[str]:
             return argv
-    kb = kbuild.KernelBuild(tree=tree, build=bdir, toolchain=TC(), log_dir=tmp_path)
+    kb = kbuild.KernelBuild(tree=tree, build=bdir, toolchain=TC("host"), log_dir=tmp_path)
     p = holder(bdir)
     try:
         with pytest.raises(HarnessError, match="build directory"):
@@ -75,7 +78,7 @@ def test_a_build_in_a_build_dir_in_use_does_not_start(tmp_path, monkeypatch):
     assert not ran  # make never started
 
 
-def test_a_child_uses_its_parents_locks(tmp_path):
+def test_a_child_uses_its_parents_locks(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     locks.hold(tree, "kernel tree")
@@ -92,12 +95,13 @@ def test_a_child_uses_its_parents_locks(tmp_path):
     assert r.returncode != 0 and "in use by" in r.stderr
 
 
-def test_the_same_process_takes_its_own_lock_again(tmp_path):
+def test_the_same_process_takes_its_own_lock_again(tmp_path: Path) -> None:
     locks.hold(tmp_path, "kernel tree")
     locks.hold(tmp_path, "kernel tree", timeout=0)
 
 
-def test_a_scoped_lock_is_given_back_after_its_block(tmp_path, monkeypatch):
+def test_a_scoped_lock_is_given_back_after_its_block(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Creating a cache entry (build root, unpacked tree, download) holds
     the entry's lock for the creation only: another run waits for it, and
     can go on as soon as the block ends, not when this process exits."""
@@ -114,7 +118,8 @@ def test_a_scoped_lock_is_given_back_after_its_block(tmp_path, monkeypatch):
     os.close(fd)
 
 
-def test_a_second_creator_waits_then_finds_the_entry_made(tmp_path, monkeypatch):
+def test_a_second_creator_waits_then_finds_the_entry_made(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """source.debian_tree's pattern: re-check inside the lock."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("MEMCG_BPF_LOCK_TIMEOUT", "20")
@@ -126,6 +131,7 @@ def test_a_second_creator_waits_then_finds_the_entry_made(tmp_path, monkeypatch)
     env = dict(os.environ)
     p = subprocess.Popen([sys.executable, "-c", code, str(dest)], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
     assert p.stdout.readline().strip() == "held"
     made = []
     with locks.scoped(dest, "kernel tree being unpacked"):

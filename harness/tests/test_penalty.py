@@ -4,7 +4,7 @@ from harness.studies import penalty as pen
 MB = 256  # pages per MiB
 
 
-def test_kernel_comment_table():
+def test_kernel_comment_table() -> None:
     # mm/memcontrol.c's own table, "with a high of 100 megabytes", HZ=1000:
     # 101M: overage = (256 << 20) // 25600 = 10485;
     # 10485**2 * 1000 >> 34 = 109935225000 >> 34 = 6 jiffies = 6 ms.
@@ -17,7 +17,7 @@ def test_kernel_comment_table():
     assert pen.sleep_jiffies(118 * MB, 100 * MB, 64, 1000) == 2000
 
 
-def test_episode_start():
+def test_episode_start() -> None:
     # 100 MiB used, N = 1024: high = 25600 - 1024 = 24576 pages;
     # overage = (1024 << 20) // 24576 = 43690;
     # HZ=250: 43690**2 * 250 >> 34 = 477204025000 >> 34 = 27 jiffies = 108 ms
@@ -30,7 +30,7 @@ def test_episode_start():
     assert pen.episode_sleep_ms(1024 * MB, 1024, 1000) == 0
 
 
-def test_task_share_scales_the_penalty():
+def test_task_share_scales_the_penalty() -> None:
     # a task that charged 4 batches pays 4 times a 1-batch task (before the
     # clamp): 639 * 256 // 64 = 2556
     one = pen.calculate_high_delay(pen.calculate_overage(110 * MB, 100 * MB), 64, 1000)
@@ -41,13 +41,13 @@ def test_task_share_scales_the_penalty():
     assert pen.sleep_jiffies(110 * MB, 100 * MB, 256, 1000) == 2000
 
 
-def test_n_at_or_above_usage():
+def test_n_at_or_above_usage() -> None:
     # N >= usage: high is 1 page, the overage huge, the sleep the clamp
     assert pen.episode_sleep_ms(100 * MB, 100 * MB, 250) == 2000
     assert pen.episode_sleep_ms(100 * MB, 10 * 100 * MB, 1000) == 2000
 
 
-def test_parse_size_and_table():
+def test_parse_size_and_table() -> None:
     assert pen.parse_size("100M") == 25600
     assert pen.parse_size("1G") == 262144
     assert pen.parse_size("4096") == 4096
@@ -56,7 +56,7 @@ def test_parse_size_and_table():
     assert t[2] == "| 100M | 1024 | 108 ms | 111 ms |"
 
 
-def test_mainline_formula_wraps_and_truncates():
+def test_mainline_formula_wraps_and_truncates() -> None:
     """Patch 7's reasons, worked out: with memory.high = 0 (one page), the
     square wraps at 64 bits, so mainline's delay shrinks as the usage grows
     by a page; on a 32-bit kernel it is always 0. Patch 7's is monotonic."""

@@ -1,5 +1,7 @@
 import json
+import shutil
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -12,13 +14,13 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="py
 errors="0" failures="1" skipped="1" tests="6" time="12.3"></testsuite></testsuites>"""
 
 
-def test_junit_counts(tmp_path):
+def test_junit_counts(tmp_path: Path) -> None:
     p = tmp_path / "j.xml"
     p.write_text(JUNIT)
     assert report.junit_counts(p) == {"tests": 6, "failures": 1, "errors": 0, "skipped": 1}
 
 
-def test_stage_record_written_on_error(tmp_path):
+def test_stage_record_written_on_error(tmp_path: Path) -> None:
     try:
         with Stage("build", tmp_path) as rec:
             rec.log = "/x/build.log"
@@ -29,40 +31,42 @@ def test_stage_record_written_on_error(tmp_path):
     assert data["status"] == "ERROR" and data["summary"] == "boom"
 
 
-def test_overall_and_table():
+def test_overall_and_table() -> None:
     recs = [StageRecord("a"), StageRecord("b", status="FAIL", summary="bad")]
     assert report.overall(recs) == "FAIL"
     assert "bad" in report.stage_table(recs)
 
 
-def test_kbuild_progress_regex():
-    assert _KBUILD_LINE.match("  CC      mm/memcontrol.o").group(2) == "mm/memcontrol.o"
+def test_kbuild_progress_regex() -> None:
+    m = _KBUILD_LINE.match("  CC      mm/memcontrol.o")
+    assert m is not None and m.group(2) == "mm/memcontrol.o"
     assert _KBUILD_LINE.match("  BTF     .btf.vmlinux.bin.o")
     assert not _KBUILD_LINE.match("mm/memcontrol.c:12: warning: x")
 
 
-def test_cli_bad_kernel_dir(tmp_path, capsys):
+def test_cli_bad_kernel_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = cli.main(["source", "--kernel-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "is not a Linux kernel source tree" in capsys.readouterr().err
     assert json.loads((tmp_path / "o/source.json").read_text())["status"] == "ERROR"
 
 
-def test_doctor_lists_install_command(monkeypatch, capsys):
-    monkeypatch.setattr(host.shutil, "which",
+def test_doctor_lists_install_command(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(shutil, "which",  # the shutil module harness.host calls
                         lambda t: None if t == "quilt" else "/usr/bin/" + t)
     results = host.checks()
     assert "quilt" in host.missing_packages(results)
     assert host.install_command(["quilt"])[:3] == ["apt-get", "install", "-y"]
 
 
-def test_cli_vm_missing_script(tmp_path, capsys):
+def test_cli_vm_missing_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = cli.main(["vm", "--script", str(tmp_path / "nope.sh"), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "--script" in capsys.readouterr().err
 
 
-def test_study_report_names_every_output():
+def test_study_report_names_every_output() -> None:
     from harness.studies.run import StudyResult
     text = StudyResult(table="T", every_run="E", results=Path("r.json"), png=Path("p.png"),
                        traces=Path("t.png")).report()
@@ -70,10 +74,12 @@ def test_study_report_names_every_output():
     assert "plot: p.png" in text and "traces: t.png" in text and "timelines" not in text
 
 
-def test_every_pipeline_verb_gets_its_own_request():
+def test_every_pipeline_verb_gets_its_own_request() -> None:
     """cli.request() maps each verb's arguments to its request dataclass, and
     options() passes every shared argument by its name (no silent defaults)."""
     from harness import cli, verbs
+    from harness.studies import experiment as ex
+    from harness.studies import throttle as th
     parse = cli.make_parser().parse_args
     assert set(verbs.VERBS) == set(cli.PLAN) | {"source", "series", "vm", "check",
                                                    "experiment", "bench"}
@@ -82,29 +88,39 @@ def test_every_pipeline_verb_gets_its_own_request():
     assert (req.filters, req.memcontrol, req.repeat, req.zero_policy) == \
         (["memcg_ops"], False, 3, True)
     req = cli.request(parse(["vm", "--cpus", "4", "--", "sh", "-c", "a; b"]))
+    assert isinstance(req, verbs.VmRequest)
     assert (req.cpus, req.command) == (4, "sh -c 'a; b'")
     req = cli.request(parse(["check", "--quick", "--no-configs"]))
+    assert isinstance(req, verbs.CheckRequest)
     assert (req.quick, req.configs, req.prefixes, req.lifetime) == (True, False, True, False)
     req = cli.request(parse(["check", "--lifetime", "--accel", "tcg"]))
+    assert isinstance(req, verbs.CheckRequest)
     assert req.lifetime and not req.quick
     req = cli.request(parse(["throttle", "--short", "--vm-workers", "4", "--nodebug"]))
+    assert isinstance(req, verbs.StudyRequest) and isinstance(req.params, th.Params)
     assert req.nodebug and req.params.vm_workers == 4
     req = cli.request(parse(["experiment", "--arms", "none,sample:1024", "--set",
                              "idle_s=30"]))
+    assert isinstance(req, verbs.StudyRequest) and isinstance(req.params, ex.Params)
     assert req.params.arms == ["none", "sample:1024"] and req.params.idle_s == 30.0
     req = cli.request(parse(["throttle", "--matrix"]))  # the whole phased matrix
+    assert isinstance(req, verbs.StudyRequest) and isinstance(req.params, ex.Params)
     assert req.params.scenarios == ["s1", "s2", "s3", "s4"] and req.params.repeats == 10
     assert len(req.params.arms) == 13 and req.params.boots == 2
     req = cli.request(parse(["throttle", "--matrix", "--repeats", "1"]))  # its short form
+    assert isinstance(req, verbs.StudyRequest) and isinstance(req.params, ex.Params)
     assert (req.params.repeats, req.params.boots, len(req.params.arms)) == (1, 1, 13)
-    assert cli.request(parse(["throttle"])).params.repeats == 3
+    req = cli.request(parse(["throttle"]))
+    assert isinstance(req, verbs.StudyRequest) and isinstance(req.params, th.Params)
+    assert req.params.repeats == 3
     assert isinstance(cli.request(parse(["build"])), verbs.NoRequest)
     opts = cli.options(parse(["test", "--unpatched", "--kernel-arg", "no5lvl",
                               "--accel", "tcg", "--out", "o"]))
     assert (opts.unpatched, opts.kernel_args, opts.accel) == (True, ["no5lvl"], "tcg")
 
 
-def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+def test_out_is_relative_to_the_current_directory(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import cli
     monkeypatch.delenv("MEMCG_BPF_OUT", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -119,8 +135,8 @@ def test_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
     assert cli.options(cli.make_parser().parse_args(["build"])).out == tmp_path / "o3"
 
 
-def test_vm_command_keeps_its_quoting():
-    from harness.cli import vm_command
+def test_vm_command_keeps_its_quoting() -> None:
+    from harness.verbs import vm_command
     assert vm_command(["--", "sh", "-c", "echo a b; uname -r"]) == \
         "sh -c 'echo a b; uname -r'"
     assert vm_command(["--", "cat /proc/meminfo | head -3"]) == "cat /proc/meminfo | head -3"
@@ -128,7 +144,7 @@ def test_vm_command_keeps_its_quoting():
     assert vm_command(["--", "grep", "--", "x", "f"]) == "grep -- x f"  # a later -- stays
 
 
-def test_kconfig_add_and_jobs(tmp_path, monkeypatch):
+def test_kconfig_add_and_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import build, cli, kconfig
     monkeypatch.setenv("MEMCG_BPF_JOBS", "0")  # restored (unset) after the test
     args = cli.make_parser().parse_args(
@@ -146,11 +162,13 @@ def test_kconfig_add_and_jobs(tmp_path, monkeypatch):
                                                       "--kconfig-add", bad]))
 
 
-def test_report_json_has_reproducer_metadata(tmp_path, monkeypatch):
+def test_report_json_has_reproducer_metadata(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
     from harness import source
-    from harness.pipeline import Options, Pipeline
+    from harness.options import Options
+    from harness.pipeline import Pipeline
     b = tmp_path / "build"
     b.mkdir()
     (b / ".config").write_text("CONFIG_MEMCG=y\n")
@@ -169,16 +187,17 @@ def test_report_json_has_reproducer_metadata(tmp_path, monkeypatch):
 @pytest.mark.parametrize("exc,code,status", [
     ("ChangeFailed", 1, "FAIL"), ("HarnessError", 2, "ERROR")])
 def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
-        tmp_path, monkeypatch, capsys, exc, code, status):
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        exc: str, code: int, status: str) -> None:
     from harness import errors, pipeline
     from harness.source import SourceInfo
 
-    def source(self, fetch=True):
+    def source(self: pipeline.Pipeline, fetch: bool = True) -> SourceInfo:
         with self.stage("source"):
             self._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
         return self._src
 
-    def series(self, action="apply"):
+    def series(self: pipeline.Pipeline, action: str = "apply") -> NoReturn:
         with self.stage("series"):
             raise getattr(errors, exc)("0005-x.patch does not apply: mm/memcontrol.c hunk 3")
     monkeypatch.setattr(pipeline.Pipeline, "source", source)
@@ -192,7 +211,7 @@ def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
     assert (tmp_path / "o" / "build.json").exists()  # the SKIP records are written too
 
 
-def test_verdict_order():
+def test_verdict_order() -> None:
     from harness.errors import ChangeFailed
     from harness.record import StageRecord as R
     assert cli.verdict([R("a"), R("b", status="SKIP")]) == 0
@@ -201,13 +220,15 @@ def test_verdict_order():
     assert cli.verdict([], ChangeFailed("x")) == 1 and cli.verdict([], HarnessError("x")) == 2
 
 
-def test_series_none_builds_the_tree_as_it_is(tmp_path, monkeypatch):
-    from harness import pipeline
-    from harness.pipeline import Options, Pipeline
+def test_series_none_builds_the_tree_as_it_is(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import series
+    from harness.options import Options
+    from harness.pipeline import Pipeline
     from harness.source import SourceInfo
     pl = Pipeline(Options(out=tmp_path / "o", series="none"))
     pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
-    monkeypatch.setattr(pipeline.series, "Quilt", lambda *a, **k: pytest.fail("quilt used"))
+    monkeypatch.setattr(series, "Quilt", lambda *a, **k: pytest.fail("quilt used"))
     assert pl.series("apply") is None
     assert pl.records[-1].status == "SKIP" and "as it is" in pl.records[-1].summary
     with pytest.raises(HarnessError, match="--series quilt"):
@@ -218,29 +239,29 @@ def test_series_none_builds_the_tree_as_it_is(tmp_path, monkeypatch):
     assert cli.main(["check", "--series", "none", "--out", str(tmp_path / "c")]) == 2
 
 
-def test_guest_run_paths_disk_and_files(tmp_path, monkeypatch):
-    from harness import vm
-    from harness.pipeline import Options, Pipeline
+def test_guest_run_paths_disk_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import toolchain, vm
+    from harness.options import Options
+    from harness.pipeline import Pipeline
     from harness.source import SourceInfo
     pl = Pipeline(Options(out=tmp_path / "o", build_dir=tmp_path / "b"))
     pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+    pl._tc = toolchain.Toolchain("buildroot", root=tmp_path / "root")
+    seen: dict[str, Any] = {}
+    result = vm.VmResult("tcg", 0, 0, False, tmp_path / "console.log", 1.0, 0.5, [])
 
-    class TC:
-        kind, root = "buildroot", tmp_path / "root"
-    pl._tc = TC()
-    seen = {}
-
-    def boot(cmd, *, name, timeout, memory, cpus, disks, qemu_opts=None):
+    def boot(cmd: str, *, name: str, timeout: float, memory: str, cpus: int,
+             disks: list[Path], qemu_opts: list[str] | None = None) -> vm.VmResult:
         seen.update(cmd=cmd, name=name, disks=disks, exists=[d.exists() for d in disks],
                     size=[d.stat().st_size for d in disks])
-        return "result"
+        return result
     monkeypatch.setattr(pl, "boot", boot)
     (tmp_path / "o" / "x-out" / "results").mkdir(parents=True)
     (tmp_path / "o" / "x-out" / "results" / "stale").write_text("old")
     res, gres = pl.guest_run("x", "bench.py", ["{results}", "--tools {tools}",
                                                "--disk-serial {disk}", "--f {shared}/c.json"],
                              timeout=10, disk_mb=64, files={"c.json": "[]"})
-    assert res == "result" and gres == tmp_path / "o" / "x-out" / "results"
+    assert res is result and gres == tmp_path / "o" / "x-out" / "results"
     assert seen["cmd"] == (f"python3 {vm.GUEST_SRC}/harness/guest/bench.py "
                            f"{vm.GUEST_OUT}/results --tools {vm.GUEST_BUILD} "
                            f"--disk-serial {seen['disks'][0]} --f {vm.GUEST_OUT}/c.json")

@@ -12,7 +12,7 @@ from harness.results import collect_selftests
 DATA = Path(__file__).parent / "data"
 
 
-def test_test_progs_cases_and_summary():
+def test_test_progs_cases_and_summary() -> None:
     r = results.parse_test_progs((DATA / "test_progs-fail.log").read_text())
     st = {c.name: c.status for c in r.cases}
     assert st == {"memcg_ops/verifier": "OK", "memcg_ops/attach_detach": "OK",
@@ -28,19 +28,19 @@ def test_test_progs_cases_and_summary():
     assert [c.name for c in r.failed] == ["memcg_ops/over_high", "memcg_ops"]
 
 
-def test_test_progs_without_summary_is_a_problem():
+def test_test_progs_without_summary_is_a_problem() -> None:
     text = "#212/1   memcg_ops/verifier:OK\n"  # killed before the end
     r = results.parse_test_progs(text)
     assert r.problems and "no summary" in r.problems[0]
     assert r.problems or r.failed
 
 
-def test_test_progs_summary_disagreeing_is_a_problem():
+def test_test_progs_summary_disagreeing_is_a_problem() -> None:
     text = "#1 a:OK\nSummary: 1/0 PASSED, 0 SKIPPED, 1 FAILED\n"
     assert results.parse_test_progs(text).problems
 
 
-def test_ktap():
+def test_ktap() -> None:
     r = results.parse_ktap((DATA / "test_memcontrol.log").read_text(), "test_memcontrol")
     st = {c.name: c.status for c in r.cases}
     assert st == {"test_memcg_subtree_control": "OK", "test_memcg_current_peak": "FAIL",
@@ -48,12 +48,12 @@ def test_ktap():
     assert r.summary["plan"] == 4 and not r.problems
 
 
-def test_ktap_short_of_plan_is_a_problem():
+def test_ktap_short_of_plan_is_a_problem() -> None:
     r = results.parse_ktap("1..3\nok 1 a\n", "x")
     assert r.problems == ["x: planned 3 tests, 1 reported"]
 
 
-def test_required_missing():
+def test_required_missing() -> None:
     r = results.parse_test_progs("#1/1 memcg_ops/verifier:OK\n#1 memcg_ops:OK\n"
                                  "Summary: 1/1 PASSED, 0 SKIPPED, 0 FAILED\n")
     assert results.required_missing(r, ["memcg_ops"]) == []
@@ -61,7 +61,7 @@ def test_required_missing():
     assert [(c.name, c.status) for c in miss] == [("memcg_ops_more", "MISSING")]
 
 
-def test_junit_and_json_round_trip(tmp_path):
+def test_junit_and_json_round_trip(tmp_path: Path) -> None:
     tp = results.parse_test_progs((DATA / "test_progs-fail.log").read_text())
     mc = results.parse_ktap((DATA / "test_memcontrol.log").read_text(), "test_memcontrol")
     mc.problems.append("test_memcontrol exited 1 with no failed test")
@@ -76,7 +76,7 @@ def test_junit_and_json_round_trip(tmp_path):
     assert back[1].problems == mc.problems
 
 
-def test_collect_selftests(tmp_path):
+def test_collect_selftests(tmp_path: Path) -> None:
     (tmp_path / "test_progs-0.log").write_text((DATA / "test_progs-fail.log").read_text())
     (tmp_path / "test_memcontrol.log").write_text("1..1\nok 1 a\n")
     (tmp_path / "runs.json").write_text(
@@ -89,7 +89,7 @@ def test_collect_selftests(tmp_path):
     assert collect_selftests(tmp_path / "nothing", [])[0].problems
 
 
-def test_collect_selftests_zero_policy(tmp_path):
+def test_collect_selftests_zero_policy(tmp_path: Path) -> None:
     """test_memcontrol under an N = 0 policy: a policy that was not held,
     or never asked, is a problem of the run; one asked is not."""
     from harness.results import ZERO_POLICY_SUITE
@@ -108,7 +108,7 @@ def test_collect_selftests_zero_policy(tmp_path):
     assert "not held" in unheld.problems[0]
 
 
-def test_test_progs_real_pass_log():
+def test_test_progs_real_pass_log() -> None:
     """A whole test_progs log from the guest (7.3.4 + the series)."""
     r = results.parse_test_progs((DATA / "test_progs-ok.log").read_text())
     assert [c.status for c in r.cases] == ["OK"] * 6
@@ -117,7 +117,7 @@ def test_test_progs_real_pass_log():
     assert not r.failed and not r.problems
 
 
-def test_baseline_status_and_flaky():
+def test_baseline_status_and_flaky() -> None:
     C = results.Case
     base = [C("m", "a", "OK", run=0), C("m", "a", "OK", run=1),
             C("m", "b", "OK", run=0), C("m", "b", "FAIL", run=1),
@@ -125,7 +125,7 @@ def test_baseline_status_and_flaky():
     assert results.baseline_status(base) == {"a": "OK", "b": "FLAKY", "c": "SKIP"}
 
 
-def test_test_progs_real_failure_log():
+def test_test_progs_real_failure_log() -> None:
     """A real failure (the hook made to return 0): the failed subtest's
     message is its log from the "All error logs" section."""
     r = results.parse_test_progs((DATA / "test_progs-fail-real.log").read_text())
@@ -135,7 +135,7 @@ def test_test_progs_real_failure_log():
     assert len(r.cases) == 6 and not r.problems
 
 
-def test_peer_set_membership():
+def test_peer_set_membership() -> None:
     from harness.results import is_peer
     for name in ("struct_ops_module", "test_struct_ops_maybe_null/x", "bad_struct_ops",
                  "dummy_st_ops/dummy_init_ret_value", "cgroup_link", "cgroup_attach_multi",
@@ -147,7 +147,7 @@ def test_peer_set_membership():
         assert not is_peer(name), name
 
 
-def test_test_progs_json_totals_and_failure_logs(data):
+def test_test_progs_json_totals_and_failure_logs(data: Path) -> None:
     import json
     for name, failed_sub in (("peers", 3), ("mutation", 3)):
         r = results.parse_test_progs((data / f"test_progs-{name}.log").read_text())
@@ -159,7 +159,7 @@ def test_test_progs_json_totals_and_failure_logs(data):
     assert c.status == "FAIL" and c.message.startswith("test_inherit_order:PASS:parent")
 
 
-def test_test_progs_json_that_disagrees_is_a_problem(data):
+def test_test_progs_json_that_disagrees_is_a_problem(data: Path) -> None:
     import json
     r = results.parse_test_progs((data / "test_progs-mutation.log").read_text())
     js = json.loads((data / "test_progs-mutation.json").read_text())
@@ -168,7 +168,7 @@ def test_test_progs_json_that_disagrees_is_a_problem(data):
     assert any("do not add up" in p and "subtests_passed 3 (JSON 4)" in p for p in r.problems)
 
 
-def test_test_progs_json_failure_the_text_missed(data):
+def test_test_progs_json_failure_the_text_missed(data: Path) -> None:
     import json
     r = results.parse_test_progs((data / "test_progs-mutation.log").read_text())
     r.cases = [c for c in r.cases if c.name != "cgroup_struct_ops/query"]
@@ -178,7 +178,7 @@ def test_test_progs_json_failure_the_text_missed(data):
     assert q.status == "FAIL" and "test_query" in q.message and not r.problems
 
 
-def test_collect_selftests_reads_the_json_report(tmp_path):
+def test_collect_selftests_reads_the_json_report(tmp_path: Path) -> None:
     (tmp_path / "test_progs-0.log").write_text((DATA / "test_progs-mutation.log").read_text())
     (tmp_path / "test_progs-0.json").write_text((DATA / "test_progs-mutation.json").read_text())
     (tmp_path / "runs.json").write_text(

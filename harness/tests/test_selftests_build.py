@@ -14,7 +14,7 @@ import pytest
 from harness import build as kbuild
 
 
-def test_script_builds_modules_with_mo_and_drops_in_tree_rules(tmp_path: Path):
+def test_script_builds_modules_with_mo_and_drops_in_tree_rules(tmp_path: Path) -> None:
     tree, build, out = tmp_path / "tree", tmp_path / "build", tmp_path / "build/sel"
     s = kbuild.selftests_script(tree, build, out, 3, bpf=True, modules=True)
     lines = s.splitlines()
@@ -34,7 +34,7 @@ def test_script_builds_modules_with_mo_and_drops_in_tree_rules(tmp_path: Path):
     assert lines[-1].endswith(f"{out}/cgroup/test_memcontrol")
 
 
-def test_script_without_modules_or_bpf(tmp_path: Path):
+def test_script_without_modules_or_bpf(tmp_path: Path) -> None:
     s = kbuild.selftests_script(tmp_path, tmp_path, tmp_path / "o", 2, bpf=True,
                                 modules=False)
     assert "MO=" not in s and "test_progs" in s
@@ -59,7 +59,7 @@ def _fake_tree(tree: Path) -> tuple[list[Path], list[Path]]:
     return sources, built
 
 
-def test_clean_in_tree_artefacts_removes_build_output_only(tmp_path: Path):
+def test_clean_in_tree_artefacts_removes_build_output_only(tmp_path: Path) -> None:
     sources, built = _fake_tree(tmp_path)
     assert kbuild.clean_in_tree_artefacts(tmp_path) == len(built)
     assert all(f.exists() for f in sources)
@@ -67,7 +67,7 @@ def test_clean_in_tree_artefacts_removes_build_output_only(tmp_path: Path):
     assert kbuild.clean_in_tree_artefacts(tmp_path) == 0
 
 
-def test_objects_that_used_a_removed_header_are_forgotten(tmp_path: Path):
+def test_objects_that_used_a_removed_header_are_forgotten(tmp_path: Path) -> None:
     tree, out = tmp_path / "tree", tmp_path / "out"
     _fake_tree(tree)
     arena = tree / "tools/testing/selftests/bpf/libarena"
@@ -111,7 +111,7 @@ libarena.skel.h: buddy.bpf.o
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_outoftree_mk_builds_libarena_under_output(tmp_path: Path):
+def test_outoftree_mk_builds_libarena_under_output(tmp_path: Path) -> None:
     bpf, out = tmp_path / "bpf", tmp_path / "out"
     (bpf / "libarena/src").mkdir(parents=True)
     (bpf / "Makefile").write_text(MINI_BPF_MAKEFILE)
@@ -139,7 +139,7 @@ def _module(path: Path, vermagic: str) -> None:
                      + b"\0name=bpf_testmod\0")
 
 
-def test_a_module_of_another_kernel_is_refused(tmp_path: Path):
+def test_a_module_of_another_kernel_is_refused(tmp_path: Path) -> None:
     from harness.errors import HarnessError
     build = tmp_path / "build"
     (build / "include/config").mkdir(parents=True)

@@ -5,13 +5,16 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from harness import send
 from harness.errors import HarnessError
+from harness.series import UPSTREAM
 from harness.source import SourceInfo
 
 try:
@@ -82,7 +85,7 @@ SENDER = "Test Sender <sender@example.org>"
 SOB = f"Signed-off-by: {SENDER}"
 
 
-def sh(*argv, cwd=None, env=None):
+def sh(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     return subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True,
                           text=True).stdout
 
@@ -109,8 +112,25 @@ def make_patches(d: Path) -> Path:
     return d
 
 
+@dataclass
+class GitEnv:
+    dir: Path
+    config: Path
+
+
+@dataclass
+class Flow:
+    res: dict[str, Any]  # send.json
+    repo: Path
+    base: str
+    patches: Path
+    out: Path
+    mails: Path
+    wt: Path
+
+
 @pytest.fixture(scope="module")
-def gitenv(tmp_path_factory):
+def gitenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitEnv]:
     """git and b4 see only this identity and config; no real ~/.cache."""
     d = tmp_path_factory.mktemp("gitenv")
     (d / "home").mkdir()
@@ -127,7 +147,7 @@ def gitenv(tmp_path_factory):
                   "GIT_COMMITTER_EMAIL", "EMAIL", "GIT_CONFIG_COUNT", "GIT_DIR",
                   "GIT_WORK_TREE", "MEMCG_BPF_OUT"):
             mp.delenv(k, raising=False)
-        yield SimpleNamespace(dir=d, config=cfg)
+        yield GitEnv(dir=d, config=cfg)
 
 
 def git_repo(d: Path) -> tuple[Path, str]:
@@ -139,7 +159,7 @@ def git_repo(d: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def flow(gitenv, tmp_path_factory):
+def flow(gitenv: GitEnv, tmp_path_factory: pytest.TempPathFactory) -> Flow:
     """send() once on a user git tree; the tests look at what it left."""
     d = tmp_path_factory.mktemp("flow")
     repo, base = git_repo(d / "linux")
@@ -147,16 +167,16 @@ def flow(gitenv, tmp_path_factory):
     out = d / "out"
     res = send.send(send.SendOptions(kernel_dir=repo, patches=patches,
                                      cover=patches / "cover-letter.txt", out_dir=out))
-    return SimpleNamespace(res=res, repo=repo, base=base, patches=patches, out=out,
-                           mails=out / "mails", wt=Path(res["round_trip"]["worktree"]))
+    return Flow(res=res, repo=repo, base=base, patches=patches, out=out,
+                mails=out / "mails", wt=Path(res["round_trip"]["worktree"]))
 
 
-def mail(flow, k: int) -> str:
+def mail(flow: Flow, k: int) -> str:
     return next(flow.mails.glob(f"{k:04d}-*.eml")).read_text()
 
 
 @needs_b4
-def test_send_writes_mails_and_report(flow):
+def test_send_writes_mails_and_report(flow: Flow) -> None:
     res = flow.res
     assert res["status"] == "PASS", res
     assert [Path(f).name for f in res["files"]] == [
@@ -191,7 +211,7 @@ def test_send_writes_mails_and_report(flow):
 
 
 @needs_b4
-def test_trailers_survive_and_signoff_added_once(flow):
+def test_trailers_survive_and_signoff_added_once(flow: Flow) -> None:
     m1, m2 = mail(flow, 1), mail(flow, 2)
     assert "From: memcg-bpf project <memcg-bpf@example.org>\n\nThe first change." in m1
     assert ("Link: https://example.org/1\nReviewed-by: Some Reviewer <reviewer@example.org>\n"
@@ -202,7 +222,7 @@ def test_trailers_survive_and_signoff_added_once(flow):
 
 
 @needs_b4
-def test_cover_letter_and_base_in_mail_0(flow):
+def test_cover_letter_and_base_in_mail_0(flow: Flow) -> None:
     m0 = mail(flow, 0)
     assert "Subject: [PATCH 0/2] memcg: a synthetic series" in m0
     assert "The cover letter's text." in m0
@@ -234,7 +254,7 @@ def corrupt(src: Path, dst: Path, kind: str) -> Path:
     ("content", "tree from the mails differs from memcg-bpf/send: M mm/memcontrol.c"),
     ("trailer", "patch 1 (mm: memcontrol: change line 2): message differs"),
 ])
-def test_round_trip(flow, tmp_path, kind, expect):
+def test_round_trip(flow: Flow, tmp_path: Path, kind: str, expect: str | None) -> None:
     mails = corrupt(flow.mails, tmp_path / "mails", kind)
     diffs = send.round_trip(mails, flow.repo, [send.BRANCH, flow.patches], worktree=flow.wt,
                             log=tmp_path / "rt.log")
@@ -247,7 +267,7 @@ def test_round_trip(flow, tmp_path, kind, expect):
 
 
 @needs_b4
-def test_round_trip_against_quilt_only(flow, tmp_path):
+def test_round_trip_against_quilt_only(flow: Flow, tmp_path: Path) -> None:
     """The other kind of expectation alone: a quilt patches directory."""
     assert send.round_trip(flow.mails, flow.repo, flow.patches, worktree=flow.wt,
                            log=tmp_path / "rt.log") == []
@@ -258,7 +278,8 @@ def test_round_trip_against_quilt_only(flow, tmp_path):
     assert diffs and "quilt push -a" in diffs[0], diffs
 
 
-def test_identity_missing_is_refused(gitenv, tmp_path, monkeypatch):
+def test_identity_missing_is_refused(
+        gitenv: GitEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty-gitconfig"
     empty.write_text("")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
@@ -274,7 +295,8 @@ def test_identity_missing_is_refused(gitenv, tmp_path, monkeypatch):
     assert str(send.identity()) == "Env Sender <env@example.org>"
 
 
-def test_send_without_identity_changes_nothing(gitenv, tmp_path, monkeypatch):
+def test_send_without_identity_changes_nothing(
+        gitenv: GitEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo, base = git_repo(tmp_path / "linux")
     patches = make_patches(tmp_path / "patches")
     empty = tmp_path / "empty-gitconfig"
@@ -286,7 +308,7 @@ def test_send_without_identity_changes_nothing(gitenv, tmp_path, monkeypatch):
     assert sh("git", "-C", str(repo), "branch", "--list", send.BRANCH) == ""
 
 
-def test_user_tree_must_be_clean_git(gitenv, tmp_path):
+def test_user_tree_must_be_clean_git(gitenv: GitEnv, tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="not the top of a git checkout"):
         send.user_base(make_tree(tmp_path / "plain"), None)
     repo, base = git_repo(tmp_path / "linux")
@@ -299,7 +321,7 @@ def test_user_tree_must_be_clean_git(gitenv, tmp_path):
     assert "series pop" in str(ei.value)
 
 
-def test_patch_headers_checked(tmp_path):
+def test_patch_headers_checked(tmp_path: Path) -> None:
     patches = make_patches(tmp_path / "p")
     assert send.check_patches(patches) == ["0001-change-line-2.patch", "0002-add-header.patch"]
     (patches / "0002-add-header.patch").write_text(P2.split("\n", 1)[1])  # no From:
@@ -307,7 +329,7 @@ def test_patch_headers_checked(tmp_path):
         send.check_patches(patches)
 
 
-def test_signoff_and_reset_author(gitenv, tmp_path):
+def test_signoff_and_reset_author(gitenv: GitEnv, tmp_path: Path) -> None:
     repo, base = git_repo(tmp_path / "linux")
     patches = make_patches(tmp_path / "patches")
     ident = send.identity(repo)
@@ -334,12 +356,12 @@ def quilt_tree(tmp_path: Path) -> Path:
     return tree
 
 
-def snapshot(d: Path) -> dict:
+def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.skipif(not shutil.which("quilt"), reason="quilt not installed")
-def test_debian_base_from_quilt_tree(gitenv, tmp_path):
+def test_debian_base_from_quilt_tree(gitenv: GitEnv, tmp_path: Path) -> None:
     tree = quilt_tree(tmp_path)
     before = snapshot(tree)
     run = send.Runner(log=tmp_path / "l.log", env=dict(os.environ))
@@ -364,7 +386,8 @@ def test_debian_base_from_quilt_tree(gitenv, tmp_path):
 
 
 @needs_b4
-def test_send_from_debian_tree_and_cli(gitenv, tmp_path, monkeypatch):
+def test_send_from_debian_tree_and_cli(
+        gitenv: GitEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default path (no --kernel-dir), through add_parser/cmd_send."""
     tree = quilt_tree(tmp_path)
     info = SourceInfo(tree=str(tree), kernelversion="7.3.4", origin="debian-package",
@@ -401,7 +424,7 @@ def test_send_from_debian_tree_and_cli(gitenv, tmp_path, monkeypatch):
     assert res["status"] == "ERROR" and "cover letter" in res["error"]
 
 
-def test_parse_b4_check():
+def test_parse_b4_check() -> None:
     out = ("Checking patches using:\n  ./scripts/checkpatch.pl -q --terse\n---\n"
            "\x1b[32m●\x1b[0m 0123456789ab: mm: one\n"
            "\x1b[31m●\x1b[0m 123456789abc: mm: two\n"
@@ -421,7 +444,7 @@ def test_parse_b4_check():
     assert send.parse_b4_check(noisy).counts()["other"] == 1
 
 
-def test_spdxcheck_problem_named(tmp_path):
+def test_spdxcheck_problem_named(tmp_path: Path) -> None:
     repo, _ = git_repo(tmp_path / "linux")
     (repo / "scripts" / "spdxcheck.py").write_text("")
     bin_ = tmp_path / "bin"
@@ -429,12 +452,13 @@ def test_spdxcheck_problem_named(tmp_path):
     (bin_ / "python3").write_text("#!/bin/sh\nexit 1\n")
     (bin_ / "python3").chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}")
-    assert "python3-ply python3-git" in send.spdxcheck_problem(repo, env)
+    problem = send.spdxcheck_problem(repo, env)
+    assert problem is not None and "python3-ply python3-git" in problem
     shutil.rmtree(repo / ".git")  # checkpatch runs spdxcheck.py only in a git tree
     assert send.spdxcheck_problem(repo, env) is None
 
 
-def test_recipients_decoded(tmp_path):
+def test_recipients_decoded(tmp_path: Path) -> None:
     m = tmp_path / "0000-cover.eml"
     m.write_bytes(b"From: A <a@example.org>\nSubject: [PATCH 0/1] x\n"
                   b"To: =?utf-8?q?Michal_Koutn=C3=BD?= <mkoutny@example.org>, \n"
@@ -443,7 +467,8 @@ def test_recipients_decoded(tmp_path):
                                     ["list@example.org"])
 
 
-def test_really_send_needs_round_trip_and_terminal(tmp_path, monkeypatch):
+def test_really_send_needs_round_trip_and_terminal(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     run = send.Runner(log=tmp_path / "l.log", env=dict(os.environ))
     with pytest.raises(HarnessError, match="do not round-trip"):
         send.really_send(tmp_path, ["b4"], run, ["mail 2/2 is missing"])
@@ -453,22 +478,22 @@ def test_really_send_needs_round_trip_and_terminal(tmp_path, monkeypatch):
     assert run.commands == []  # b4 never ran
 
 
-def test_base_needs_kernel_dir(gitenv, tmp_path):
+def test_base_needs_kernel_dir(gitenv: GitEnv, tmp_path: Path) -> None:
     patches = make_patches(tmp_path / "patches")
     with pytest.raises(HarnessError, match="--base goes with --kernel-dir"):
         send.send(send.SendOptions(base="v7.3", patches=patches,
                                    cover=patches / "cover-letter.txt", out_dir=tmp_path / "o"))
 
 
-def test_upstream_needs_kernel_dir(gitenv, tmp_path):
+def test_upstream_needs_kernel_dir(gitenv: GitEnv, tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="goes on your bpf-next checkout"):
-        send.send(send.SendOptions(upstream=True, patches=send.UPSTREAM,
-                                   cover=send.UPSTREAM / "cover-letter.txt",
+        send.send(send.SendOptions(upstream=True, patches=UPSTREAM,
+                                   cover=UPSTREAM / "cover-letter.txt",
                                    out_dir=tmp_path / "o"))
 
 
 @needs_b4
-def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
+def test_send_upstream_part_on_a_tree_with_its_context(gitenv: GitEnv, tmp_path: Path) -> None:
     """--upstream on a git tree with the upstream part's context (its hunks'
     pre-images, see test_upstream_part): seven mails, signed off by the sender,
     that git am back to quilt push -a of patches/upstream."""
@@ -479,8 +504,8 @@ def test_send_upstream_part_on_a_tree_with_its_context(gitenv, tmp_path):
     sh("git", "init", "-q", str(d))
     sh("git", "-C", str(d), "add", "-A")
     sh("git", "-C", str(d), "commit", "-q", "-m", "bpf-next (synthetic: the part's context)")
-    res = send.send(send.SendOptions(kernel_dir=d, upstream=True, patches=send.UPSTREAM,
-                                     cover=send.UPSTREAM / "cover-letter.txt",
+    res = send.send(send.SendOptions(kernel_dir=d, upstream=True, patches=UPSTREAM,
+                                     cover=UPSTREAM / "cover-letter.txt",
                                      out_dir=tmp_path / "out"))
     assert res["status"] == "PASS", res["round_trip"]
     assert len(res["files"]) == 9  # the cover letter and eight patches

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -36,14 +37,14 @@ needs_quilt = pytest.mark.skipif(not shutil.which("quilt"), reason="quilt not in
 
 
 @pytest.fixture
-def tree(tmp_path):
+def tree(tmp_path: Path) -> Path:
     t = tmp_path / "tree"
     (t / "mm").mkdir(parents=True)
     (t / "mm/memcontrol.c").write_text(ORIG)
     return t
 
 
-def make_series(tmp_path, patches):
+def make_series(tmp_path: Path, patches: dict[str, str]) -> Path:
     p = tmp_path / "patches"
     p.mkdir(exist_ok=True)
     for name, text in patches.items():
@@ -52,25 +53,26 @@ def make_series(tmp_path, patches):
     return p
 
 
-def test_parse_real_quilt_failure(data):
+def test_parse_real_quilt_failure(data: Path) -> None:
     f = series.parse_push_failure((data / "quilt-push-fail.txt").read_text())
+    assert f is not None
     assert f.patch == "0002-bad.patch"
     assert f.files == ["mm/memcontrol.c"]
     assert f.hunks == ["mm/memcontrol.c: Hunk #1 FAILED at 5."]
     assert "0002-bad.patch does not apply: mm/memcontrol.c: Hunk #1" in f.describe()
 
 
-def test_parse_success_output_is_none():
+def test_parse_success_output_is_none() -> None:
     assert series.parse_push_failure("Applying patch a.patch\npatching file x\n") is None
 
 
-def test_series_names_ignore_comments(tmp_path):
+def test_series_names_ignore_comments(tmp_path: Path) -> None:
     p = make_series(tmp_path, {"a.patch": GOOD})
     (p / "series").write_text("# c\n\na.patch -p1 # trailing\n")
     assert series.series_names(p) == ["a.patch"]
 
 
-def test_series_lists_missing_patch(tmp_path):
+def test_series_lists_missing_patch(tmp_path: Path) -> None:
     p = make_series(tmp_path, {"a.patch": GOOD})
     (p / "series").write_text("a.patch\nmissing.patch\n")
     with pytest.raises(HarnessError, match="missing.patch"):
@@ -78,7 +80,7 @@ def test_series_lists_missing_patch(tmp_path):
 
 
 @needs_quilt
-def test_apply_is_idempotent_and_pop_restores(tmp_path, tree):
+def test_apply_is_idempotent_and_pop_restores(tmp_path: Path, tree: Path) -> None:
     p = make_series(tmp_path, {"0001-good.patch": GOOD})
     q = series.Quilt(tree, tmp_path / "q.log", patches=p)
     assert q.push_all() == "applied"
@@ -90,7 +92,7 @@ def test_apply_is_idempotent_and_pop_restores(tmp_path, tree):
 
 
 @needs_quilt
-def test_changed_series_is_repushed(tmp_path, tree):
+def test_changed_series_is_repushed(tmp_path: Path, tree: Path) -> None:
     p = make_series(tmp_path, {"0001-good.patch": GOOD})
     q = series.Quilt(tree, tmp_path / "q.log", patches=p)
     q.push_all()
@@ -101,7 +103,7 @@ def test_changed_series_is_repushed(tmp_path, tree):
 
 
 @needs_quilt
-def test_failing_patch_named_and_tree_left_clean(tmp_path, tree):
+def test_failing_patch_named_and_tree_left_clean(tmp_path: Path, tree: Path) -> None:
     p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-bad.patch": BAD})
     q = series.Quilt(tree, tmp_path / "q.log", patches=p)
     with pytest.raises(HarnessError) as ei:
@@ -114,7 +116,7 @@ def test_failing_patch_named_and_tree_left_clean(tmp_path, tree):
 
 
 @needs_quilt
-def test_fuzz_is_refused(tmp_path, tree):
+def test_fuzz_is_refused(tmp_path: Path, tree: Path) -> None:
     (tree / "mm/memcontrol.c").write_text(ORIG.replace("line3", "LINE-3"))
     p = make_series(tmp_path, {"0001-good.patch": GOOD})
     with pytest.raises(HarnessError, match="does not apply"):
@@ -122,7 +124,7 @@ def test_fuzz_is_refused(tmp_path, tree):
 
 
 @needs_quilt
-def test_empty_series(tmp_path, tree):
+def test_empty_series(tmp_path: Path, tree: Path) -> None:
     p = tmp_path / "patches"
     p.mkdir()
     (p / "series").write_text("# nothing yet\n")
@@ -144,7 +146,7 @@ Subject: [PATCH] second
 
 
 @needs_quilt
-def test_tree_first_pushed_from_another_checkout(tmp_path, tree):
+def test_tree_first_pushed_from_another_checkout(tmp_path: Path, tree: Path) -> None:
     """quilt remembers the first patches dir in .pc/.quilt_patches; a tree
     first pushed from another clone must still get this clone's series."""
     (tmp_path / "other").mkdir()
@@ -171,7 +173,7 @@ Subject: [PATCH] other file
 
 
 @needs_quilt
-def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path, tree):
+def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path: Path, tree: Path) -> None:
     """Only the changed patch and those above it are re-pushed: the files of
     the patches below keep their mtime, so nothing of theirs rebuilds."""
     import os
@@ -192,13 +194,13 @@ def test_changing_a_later_patch_leaves_earlier_ones_alone(tmp_path, tree):
     assert (tree / "mm/other.c").read_text() == "z\n"
 
 
-def test_series_files(tmp_path):
+def test_series_files(tmp_path: Path) -> None:
     p = make_series(tmp_path, {"0001-good.patch": GOOD, "0002-bad.patch": BAD})
     assert series.series_files(p) == ["mm/memcontrol.c"]
 
 
 @needs_quilt
-def test_pop_and_push_keep_the_mtime_of_unchanged_files(tmp_path, tree):
+def test_pop_and_push_keep_the_mtime_of_unchanged_files(tmp_path: Path, tree: Path) -> None:
     """What `check` does to the tree (pop all, push again) must not make
     the next build recompile: same content, same mtime."""
     import os
@@ -235,7 +237,7 @@ Subject: [PATCH] third
 
 
 @needs_quilt
-def test_a_tree_that_already_has_the_series_is_told_so(tmp_path, tree):
+def test_a_tree_that_already_has_the_series_is_told_so(tmp_path: Path, tree: Path) -> None:
     """A developer's tree with the series applied by git am: quilt's push
     fails, and the message says what to do instead of a bare failure."""
     from harness.errors import ChangeFailed

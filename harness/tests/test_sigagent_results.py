@@ -11,6 +11,7 @@ import json
 import re
 import statistics
 from pathlib import Path
+from typing import Any
 
 from harness.studies import experiment as ex
 from harness.studies import experiment_stats as st
@@ -19,14 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 KEPT = REPO / "selftests" / "results" / "experiment-s3-sigagent.json"
 
 
-def kept() -> tuple[dict, ex.Params]:
+def kept() -> tuple[dict[str, Any], ex.Params]:
     data = json.loads(KEPT.read_text())
     p = data["params"]
     params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
     return data, params
 
 
-def fmt(c: dict) -> str:
+def fmt(c: dict[str, Any]) -> str:
     lo, hi = c["ci"]
     return f"{round(c['median'] / 1e3):,} [{round(lo / 1e3):,}, {round(hi / 1e3):,}]"
 
@@ -36,7 +37,7 @@ def readme_rows(header: str = "| S3 arm | high, large | runs gain | lows, small 
     """The README table under `header`: {first cell: the other cells}."""
     text = (REPO / "docs" / "experiment.md").read_text()
     start = text.index(header)
-    rows = {}
+    rows: dict[str, list[str]] = {}
     for line in text[start:].splitlines()[2:]:
         if not line.startswith("|"):
             break
@@ -45,7 +46,7 @@ def readme_rows(header: str = "| S3 arm | high, large | runs gain | lows, small 
     return rows
 
 
-def test_the_readme_table_is_the_kept_runs():
+def test_the_readme_table_is_the_kept_runs() -> None:
     data, params = kept()
     runs, metrics = data["runs"], data["metrics"]
     assert len(runs) == 60 and {r["boot"] for r in runs} == {0, 1}
@@ -63,11 +64,12 @@ def test_the_readme_table_is_the_kept_runs():
         assert gain == gains.get(arm, "-"), (arm, "gain")
 
 
-def test_the_sigagent_write_times_in_the_text():
+def test_the_sigagent_write_times_in_the_text() -> None:
     data, _ = kept()
     text = (REPO / "docs" / "experiment.md").read_text()
     for arm in ("sigagent", "sigagent:nb"):
-        lat, dur = [], []
+        lat: list[float] = []
+        dur: list[float] = []
         for r in data["runs"]:
             if r["arm"] != arm:
                 continue
@@ -90,11 +92,11 @@ def test_the_sigagent_write_times_in_the_text():
     assert re.search(r"the sample decides 25 ms after", " ".join(text.split()))
 
 
-def test_the_cover_letters_quote_the_same_runs():
+def test_the_cover_letters_quote_the_same_runs() -> None:
     data, params = kept()
     s = {r["arm"]: r for r in st.summarize(data["runs"], data["metrics"], params)}
 
-    def high(arm):
+    def high(arm: str) -> str:
         return f"{round(s[arm]['phases']['large']['high']['median'] / 1e3):,}"
     for cover in (REPO / "patches" / "cover-letter.txt",
                   REPO / "patches" / "upstream" / "cover-letter.txt"):
@@ -105,7 +107,7 @@ def test_the_cover_letters_quote_the_same_runs():
         assert f"and {high('sigagent:nb')} with an O_NONBLOCK write" in text
 
 
-def test_the_s2_table_is_the_kept_runs():
+def test_the_s2_table_is_the_kept_runs() -> None:
     data = json.loads((KEPT.parent / "experiment-s2-sigagent.json").read_text())
     p = data["params"]
     params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})

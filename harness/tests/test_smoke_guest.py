@@ -1,11 +1,6 @@
 """harness/guest/smoke.py's reading of the kernel log (KUnit's KTAP)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guest"))
-
-import smoke  # noqa: E402
+from harness.guest import smoke
 
 LOG = """\
 [    0.9] Run /init as init process
@@ -29,7 +24,7 @@ LOG = """\
 """
 
 
-def test_kunit_suites_and_cases_from_the_kernel_log():
+def test_kunit_suites_and_cases_from_the_kernel_log() -> None:
     s = smoke.kunit_suites(LOG)
     assert set(s) == {"memcg_high_delay", "other"}
     m = s["memcg_high_delay"]
@@ -41,5 +36,5 @@ def test_kunit_suites_and_cases_from_the_kernel_log():
                           "ktap": s["other"]["ktap"]}
 
 
-def test_no_kunit_in_the_log():
+def test_no_kunit_in_the_log() -> None:
     assert smoke.kunit_suites("[    0.1] Linux version 7.3.4\n") == {}

@@ -7,7 +7,7 @@ from harness import source
 from harness.errors import HarnessError
 
 
-def fake_tree(root, version=("7", "3", "4", "")):
+def fake_tree(root: Path, version: tuple[str, str, str, str] = ("7", "3", "4", "")) -> Path:
     for d in ("mm", "arch/x86", "scripts/kconfig"):
         (root / d).mkdir(parents=True, exist_ok=True)
     v, p, s, e = version
@@ -19,23 +19,23 @@ def fake_tree(root, version=("7", "3", "4", "")):
     return root
 
 
-def test_makefile_version(tmp_path):
+def test_makefile_version(tmp_path: Path) -> None:
     assert source.makefile_version(fake_tree(tmp_path)) == "7.3.4"
     assert source.makefile_version(fake_tree(tmp_path, ("7", "3", "0", "-rc7"))) == "7.3-rc7"
 
 
-def test_user_tree_ok(tmp_path):
+def test_user_tree_ok(tmp_path: Path) -> None:
     info = source.user_tree(fake_tree(tmp_path))
     assert info.origin == "user-tree" and info.kernelversion == "7.3.4"
     assert "Linux 7.3.4 at" in info.label()
 
 
-def test_not_a_directory(tmp_path):
+def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no such directory"):
         source.user_tree(tmp_path / "nope")
 
 
-def test_not_a_kernel_tree(tmp_path):
+def test_not_a_kernel_tree(tmp_path: Path) -> None:
     (tmp_path / "Makefile").write_text("all:\n")
     with pytest.raises(HarnessError) as ei:
         source.user_tree(tmp_path)
@@ -43,7 +43,7 @@ def test_not_a_kernel_tree(tmp_path):
     assert "mm/memcontrol.c" in str(ei.value)
 
 
-def test_private_apt_config_never_uses_system_lists(tmp_path):
+def test_private_apt_config_never_uses_system_lists(tmp_path: Path) -> None:
     source.write_apt_config()
     opts = " ".join(source.apt_options())
     assert "/etc/apt" not in opts
@@ -55,12 +55,12 @@ def test_private_apt_config_never_uses_system_lists(tmp_path):
     assert text.count("signed-by=/usr/share/keyrings/debian-archive-keyring.gpg") == 3
 
 
-def test_resolve_without_tree_and_no_fetch(tmp_path):
+def test_resolve_without_tree_and_no_fetch(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no kernel tree yet"):
         source.resolve(None, tmp_path / "log", fetch=False)
 
 
-def test_tree_with_version_but_missing_parts(tmp_path):
+def test_tree_with_version_but_missing_parts(tmp_path: Path) -> None:
     fake_tree(tmp_path)
     (tmp_path / "mm/memcontrol.c").unlink()
     with pytest.raises(HarnessError, match="missing: mm/memcontrol.c"):
@@ -68,7 +68,7 @@ def test_tree_with_version_but_missing_parts(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg (Debian)")
-def test_newest_deb_by_dpkg_version_order(tmp_path, monkeypatch):
+def test_newest_deb_by_dpkg_version_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A string sort picks 7.3.9 over 7.3.10, and the backport over the
     Debian revision it backports: dpkg's order picks the right one."""
     monkeypatch.setattr(source, "apt_dir", lambda: tmp_path)

@@ -1,15 +1,17 @@
+from pathlib import Path
+
 from harness import splat
 
 
-def kinds(text):
+def kinds(text: str) -> list[str]:
     return [s.kind for s in splat.scan(text)]
 
 
-def test_clean_console_has_no_splat(data):
+def test_clean_console_has_no_splat(data: Path) -> None:
     assert splat.scan((data / "console-clean.log").read_text()) == []
 
 
-def test_warning_with_excerpt(data):
+def test_warning_with_excerpt(data: Path) -> None:
     found = splat.scan((data / "console-warning.log").read_text())
     assert [s.kind for s in found] == ["warning"]
     s = found[0]
@@ -19,34 +21,34 @@ def test_warning_with_excerpt(data):
     assert "HARNESS-RC" not in s.excerpt
 
 
-def test_lockdep(data):
+def test_lockdep(data: Path) -> None:
     assert kinds((data / "console-lockdep.log").read_text()) == ["lockdep"]
 
 
-def test_rcu_usage_and_stall(data):
+def test_rcu_usage_and_stall(data: Path) -> None:
     assert kinds((data / "console-rcu.log").read_text()) == ["rcu", "rcu-stall"]
 
 
-def test_soft_lockup_and_hung_task(data):
+def test_soft_lockup_and_hung_task(data: Path) -> None:
     assert kinds((data / "console-lockups.log").read_text()) == ["soft-lockup", "hung-task"]
 
 
-def test_oops_and_panic(data):
+def test_oops_and_panic(data: Path) -> None:
     found = kinds((data / "console-oops.log").read_text())
     assert found == ["bug", "oops", "panic"]
 
 
-def test_kasan_and_ubsan_reported_separately(data):
+def test_kasan_and_ubsan_reported_separately(data: Path) -> None:
     assert kinds((data / "console-kasan-ubsan.log").read_text()) == ["kasan", "ubsan"]
 
 
-def test_prefix_stripping():
+def test_prefix_stripping() -> None:
     assert splat.strip_prefix("[   1.000000] [    T1] BUG: x") == "BUG: x"
     assert splat.classify("[ 2.0] kernel BUG at mm/memcontrol.c:10!") == "bug"
     assert splat.classify("stress-ng: warn: [1] WARNING: not kernel") is None
 
 
-def test_host_lines_before_the_banner_are_not_splats():
+def test_host_lines_before_the_banner_are_not_splats() -> None:
     log = ("WARNING: Image format was not specified for 'disk.img' and probing guessed raw.\n"
            "Linux version 7.3.4 (harness@memcg-bpf)\n"
            "random: crng init done\n")
@@ -54,7 +56,7 @@ def test_host_lines_before_the_banner_are_not_splats():
     assert splat.scan(log + "WARNING: CPU: 0 PID: 1 at mm/memcontrol.c:1 f+0x1/0x2\n")
 
 
-def test_user_space_lines_are_not_kernel_splats(data):
+def test_user_space_lines_are_not_kernel_splats(data: Path) -> None:
     """A real console (2026-12-07, printk.time=1): the guest command printed
     "WARNING: ..." and "BUG: ..." lines; they carry no printk timestamp,
     while every kernel line after the early boot does. No splat."""
@@ -63,7 +65,7 @@ def test_user_space_lines_are_not_kernel_splats(data):
     assert splat.scan(log) == []
 
 
-def test_a_kernel_warning_in_a_stamped_console_is_still_found(data):
+def test_a_kernel_warning_in_a_stamped_console_is_still_found(data: Path) -> None:
     """The same console with a kernel WARNING (timestamped, as the kernel
     prints it) among the guest command's lines: found, with its excerpt."""
     log = (data / "console-userspace-warning.log").read_text().splitlines()
@@ -74,7 +76,7 @@ def test_a_kernel_warning_in_a_stamped_console_is_still_found(data):
     assert "mm/memcontrol.c" in found[0].text and "end trace" in found[0].excerpt
 
 
-def test_early_boot_lines_before_the_stamps_count(data):
+def test_early_boot_lines_before_the_stamps_count(data: Path) -> None:
     """Before printk.time=1 takes effect, nothing but the kernel writes:
     a splat there is found although it has no timestamp."""
     log = (data / "console-userspace-warning.log").read_text().splitlines()

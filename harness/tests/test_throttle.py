@@ -4,7 +4,9 @@ statistics, table, plot, parsing of the guest's output."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,38 +17,39 @@ from harness.studies import throttle_report as thr
 DATA = Path(__file__).parent / "data"
 
 
-def test_stress_ng_rate_real_yaml():
+def test_stress_ng_rate_real_yaml() -> None:
     # stress-ng 0.19.02's --yaml output (its build-info section is not YAML)
     rate = th.stress_ng_rate((DATA / "stress-ng-0.19.02.yaml").read_text())
     assert rate == pytest.approx(86029.313208)
 
 
-def test_stress_ng_rate_without_vm_metrics():
+def test_stress_ng_rate_without_vm_metrics() -> None:
     with pytest.raises(HarnessError):
         th.stress_ng_rate("---\nmetrics:\n    - stressor: cpu\n      bogo-ops: 1\n")
 
 
-def sample(t, scan, events, some=0, high_cur=0, low_cur=0):
+def sample(t: float, scan: int, events: int, some: int = 0, high_cur: int = 0,
+           low_cur: int = 0) -> dict[str, Any]:
     return {"t": t, "high": {"pgscan": scan, "high_events": 0, "pressure": {},
                              "current": high_cur, "swap": 0},
             "low": {"pgscan": 0, "high_events": events, "pressure": {"some": some},
                     "current": low_cur, "swap": 0}}
 
 
-def test_onset_delay():
+def test_onset_delay() -> None:
     s = [sample(0.0, 5, 2), sample(0.1, 5, 2), sample(0.2, 9, 2), sample(0.5, 20, 3)]
     assert th.onset_delay(s) == pytest.approx(0.3)
     assert th.onset_delay([sample(0.0, 5, 2), sample(0.1, 5, 2)]) is None  # no scans
     assert th.onset_delay([]) is None
 
 
-def yaml_for(rate):
+def yaml_for(rate: float) -> str:
     return ("---\nsystem-info:\n      cpus: 2\n\nmetrics:\n    - stressor: vm\n"
             f"      bogo-ops: 10\n      bogo-ops-per-second-real-time: {rate}\n\n...\n")
 
 
-def write_guest_output(d: Path, runs: list[tuple[str, int, dict]]):
-    recs = []
+def write_guest_output(d: Path, runs: Sequence[tuple[str, int, Mapping[str, float]]]) -> None:
+    recs: list[dict[str, Any]] = []
     for name, rep, rates in runs:
         sides = list(rates)
         for side, rate in rates.items():
@@ -59,8 +62,8 @@ def write_guest_output(d: Path, runs: list[tuple[str, int, dict]]):
     (d / "runs.json").write_text(json.dumps({"env": {"nproc": 2}, "runs": recs}))
 
 
-def test_parse_summarize_table_plot(tmp_path):
-    runs = []
+def test_parse_summarize_table_plot(tmp_path: Path) -> None:
+    runs: list[tuple[str, int, dict[str, float]]] = []
     for rep in range(3):
         runs += [("high_alone", rep, {"high": 100 + rep}),
                  ("low_alone", rep, {"low": 90 + rep}),
@@ -82,7 +85,7 @@ def test_parse_summarize_table_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_failed_stressor_and_policy_are_errors(tmp_path):
+def test_failed_stressor_and_policy_are_errors(tmp_path: Path) -> None:
     write_guest_output(tmp_path, [("both_none", 0, {"high": 1.0, "low": 1.0})])
     data = json.loads((tmp_path / "runs.json").read_text())
     data["runs"][0]["rc"]["low"] = 1
@@ -105,7 +108,7 @@ memcg: detached; triggered 2 time(s), first at 105.250 s (CLOCK_MONOTONIC), 77 c
 """
 
 
-def test_policy_periods():
+def test_policy_periods() -> None:
     periods, total = th.policy_periods(POLICY_LOG, t0=100.0)
     assert periods == [[5.25, 7.9], [8.125, None]] and total == 2
     assert th.policy_periods("memcg: attached ...\n", 0.0) == ([], None)  # killed, no summary
@@ -115,7 +118,7 @@ def test_policy_periods():
         == ([], 0)
 
 
-def test_helped_classification_and_every_run(tmp_path):
+def test_helped_classification_and_every_run(tmp_path: Path) -> None:
     runs = [("both_none", 0, {"high": 500, "low": 500}),
             ("both_none", 1, {"high": 610, "low": 490}),
             ("both_policy", 0, {"high": 4000, "low": 400}),
@@ -133,7 +136,7 @@ def test_helped_classification_and_every_run(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_params_validate():
+def test_params_validate() -> None:
     th.Params(scenarios=list(th.SHORT_SCENARIOS)).validate()
     with pytest.raises(HarnessError):
         th.Params(scenarios=["both_magic"]).validate()
@@ -146,7 +149,10 @@ def test_params_validate():
     assert p.timeout_s() == p.estimate_s() * 2 + 300 + 2 * (150 + 8 + 40 + 2)
 
 
-def detach_run(trigger=5.0, detached=12.0, low_cur=None, events=None, nr=1, end=None):
+def detach_run(trigger: float | None = 5.0, detached: float = 12.0,
+               low_cur: Callable[[float], int] | None = None,
+               events: Callable[[float], int] | None = None, nr: int | None = 1,
+               end: float | None = None) -> th.Run:
     """A policy_detach Run: 20 s of 100 ms samples; low_cur(t) and events(t)
     give low's memory.current (MiB) and memory.high events; the policy
     triggered at `trigger` until `end`, detached at `detached`."""
@@ -160,7 +166,7 @@ def detach_run(trigger=5.0, detached=12.0, low_cur=None, events=None, nr=1, end=
                   detached_s=detached, detach_sent_s=detached - 0.05)
 
 
-def test_mechanism_detach_passes_and_each_broken_part_fails():
+def test_mechanism_detach_passes_and_each_broken_part_fails() -> None:
     assert th.mechanism_failures(detach_run()) == []
     # the hook returning 0: triggered, but low neither gets events nor shrinks
     broken = th.mechanism_failures(detach_run(low_cur=lambda t: 200, events=lambda t: 0))
@@ -188,14 +194,15 @@ def test_mechanism_detach_passes_and_each_broken_part_fails():
     assert th.mechanism_failures(th.Run("policy_detach", 0, {}, error="boom")) == ["boom"]
 
 
-def idle_run(scanned=1500, triggers=(), nr=0, events=0, reached=3.0):
+def idle_run(scanned: int = 1500, triggers: Sequence[list[float | None]] = (), nr: int = 0,
+             events: int = 0, reached: float | None = 3.0) -> th.Run:
     samples = [sample(i / 10, scanned * i // 199, events * i // 199) for i in range(200)]
     return th.Run("idle_policy", 0, {}, samples=samples, triggers=list(triggers),
                   nr_triggers=nr, low_high_events=events,
                   reached={"high_scanned_s": reached})
 
 
-def test_mechanism_idle():
+def test_mechanism_idle() -> None:
     assert th.mechanism_failures(idle_run()) == []
     # a trigger that counts anyone's scans of high's pages fires here
     f = th.mechanism_failures(idle_run(triggers=[[6.0, 9.0]], nr=1, events=40))
@@ -205,10 +212,10 @@ def test_mechanism_idle():
     assert "shows nothing" in th.mechanism_failures(idle_run(reached=None))[0]
 
 
-def test_mechanism_detach_low_dips_before_it_grows_again():
+def test_mechanism_detach_low_dips_before_it_grows_again() -> None:
     # seen in a real run: global reclaim went on taking low's pages for 3 s
     # after the detach (high still faulting its pages back in), then low grew
-    def cur(t):
+    def cur(t: float) -> int:
         return 200 if t < 8 else 140 if t < 12.5 else 83 if t < 15 else 141
     assert th.mechanism_failures(detach_run(low_cur=cur)) == []
     # the samples after the guest stopped the stressors (at 19 s) show the

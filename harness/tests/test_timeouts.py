@@ -1,8 +1,12 @@
 """Every subprocess the harness runs has a timeout: a hung tool (git, apt,
 b4, a guest helper) ends the run with an error instead of hanging a CI job
 until its own limit kills everything without a report."""
+import argparse
 import ast
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 HARNESS = Path(__file__).resolve().parents[1]
 CALLS = {"run", "check_output", "check_call", "call"}
@@ -10,7 +14,7 @@ CALLS = {"run", "check_output", "check_call", "call"}
 
 def calls_without_timeout(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
-    out = []
+    out: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -26,13 +30,13 @@ def calls_without_timeout(path: Path) -> list[str]:
     return out
 
 
-def test_every_subprocess_call_has_a_timeout():
+def test_every_subprocess_call_has_a_timeout() -> None:
     missing = [m for p in sorted(HARNESS.rglob("*.py")) if "tests" not in p.parts
                for m in calls_without_timeout(p)]
     assert not missing, "no timeout:\n" + "\n".join(missing)
 
 
-def test_the_check_sees_a_call_without_timeout(tmp_path):
+def test_the_check_sees_a_call_without_timeout(tmp_path: Path) -> None:
     f = HARNESS / "tests" / "data" / "_timeouts_probe.py"
     f.write_text("import subprocess\nsubprocess.run(['true'])\np.wait()\n"
                  "subprocess.run(['true'], timeout=5)\n")
@@ -43,26 +47,26 @@ def test_the_check_sees_a_call_without_timeout(tmp_path):
         f.unlink()
 
 
-def test_a_timeout_is_a_clear_error(monkeypatch, capsys):
+def test_a_timeout_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     import subprocess
 
     from harness import cli
 
-    def hang(args):
+    def hang(args: argparse.Namespace) -> NoReturn:
         raise subprocess.TimeoutExpired(["git", "-C", "/t", "describe"], 600)
     monkeypatch.setattr(cli, "cmd_doctor", hang)
     assert cli.main(["doctor"]) == 2
     assert "git -C /t describe did not finish within 600 s" in capsys.readouterr().err
 
 
-def test_a_suite_that_overruns_gets_sigterm_to_clean_up(tmp_path, monkeypatch):
+def test_a_suite_that_overruns_gets_sigterm_to_clean_up(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """run_suite passes SIGTERM on (as it does for our own SIGTERM or
     Ctrl-C): the suite's conftest turns it into KeyboardInterrupt, which
     kills the VM it runs, instead of leaving QEMU behind."""
     import subprocess
     import sys
-
-    import pytest
 
     from harness import pipeline
     flag = tmp_path / "got-term"

@@ -24,13 +24,14 @@ needs_quilt = pytest.mark.skipif(not shutil.which("quilt"), reason="quilt not in
 
 UP = series.UPSTREAM
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+Hunk = tuple[int, list[str], list[str], list[str]]  # a hunk, as parse() returns it
 
 
-def parse(patch: Path) -> dict[str, list[tuple[int, list[str], list[str], list[str]]]]:
+def parse(patch: Path) -> dict[str, list[Hunk]]:
     """{file: [(old start, old side, added lines, new side)]} of a patch."""
-    files: dict[str, list] = {}
-    cur = None
-    hunk: tuple[int, list[str], list[str], list[str]] | None = None
+    files: dict[str, list[Hunk]] = {}
+    cur: list[Hunk] | None = None
+    hunk: Hunk | None = None
     body = patch.read_text().split("\n---\n", 1)[1]
     for line in body.splitlines():
         if line.startswith("+++ b/"):
@@ -93,14 +94,14 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_upstream_series_lists_eight_patches_that_exist():
+def test_upstream_series_lists_eight_patches_that_exist() -> None:
     names = series.series_names(UP)
     assert len(names) == 8
     assert (UP / "cover-letter.txt").is_file()
 
 
 @needs_quilt
-def test_upstream_part_applies_to_its_preimage_and_the_tree_is_only_read(tmp_path):
+def test_upstream_part_applies_to_its_preimage_and_the_tree_is_only_read(tmp_path: Path) -> None:
     tree = preimage_tree(tmp_path / "tree")
     before = snapshot(tree)
     res = series.check_apply(tree, tmp_path / "check-apply.log")
@@ -111,7 +112,7 @@ def test_upstream_part_applies_to_its_preimage_and_the_tree_is_only_read(tmp_pat
 
 
 @needs_quilt
-def test_a_changed_context_line_is_named(tmp_path):
+def test_a_changed_context_line_is_named(tmp_path: Path) -> None:
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "mm" / "memcontrol.c"
     text = p.read_text()
@@ -130,7 +131,7 @@ def test_a_changed_context_line_is_named(tmp_path):
 
 
 @needs_quilt
-def test_the_73_context_is_refused(tmp_path):
+def test_the_73_context_is_refused(tmp_path: Path) -> None:
     """The part is not the 7.3 series: 7.3's enum has no CGROUP_TCP_SOCK_OPS."""
     tree = preimage_tree(tmp_path / "tree")
     p = tree / "include" / "linux" / "bpf-cgroup-defs.h"
@@ -140,7 +141,7 @@ def test_the_73_context_is_refused(tmp_path):
         series.check_apply(tree, tmp_path / "check-apply.log")
 
 
-def test_not_a_tree_is_an_error(tmp_path):
+def test_not_a_tree_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no such directory"):
         series.check_apply(tmp_path / "nope", tmp_path / "log")
     (tmp_path / "empty").mkdir()
@@ -201,7 +202,7 @@ def added_lines(p: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("up", sorted(PAIRS))
-def test_upstream_part_adds_the_tested_code(up):
+def test_upstream_part_adds_the_tested_code(up: int) -> None:
     upn = series.series_names(UP)[up - 1]
     ours = series.series_names(paths.REPO / "patches")[PAIRS[up] - 1]
     assert upn.split("-", 1)[1] == ours.split("-", 1)[1], "same subject"
@@ -213,7 +214,7 @@ def test_upstream_part_adds_the_tested_code(up):
             assert set(a[i1:i2]) <= allowed_ours, (op, a[i1:i2], b[j1:j2])
             assert set(b[j1:j2]) <= allowed_up, (op, a[i1:i2], b[j1:j2])
 
-def test_upstream_messages_do_not_speak_of_the_73_backport():
+def test_upstream_messages_do_not_speak_of_the_73_backport() -> None:
     for name in series.series_names(UP):
         head = (UP / name).read_text().split("\n---\n", 1)[0]
         for word in ("7.3", "prerequisite", "CGROUP_BPF_TESTMOD_OPS", "bpf_testmod"):
