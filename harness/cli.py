@@ -447,7 +447,7 @@ def finish(pl: Pipeline, extra: dict[str, Any] | None = None, verb: str | None =
     print()
     print(stage_table(pl.records))
     extra = dict(extra or {})
-    extra["reproducer"] = reproducer(pl)
+    extra["reproducer"] = reproducer(pl.records, pl.opts, pl.known_build_dir())
     report = write_json(pl.opts.out, pl.records, extra)
     print(f"\nreport: {report}")
     return verdict(pl.records, error)

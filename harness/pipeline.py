@@ -40,6 +40,7 @@ class Pipeline:
         self.verdicts: list[results.Verdict] = []  # of the last selftests() run
         self._src: source.SourceInfo | None = None
         self._tc: toolchain.Toolchain | None = None
+        self._vm_versions: dict[str, str] | None = None
 
     def stage(self, name: str) -> Stage:
         """A stage of this run: `with pl.stage("x") as rec:` times it and
@@ -62,6 +63,13 @@ class Pipeline:
     def tree(self) -> Path:
         return Path(self.source().tree)
 
+    def known_build_dir(self) -> Path | None:
+        """The build directory if this run knows it without a stage (given,
+        or its tree resolved already), else None."""
+        if self.opts.build_dir or self._src is not None:
+            return self.build_dir
+        return None
+
     @property
     def build_dir(self) -> Path:
         if self.opts.build_dir:
@@ -76,8 +84,9 @@ class Pipeline:
                 rec.summary = (f"{self._tc.kind}" + (f" {self._tc.root}" if self._tc.root else ""))
                 pahole = toolchain.tool_version(["pahole", "--version"], self._tc.root)
                 gcc = toolchain.tool_version(["gcc", "--version"], self._tc.root)
+                clang = toolchain.tool_version([toolchain.CLANG, "--version"], self._tc.root)
                 rec.details = {"kind": self._tc.kind, "root": str(self._tc.root),
-                               "pahole": pahole, "gcc": gcc}
+                               "pahole": pahole, "gcc": gcc, "clang": clang}
                 rec.summary += f" (gcc: {gcc}; pahole {pahole})"
         return self._tc
 
@@ -424,8 +433,11 @@ class Pipeline:
                                append=list(self.opts.kernel_args),
                                qemu_opts=list(qemu_opts or []))
             res = vm.boot(req, self.opts.logs)
+            if self._vm_versions is None:
+                self._vm_versions = vm.tool_versions()
             rec.log = str(res.console)
-            rec.details = res.to_dict() | {"warning": warning, "kernel": str(kernel),
+            rec.details = res.to_dict() | self._vm_versions | {
+                                           "warning": warning, "kernel": str(kernel),
                                            "cmdline": " ".join(vm.KERNEL_ARGS + req.append),
                                            "qemu_opts": req.qemu_opts}
             problem = res.problem()

@@ -11,12 +11,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import paths, toolchain, vm
-from harness.errors import HarnessError
+from harness import paths
 from harness.record import StageRecord
 
 if TYPE_CHECKING:
-    from harness.pipeline import Pipeline
+    from harness.options import Options
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
@@ -64,10 +63,12 @@ def overall(records: list[StageRecord]) -> str:
     return "PASS"
 
 
-def reproducer(pl: Pipeline) -> dict[str, Any]:
+def reproducer(records: list[StageRecord], opts: Options, build: Path | None
+               ) -> dict[str, Any]:
     """What it takes to reproduce this run, for report.json: the command
-    line, the tools' versions, the kernel config's hash, free disk.
-    Best effort: what is not known (no toolchain or build yet) is null."""
+    line, the tools' versions, the kernel config's hash, free disk. From
+    the records alone: the toolchain stage asked gcc, clang and pahole, a
+    boot stage QEMU and vng; what no stage recorded is null."""
     def free(p: Path | None) -> dict[str, str | float] | None:
         while p is not None and not p.exists():
             p = p.parent if p != p.parent else None
@@ -75,36 +76,26 @@ def reproducer(pl: Pipeline) -> dict[str, Any]:
             return None
         u = shutil.disk_usage(p)
         return {"path": str(p), "free_gib": round(u.free / 2**30, 1)}
-    try:
-        vng = vm.vng_path()
-    except HarnessError:
-        vng = None
-    tc = pl._tc
-    root = tc.root if tc else None
-    tcinfo = next((r.details for r in pl.records if r.stage == "toolchain"), {})
-    build = None
-    if pl._src is not None:
-        build = pl.build_dir
+    tc = next((r.details for r in records if r.stage == "toolchain" and r.details), {})
+    booted = [r.details for r in records if r.details and "vng" in r.details]
+    boot = booted[-1] if booted else {}
     dot = build / ".config" if build else None
     return {
         "argv": sys.argv,
         "cwd": os.getcwd(),
-        "unpatched": pl.opts.unpatched,
-        "series": pl.opts.series,
+        "unpatched": opts.unpatched,
+        "series": opts.series,
         "versions": {
             "python": sys.version.split()[0],
-            "vng": vm.tool_version([vng, "--version"]) if vng else None,
-            "qemu": vm.tool_version([shutil.which("qemu-system-x86_64") or
-                                     "qemu-system-x86_64", "--version"]) or None,
-            # the toolchain stage asked gcc and pahole already
-            "gcc": tcinfo.get("gcc") if tc else None,
-            "clang": toolchain.tool_version([toolchain.CLANG, "--version"], root)
-            if tc else None,
-            "pahole": tcinfo.get("pahole") if tc else None,
-            "toolchain": f"{tc.kind} {root}" if tc else None,
+            "vng": boot.get("vng") or None,
+            "qemu": boot.get("qemu") or None,
+            "gcc": tc.get("gcc"),
+            "clang": tc.get("clang"),
+            "pahole": tc.get("pahole"),
+            "toolchain": f"{tc['kind']} {tc['root']}" if tc else None,
         },
         "kernel_config_sha256": paths.file_sha256(dot) if dot and dot.exists() else None,
         "build_dir": str(build) if build else None,
-        "free_disk": {"out": free(pl.opts.out), "cache": free(paths.cache_root()),
+        "free_disk": {"out": free(opts.out), "cache": free(paths.cache_root()),
                       "build": free(build)},
     }

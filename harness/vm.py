@@ -244,16 +244,22 @@ def tool_version(argv: list[str]) -> str:
     return (r.stdout.strip().splitlines() or [""])[0]
 
 
-def probe_key() -> str:
-    """What a cached KVM verdict depends on: the host kernel, QEMU's and
-    vng's versions (a new QEMU or vng is probed again)."""
+def tool_versions() -> dict[str, str]:
+    """QEMU's and vng's versions: the first lines of their --version, ""
+    where one cannot be run."""
     qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
     try:
         vng = vng_path()
     except HarnessError:
         vng = "vng"
-    return paths.short_hash(os.uname().release, os.uname().version,
-                            tool_version([qemu, "--version"]), tool_version([vng, "--version"]))
+    return {"qemu": tool_version([qemu, "--version"]), "vng": tool_version([vng, "--version"])}
+
+
+def probe_key() -> str:
+    """What a cached KVM verdict depends on: the host kernel, QEMU's and
+    vng's versions (a new QEMU or vng is probed again)."""
+    v = tool_versions()
+    return paths.short_hash(os.uname().release, os.uname().version, v["qemu"], v["vng"])
 
 
 def probe_cache() -> Path:

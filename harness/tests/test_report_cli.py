@@ -174,14 +174,37 @@ def test_report_json_has_reproducer_metadata(tmp_path: Path,
     (b / ".config").write_text("CONFIG_MEMCG=y\n")
     pl = Pipeline(Options(out=tmp_path / "out", build_dir=b))
     pl._src = source.SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
+    from harness.record import StageRecord
+    pl.records += [
+        StageRecord(stage="toolchain", details={"kind": "buildroot", "root": "/r",
+                                                "gcc": "gcc 14.2", "pahole": "v1.29",
+                                                "clang": "clang 19.1"}),
+        StageRecord(stage="vm", details={"qemu": "QEMU 7.2", "vng": "virtme-ng 1.38"})]
     monkeypatch.setattr("sys.argv", ["harness", "build", "--jobs", "3"])
+
+    def no_tools(*a: object, **k: object) -> None:
+        raise AssertionError(f"the report ran a tool: {a}")
+    monkeypatch.setattr("subprocess.run", no_tools)
+    monkeypatch.setattr("subprocess.Popen", no_tools)
     cli.finish(pl, {"x": 1})
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     r = data["reproducer"]
     assert r["argv"] == ["harness", "build", "--jobs", "3"] and data["x"] == 1
     assert r["kernel_config_sha256"] == hashlib.sha256(b"CONFIG_MEMCG=y\n").hexdigest()
-    assert set(r["versions"]) >= {"vng", "qemu", "gcc", "clang", "pahole"}
+    assert r["versions"] | {"python": None} == {
+        "python": None, "gcc": "gcc 14.2", "pahole": "v1.29", "clang": "clang 19.1",
+        "qemu": "QEMU 7.2", "vng": "virtme-ng 1.38", "toolchain": "buildroot /r"}
     assert r["free_disk"]["build"]["free_gib"] > 0
+
+
+def test_the_reproducer_without_stages_is_null_not_probed(tmp_path: Path) -> None:
+    """Before any stage ran, the versions are unknown: null, not asked."""
+    from harness.options import Options
+    from harness.report import reproducer
+    r = reproducer([], Options(out=tmp_path), None)
+    assert {k: v for k, v in r["versions"].items() if k != "python"} == dict.fromkeys(
+        ("vng", "qemu", "gcc", "clang", "pahole", "toolchain"))
+    assert r["build_dir"] is None and r["kernel_config_sha256"] is None
 
 
 @pytest.mark.parametrize("exc,code,status", [
