@@ -37,7 +37,7 @@ from harness.errors import HarnessError
 from harness.record import FAIL, PASS, SKIP
 
 if TYPE_CHECKING:
-    from harness.pipeline import Pipeline
+    from harness import toolchain
 
 EXTRA = kbuild.FRAGMENTS / "extra"
 EXCEPTIONS = series.PATCHES / "checkpatch.exceptions"
@@ -157,9 +157,16 @@ def new_warnings(before: dict[str, list[str]], after: dict[str, list[str]]) -> d
 
 
 class SeriesCheck:
-    def __init__(self, pipeline: Pipeline, *, prefixes: bool = True, configs: bool = True,
+    def __init__(self, tree: Path, tc: toolchain.Toolchain, logs: Path,
+                 fragments: list[Path], *, prefixes: bool = True, configs: bool = True,
                  quick: bool = False):
-        self.pl = pipeline
+        """The checks of the series applied in `tree` (a quilt tree), built
+        with `tc`, logs under `logs`, the kernel config from `fragments`
+        (as Options.fragments: the extra ones on top of kernel-config/)."""
+        self.tree = tree
+        self.tc = tc
+        self.logs = logs
+        self.fragments = fragments
         self.prefixes = prefixes
         self.configs = configs
         self.quick = quick
@@ -168,12 +175,12 @@ class SeriesCheck:
         self.libbpf = False
 
     def _build_dir(self, suffix: str) -> Path:
-        base = kbuild.default_build_dir(self.pl.tree)
+        base = kbuild.default_build_dir(self.tree)
         return base.parent / f"check-{base.name}-{suffix}{'-quick' if self.quick else ''}"
 
     def _kb(self, suffix: str) -> kbuild.KernelBuild:
-        return kbuild.KernelBuild(tree=self.pl.tree, build=self._build_dir(suffix),
-                                  toolchain=self.pl.toolchain(), log_dir=self.pl.opts.logs)
+        return kbuild.KernelBuild(tree=self.tree, build=self._build_dir(suffix),
+                                  toolchain=self.tc, log_dir=self.logs)
 
     def checkpatch(self, names: list[str], patches: Path = series.PATCHES,
                    label: str = "") -> None:
@@ -181,7 +188,7 @@ class SeriesCheck:
         the series directory's checkpatch.exceptions; `label` prefixes the
         item names of another series (upstream/: the memcg part rebased on
         upstream)."""
-        script = self.pl.tree / "scripts" / "checkpatch.pl"
+        script = self.tree / "scripts" / "checkpatch.pl"
         exceptions = load_exceptions(patches / "checkpatch.exceptions")
         for n in names:
             r = subprocess.run(["perl", str(script), "--strict", "--no-signoff", "--terse",
@@ -223,7 +230,7 @@ class SeriesCheck:
                                    {"error": str(e)}))
 
     def _w1(self, kb: kbuild.KernelBuild, files: list[str], label: str) -> dict[str, list[str]]:
-        objs = [f[:-2] + ".o" for f in files if (self.pl.tree / f).exists()]
+        objs = [f[:-2] + ".o" for f in files if (self.tree / f).exists()]
         if not objs:
             return {}
         log_name = f"check-w1-{label}.log"
@@ -231,7 +238,7 @@ class SeriesCheck:
             kb.build_kernel(targets=objs, extra=["W=1"], log_name=log_name)
         except HarnessError:
             pass  # the prefix build reports compile failures
-        return warnings_by_file((self.pl.opts.logs / log_name).read_text(errors="replace"),
+        return warnings_by_file((self.logs / log_name).read_text(errors="replace"),
                                 files)
 
     def run(self) -> list[Item]:
@@ -243,13 +250,13 @@ class SeriesCheck:
         up = series.series_names(series.UPSTREAM)
         if up:
             self.checkpatch(up, series.UPSTREAM, "upstream/")
-        frags = kbuild.default_fragments(self.pl.opts.fragments)
-        q = series.Quilt(self.pl.tree, self.pl.opts.logs / "series.log")
+        frags = kbuild.default_fragments(self.fragments)
+        q = series.Quilt(self.tree, self.logs / "series.log")
         texts = [(series.PATCHES / n).read_text(errors="replace") for n in names]
         files = touched_c_files(texts)
         self.dirs = touched_dirs(files)
         self.libbpf = touches_libbpf(texts)
-        with series.keep_mtimes(self.pl.tree, series.series_files()):
+        with series.keep_mtimes(self.tree, series.series_files()):
             self._prefixes_and_configs(q, names, frags, files)
         return self.items
 

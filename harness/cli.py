@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from harness import host, paths, send
 from harness.errors import ChangeFailed, HarnessError
 from harness.options import OPTION_NAMES, Options
-from harness.pipeline import Pipeline
+from harness.pipeline import PLANS, Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
 from harness.report import reproducer, stage_table, table, write_json
 from harness.results import PEER_TESTS, SERIES_TESTS
@@ -392,16 +392,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if (missing or bad) else 0
 
 
-# The stages each verb runs, in order: a run that stops early records the
-# ones it did not reach as SKIP.
-PREPARE = ["source", "toolchain", "series", "config", "build", "guest-tools",
-           "selftests-build"]
-PLAN = {"config": ["source", "series", "config"], "build": PREPARE,
-        "test": [*PREPARE, "selftests", "selftests-results"],
-        "run": [*PREPARE, "pytest-selftests", "throttle", "throttle-results"],
-        "throttle": [*PREPARE, "throttle", "throttle-results"]}
-
-
 def verdict(records: list[StageRecord], error: BaseException | None = None) -> int:
     """The exit status: 0 PASS; 1 FAIL, the change under test failed (a
     patch does not apply, something does not compile, a test fails); 2
@@ -436,9 +426,9 @@ def finish(pl: Pipeline, extra: dict[str, Any] | None = None, verb: str | None =
         rec = error_record(error, log)
         rec.write(pl.opts.out)
         pl.records.append(rec)
-    if error is not None and verb in PLAN:
+    if error is not None and verb in PLANS:
         done = {r.stage for r in pl.records}
-        for name in PLAN[verb]:
+        for name in PLANS[verb]:
             if name not in done:
                 rec = StageRecord(stage=name, status=SKIP,
                                   summary="not run: an earlier stage stopped the run")

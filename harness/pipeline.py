@@ -33,6 +33,21 @@ _Step = TypeVar("_Step", kbuild.ConfigResult, kbuild.BuildResult, kbuild.GuestTo
                 kbuild.SelftestsBuildResult)
 
 
+# The stages prepare() runs, in its order, and those of each verb that runs
+# the pipeline; a run that stops early records the ones it did not reach as
+# SKIP (cli.finish). Defined here once; test_pipeline_plan.py runs prepare()
+# against it.
+PREPARE = ("source", "toolchain", "series", "config", "build", "guest-tools",
+           "selftests-build")
+PLANS: dict[str, tuple[str, ...]] = {
+    "config": ("source", "toolchain", "series", "config"),
+    "build": PREPARE,
+    "test": (*PREPARE, "selftests", "selftests-results"),
+    "run": (*PREPARE, "pytest-selftests", "throttle", "throttle-results"),
+    "throttle": (*PREPARE, "throttle", "throttle-results"),
+}
+
+
 class Pipeline:
     def __init__(self, opts: Options):
         self.opts = opts
@@ -171,9 +186,10 @@ class Pipeline:
         return self._build_stage("selftests-build", lambda kb: kb.build_selftests(bpf=bpf))
 
     def prepare(self, bpf_selftests: bool | None = None) -> kbuild.BuildResult:
-        """source -> series -> config -> build -> guest tools -> selftests;
-        what every guest test needs."""
+        """source -> toolchain -> series -> config -> build -> guest tools ->
+        selftests (PREPARE); what every guest test needs."""
         self.source()
+        self.toolchain()
         self.series("pop" if self.opts.unpatched else "apply")
         self.config()
         info = self.build()
@@ -341,8 +357,11 @@ class Pipeline:
                                "needs --series quilt")
         self.source()
         self.series("apply")
+        tc = self.toolchain()
         with self.stage("check") as rec:
-            items = SeriesCheck(self, prefixes=prefixes, configs=configs, quick=quick).run()
+            items = SeriesCheck(self.tree, tc, self.opts.logs,
+                                list(self.opts.fragments), prefixes=prefixes, configs=configs,
+                                quick=quick).run()
             if lifetime:
                 try:
                     bad = self.lifetime()

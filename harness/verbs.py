@@ -108,6 +108,7 @@ def verb_series(pl: Pipeline, req: SeriesRequest) -> VerbResult:
 def verb_config(pl: Pipeline, req: NoRequest) -> VerbResult:
     """The tree with the series, and its .config from kernel-config/."""
     pl.source()
+    pl.toolchain()
     pl.series("apply")
     pl.config()
     return VerbResult()

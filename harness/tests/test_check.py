@@ -96,10 +96,11 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch: pytest.MonkeyPatch,
     from harness.errors import HarnessError
     from harness.options import Options
     from harness.results import Verdict
-
+    from harness.source import SourceInfo
     pl = pipeline.Pipeline(Options(out=tmp_path))
-    monkeypatch.setattr(pl, "source", lambda: None)
+    pl._src = SourceInfo(tree=str(tmp_path), kernelversion="7.3.4", origin="user-tree")
     monkeypatch.setattr(pl, "series", lambda action="apply": None)
+    monkeypatch.setattr(pl, "toolchain", lambda: None)
     monkeypatch.setattr(check.SeriesCheck, "run", lambda self: [])
 
     def failing() -> list[str]:

@@ -78,10 +78,11 @@ def test_every_pipeline_verb_gets_its_own_request() -> None:
     """cli.request() maps each verb's arguments to its request dataclass, and
     options() passes every shared argument by its name (no silent defaults)."""
     from harness import cli, verbs
+    from harness.pipeline import PLANS
     from harness.studies import experiment as ex
     from harness.studies import throttle as th
     parse = cli.make_parser().parse_args
-    assert set(verbs.VERBS) == set(cli.PLAN) | {"source", "series", "vm", "check",
+    assert set(verbs.VERBS) == set(PLANS) | {"source", "series", "vm", "check",
                                                    "experiment", "bench"}
     req = cli.request(parse(["test", "-t", "memcg_ops", "--no-memcontrol", "--repeat", "3"]))
     assert isinstance(req, verbs.TestRequest)
@@ -223,7 +224,11 @@ def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
     def series(self: pipeline.Pipeline, action: str = "apply") -> NoReturn:
         with self.stage("series"):
             raise getattr(errors, exc)("0005-x.patch does not apply: mm/memcontrol.c hunk 3")
+    def toolchain(self: pipeline.Pipeline) -> None:  # no build root in a unit test
+        with self.stage("toolchain"):
+            pass
     monkeypatch.setattr(pipeline.Pipeline, "source", source)
+    monkeypatch.setattr(pipeline.Pipeline, "toolchain", toolchain)
     monkeypatch.setattr(pipeline.Pipeline, "series", series)
     assert cli.main(["build", "--out", str(tmp_path / "o")]) == code
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
