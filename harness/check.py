@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from harness import build as kbuild
 from harness import series
 from harness.errors import HarnessError
-from harness.record import FAIL, PASS, SKIP
+from harness.record import FAIL, PASS, SKIP, Status
 
 if TYPE_CHECKING:
     from harness import toolchain
@@ -54,7 +54,7 @@ _WARNING = re.compile(r"^(\S+\.[ch]):\d+:\d+: (warning|error): (.*)$")
 class Item:
     kind: str  # checkpatch, prefix, w1, config
     name: str
-    status: str = PASS
+    status: Status = PASS
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -291,5 +291,5 @@ def items_dict(items: list[Item]) -> list[dict[str, Any]]:
     return [asdict(i) for i in items]
 
 
-def stage_status(items: list[Item]) -> str:
+def stage_status(items: list[Item]) -> Status:
     return FAIL if any(i.status == FAIL for i in items) else PASS

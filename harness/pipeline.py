@@ -22,7 +22,7 @@ from harness import build as kbuild
 from harness import locks, paths, results, series, source, toolchain, vm
 from harness.errors import HarnessError
 from harness.options import Options
-from harness.record import FAIL, SKIP, Stage, StageRecord
+from harness.record import FAIL, PASS, SKIP, Stage, StageRecord
 from harness.results import SERIES_TESTS, ZERO_POLICY_SUITE, collect_selftests
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ class Pipeline:
                     bases[suite] = [c for r in results.load(path) for c in r.cases]
             verdicts = results.judge(runs, series=SERIES_TESTS, baselines=bases)
             self.verdicts = verdicts
-            skipped = {(v.suite, v.name): v for v in verdicts if v.verdict == "SKIP"}
+            skipped = {(v.suite, v.name): v for v in verdicts if v.verdict == SKIP}
             for r in runs:  # a failure the baseline has too: KNOWN-FAIL in JUnit/KCIDB
                 for c in r.cases:
                     v = skipped.get((r.suite, c.name))
@@ -262,11 +262,11 @@ class Pipeline:
             (out / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
             junit = results.write_junit(out / "junit.xml", runs)
             rec.log = str(junit)
-            bad = [v for v in verdicts if v.verdict == "FAIL"]
-            n = {k: sum(1 for v in verdicts if v.verdict == k) for k in ("PASS", "SKIP")}
+            bad = [v for v in verdicts if v.verdict == FAIL]
+            n = {k: sum(1 for v in verdicts if v.verdict == k) for k in (PASS, SKIP)}
             rec.details = {"results": str(out / "results.json"), "junit": str(junit),
                            "failed": [f"{v.key}: {v.reason}" for v in bad]}
-            rec.summary = (f"{n['PASS']} pass, {len(bad)} fail, {n['SKIP']} tell nothing "
+            rec.summary = (f"{n[PASS]} pass, {len(bad)} fail, {n[SKIP]} tell nothing "
                            "(they do not pass without the series either)")
             if bad:
                 rec.summary += f"; {bad[0].key}: {bad[0].reason[:100]}"
@@ -365,8 +365,8 @@ class Pipeline:
             if lifetime:
                 try:
                     bad = self.lifetime()
-                    passed = sum(1 for v in self.verdicts if v.verdict == "PASS")
-                    items.append(Item("lifetime", self.LIFETIME, FAIL if bad else "PASS",
+                    passed = sum(1 for v in self.verdicts if v.verdict == PASS)
+                    items.append(Item("lifetime", self.LIFETIME, FAIL if bad else PASS,
                                       f"{passed}/{len(self.verdicts)} tests pass on KASAN + "
                                       f"kmemleak + failslab; {len(bad)} problems",
                                       {"issues": bad}))
@@ -375,7 +375,7 @@ class Pipeline:
                                       {"error": str(e)}))
             rec.details = {"items": items_dict(items)}
             rec.status = stage_status(items)
-            failed = [i for i in items if i.status == "FAIL"]
+            failed = [i for i in items if i.status == FAIL]
             rec.summary = f"{len(items) - len(failed)}/{len(items)} checks pass"
         return items
 

@@ -5,17 +5,31 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+
+class Status(StrEnum):
+    """The harness's verdicts, one vocabulary: a stage's (StageRecord), a
+    test's over its runs (results.Verdict: PASS, FAIL or SKIP) and a whole
+    run's (report.overall). ERROR is the harness's or the host's failure,
+    FAIL the change's. The raw outcomes of one test run are
+    results.CaseStatus; KCIDB's are mapped from these in kcidb.py."""
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIP = "SKIP"
+
+
+PASS, FAIL, ERROR, SKIP = Status.PASS, Status.FAIL, Status.ERROR, Status.SKIP
 
 
 @dataclass
 class StageRecord:
     stage: str
-    status: str = PASS
+    status: Status = PASS
     duration_s: float = 0.0
     command: list[str] = field(default_factory=list)
     log: str | None = None

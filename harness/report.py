@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import paths
-from harness.record import StageRecord
+from harness.record import StageRecord, Status
 
 if TYPE_CHECKING:
     from harness.options import Options
@@ -55,12 +55,12 @@ def write_json(out: Path, records: list[StageRecord], extra: dict[str, Any]) -> 
     return path
 
 
-def overall(records: list[StageRecord]) -> str:
+def overall(records: list[StageRecord]) -> Status:
     statuses = {r.status for r in records}
-    for s in ("ERROR", "FAIL"):
+    for s in (Status.ERROR, Status.FAIL):
         if s in statuses:
             return s
-    return "PASS"
+    return Status.PASS
 
 
 def reproducer(records: list[StageRecord], opts: Options, build: Path | None

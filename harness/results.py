@@ -10,11 +10,26 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-OK, FAIL, SKIP, MISSING = "OK", "FAIL", "SKIP", "MISSING"
-KNOWN = "KNOWN-FAIL"  # failed, as it does on the unpatched kernel (a baseline)
+from harness.record import Status
+
+
+class CaseStatus(StrEnum):
+    """The outcome of one test in one run, as its runner reported it
+    (test_progs, KTAP), and what a baseline says of a test over its runs."""
+    OK = "OK"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+    MISSING = "MISSING"  # a required test that did not report
+    KNOWN = "KNOWN-FAIL"  # failed, as it does on the unpatched kernel (a baseline)
+    FLAKY = "FLAKY"  # a baseline's runs disagree
+
+
+OK, FAIL, SKIP, MISSING = CaseStatus.OK, CaseStatus.FAIL, CaseStatus.SKIP, CaseStatus.MISSING
+KNOWN, FLAKY = CaseStatus.KNOWN, CaseStatus.FLAKY
 
 # "#123     memcg_ops:OK", "#123/4   memcg_ops/over_high:FAIL",
 # "#7/2     foo/bar:SKIP"; test_progs prints one per test and subtest.
@@ -216,7 +231,7 @@ def baseline_status(baseline: list[Case]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in dict.fromkeys(c.name for c in baseline):
         sts = {c.status for c in baseline if c.name == name}
-        out[name] = sts.pop() if len(sts) == 1 else "FLAKY"
+        out[name] = sts.pop() if len(sts) == 1 else FLAKY
     return out
 
 
@@ -258,7 +273,7 @@ def false_fail_chance(baselines: dict[str, list[Case]], n: int,
     total = 0.0
     for cases in baselines.values():
         for name, st in baseline_status(cases).items():
-            if st != "FLAKY":
+            if st != FLAKY:
                 continue
             x = chance_all_fail(*baseline_fail_rate(cases, name), n)
             total += x if x <= alpha else 0.0
@@ -273,7 +288,7 @@ class Verdict:
     test`, the pipeline's stage and the pytest suites all use it."""
     suite: str
     name: str
-    verdict: str  # PASS, FAIL, SKIP
+    verdict: Status  # PASS, FAIL, SKIP
     reason: str = ""
     statuses: list[str] = field(default_factory=list)
 
@@ -306,7 +321,7 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
     baselines = baselines or {}
     out: list[Verdict] = []
     for r in runs:
-        out += [Verdict(r.suite, "runner", "FAIL", p) for p in r.problems]
+        out += [Verdict(r.suite, "runner", Status.FAIL, p) for p in r.problems]
     by_test: dict[tuple[str, str], list[str]] = {}
     msgs: dict[tuple[str, str], str] = {}
     for r in runs:
@@ -325,7 +340,7 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
         base = baseline_status(baselines.get(suite, []))
         why = msgs.get((suite, name), "")
         if name.split("/")[0] in series:
-            v = Verdict(suite, name, "PASS" if all(x == OK for x in sts) else "FAIL",
+            v = Verdict(suite, name, Status.PASS if all(x == OK for x in sts) else Status.FAIL,
                         "" if all(x == OK for x in sts) else
                         f"a test of the series must pass: {'/'.join(sts)}"
                         + (" (a skip tests nothing)" if SKIP in sts else "")
@@ -337,38 +352,38 @@ def judge(runs: list[RunResult], series: tuple[str, ...] = (),
             # Fisher's exact one-sided p = 0.41): reported, not failed.
             once = (not ok and len(sts) >= ONE_FAIL_RUNS and sts.count(FAIL) == 1
                     and sum(x != OK for x in sts) == 1)
-            v = Verdict(suite, name, "PASS" if ok or once else "FAIL", "" if ok else
+            v = Verdict(suite, name, Status.PASS if ok or once else Status.FAIL, "" if ok else
                         f"passed in every run without the series, {'/'.join(sts)} now"
                         + (" (one failure in this many runs: as likely without the "
                            "series as with it)" if once else "")
                         + (f": {why}" if why else ""), sts)
-        elif base.get(name) == "FLAKY":
+        elif base.get(name) == FLAKY:
             failed, nbase = baseline_fail_rate(baselines.get(suite, []), name)
             k = sum(x in (FAIL, MISSING) for x in sts)
             chance = chance_all_fail(failed, nbase, k)
             if OK in sts:
-                v = Verdict(suite, name, "PASS", "", sts)
+                v = Verdict(suite, name, Status.PASS, "", sts)
             elif not k:
-                v = Verdict(suite, name, "SKIP", f"skipped in every run, as in "
+                v = Verdict(suite, name, Status.SKIP, f"skipped in every run, as in "
                             f"{nbase - failed} of {nbase} runs without the series", sts)
             elif chance > DECIDE_ALPHA:
-                v = Verdict(suite, name, "SKIP",
+                v = Verdict(suite, name, Status.SKIP,
                             f"{k} runs cannot decide: it failed {failed} of {nbase} runs "
                             f"without the series, so {k} failures are {chance:.1%} likely "
                             f"by chance ({runs_to_decide(failed, nbase)} decide)", sts)
             else:
-                v = Verdict(suite, name, "FAIL",
+                v = Verdict(suite, name, Status.FAIL,
                             f"flaky without the series (failed {failed} of {nbase} runs), "
                             f"and never passed in {len(sts)} runs ({chance:.2%} likely by "
                             "chance)", sts)
         elif name in base:
-            v = Verdict(suite, name, "SKIP", f"{base[name]} without the series too "
+            v = Verdict(suite, name, Status.SKIP, f"{base[name]} without the series too "
                         f"(every baseline run); {'/'.join(sts)} now", sts)
         elif FAIL in sts or MISSING in sts:
-            v = Verdict(suite, name, "FAIL", f"{'/'.join(sts)} (not in the baseline)"
+            v = Verdict(suite, name, Status.FAIL, f"{'/'.join(sts)} (not in the baseline)"
                         + (f": {why}" if why else ""), sts)
         else:
-            v = Verdict(suite, name, "PASS" if OK in sts else "SKIP",
+            v = Verdict(suite, name, Status.PASS if OK in sts else Status.SKIP,
                         "" if OK in sts else "skipped (not in the baseline)", sts)
         out.append(v)
     return out

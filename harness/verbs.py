@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness import paths
 from harness.errors import HarnessError
 from harness.pipeline import Pipeline
-from harness.record import FAIL
+from harness.record import FAIL, Status
 from harness.report import table
 from harness.results import PEER_TESTS, SERIES_TESTS
 from harness.studies import run as studies
@@ -154,7 +154,7 @@ def verb_check(pl: Pipeline, req: CheckRequest) -> VerbResult:
     print(table([[i.kind, i.name[:60], i.status, i.summary[:70]] for i in items],
                 ["check", "item", "status", "summary"]))
     for i in items:
-        if i.status == "FAIL":
+        if i.status == Status.FAIL:
             print(f"\n{i.kind} {i.name}:\n  " + "\n  ".join(
                 i.details.get("issues") or [i.details.get("error", "")]))
     for i in items:
@@ -170,7 +170,7 @@ def flaky_tests(baseline: Path) -> list[str]:
         return []
     cases = [c for r in results.load(baseline) for c in r.cases]
     return sorted(n for n, st in results.baseline_status(cases).items()
-                  if st == "FLAKY" and results.baseline_fail_rate(cases, n)[0])
+                  if st == results.FLAKY and results.baseline_fail_rate(cases, n)[0])
 
 
 def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
@@ -198,8 +198,8 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
                         else None, verbose=req.verbose, swap_mb=req.swap_mb,
                         zero_policy=req.zero_policy and not unpatched)
     rows = [[v.suite, v.name, "/".join(v.statuses) or "-", v.verdict, v.reason[:80]]
-            for v in pl.verdicts if v.verdict != "PASS" or req.verbose or req.repeat > 1]
-    npass = sum(1 for v in pl.verdicts if v.verdict == "PASS")
+            for v in pl.verdicts if v.verdict != Status.PASS or req.verbose or req.repeat > 1]
+    npass = sum(1 for v in pl.verdicts if v.verdict == Status.PASS)
     print()
     if rows:
         print(table(rows, ["suite", "test", "results", "verdict", "why"]))

@@ -40,7 +40,7 @@ from typing import Any
 from harness import paths, source
 from harness.errors import HarnessError
 from harness.proc import require, tail
-from harness.record import StageRecord
+from harness.record import StageRecord, Status
 from harness.report import write_json
 from harness.send.b4 import (
     CheckResult,
@@ -157,7 +157,7 @@ def send(opts: SendOptions) -> dict[str, Any]:
                  out=out)
     opts.records[:] = []
     run.records = opts.records
-    res: dict[str, Any] = {"status": "FAIL", "b4": {"version": version, "argv": b4},
+    res: dict[str, Any] = {"status": Status.FAIL, "b4": {"version": version, "argv": b4},
                  "identity": str(ident), "branch": BRANCH, "series": names,
                  "sent": False, "log": str(log)}
     try:
@@ -200,13 +200,13 @@ def send(opts: SendOptions) -> dict[str, Any]:
         with run.step("round_trip", "round trip: git am of the mails on the base") as rec:
             diffs = round_trip(out / "mails", repo, [BRANCH, opts.patches.resolve()],
                                base=base, worktree=wt, log=log, env=run.env)
-            rec.status = "FAIL" if diffs else "PASS"
+            rec.status = Status.FAIL if diffs else Status.PASS
             rec.summary = (f"{len(diffs)} difference(s): {diffs[0][:100]}" if diffs else
                            "the mails applied with git am equal the branch and quilt push -a")
         res["round_trip"] = {"ok": not diffs, "differences": diffs, "worktree": str(wt)}
         # the verdict is the mails'; checkpatch's is reported beside it (the
         # series has known false positives, e.g. on `__u32 :32;` padding)
-        res["status"] = "PASS" if not diffs else "FAIL"
+        res["status"] = Status.PASS if not diffs else Status.FAIL
         res["commands"], res["timings"] = run.commands, run.timings
         _print_summary(res)
         if opts.really_send:
@@ -273,7 +273,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             data = json.loads(report.read_text()) if report.exists() else {}
         except ValueError:
             data = {}
-        data.update(status="ERROR", error=str(e))
+        data.update(status=Status.ERROR, error=str(e))
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(data, indent=2, default=str) + "\n")
         write_json(opts.out_dir, opts.records, {"send": str(report)})
@@ -282,4 +282,4 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(f"log: {log}\n{tail(log, 15)}", file=sys.stderr)
         return 2
     print(f"\nreport: {opts.out_dir / 'report.json'} (stages), {opts.out_dir / 'send.json'}")
-    return 0 if res["status"] == "PASS" else 1
+    return 0 if res["status"] == Status.PASS else 1

@@ -5,6 +5,7 @@ import pytest
 
 from harness import check
 from harness.errors import HarnessError
+from harness.record import Status
 
 CHECKPATCH = """\
 patches/0002.patch:135: ERROR: space prohibited before that ':' (ctx:WxV)
@@ -104,8 +105,8 @@ def test_a_lifetime_failure_is_a_check_item(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(check.SeriesCheck, "run", lambda self: [])
 
     def failing() -> list[str]:
-        pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", "FAIL", "leak"),
-                       Verdict("test_progs", "cgroup_struct_ops/close_rmdir_race", "PASS")]
+        pl.verdicts = [Verdict("test_progs", "cgroup_struct_ops/fail_nth", Status.FAIL, "leak"),
+                       Verdict("test_progs", "cgroup_struct_ops/close_rmdir_race", Status.PASS)]
         return ["cgroup_struct_ops/fail_nth: leak"]
     monkeypatch.setattr(pl, "lifetime", failing)
     items = pl.check(lifetime=True)
@@ -139,7 +140,7 @@ def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch: py
         assert "no5lvl" in self.opts.kernel_args
         assert self.opts.build_dir is not None
         assert self.opts.build_dir.name.endswith("-lifetime")
-        self.verdicts = [Verdict("test_progs", f, "PASS") for f in filters]
+        self.verdicts = [Verdict("test_progs", f, Status.PASS) for f in filters]
         self.records.append(StageRecord("lifetime", FAIL, summary="kernel splat in the "
                                         "guest: kasan: BUG: KASAN: slab-use-after-free"))
         return []

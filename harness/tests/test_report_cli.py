@@ -8,7 +8,7 @@ import pytest
 from harness import cli, host, report
 from harness.build import _KBUILD_LINE
 from harness.errors import HarnessError
-from harness.record import Stage, StageRecord
+from harness.record import Stage, StageRecord, Status
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
 errors="0" failures="1" skipped="1" tests="6" time="12.3"></testsuite></testsuites>"""
@@ -32,7 +32,7 @@ def test_stage_record_written_on_error(tmp_path: Path) -> None:
 
 
 def test_overall_and_table() -> None:
-    recs = [StageRecord("a"), StageRecord("b", status="FAIL", summary="bad")]
+    recs = [StageRecord("a"), StageRecord("b", status=Status.FAIL, summary="bad")]
     assert report.overall(recs) == "FAIL"
     assert "bad" in report.stage_table(recs)
 
@@ -242,9 +242,9 @@ def test_a_patch_that_does_not_apply_is_fail_an_infra_problem_error(
 def test_verdict_order() -> None:
     from harness.errors import ChangeFailed
     from harness.record import StageRecord as R
-    assert cli.verdict([R("a"), R("b", status="SKIP")]) == 0
-    assert cli.verdict([R("a", status="FAIL")]) == 1
-    assert cli.verdict([R("a", status="FAIL"), R("b", status="ERROR")]) == 2
+    assert cli.verdict([R("a"), R("b", status=Status.SKIP)]) == 0
+    assert cli.verdict([R("a", status=Status.FAIL)]) == 1
+    assert cli.verdict([R("a", status=Status.FAIL), R("b", status=Status.ERROR)]) == 2
     assert cli.verdict([], ChangeFailed("x")) == 1 and cli.verdict([], HarnessError("x")) == 2
 
 
