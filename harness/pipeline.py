@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,25 @@ PLANS: dict[str, tuple[str, ...]] = {
     "run": (*PREPARE, "pytest-selftests", "throttle", "throttle-results"),
     "throttle": (*PREPARE, "throttle", "throttle-results"),
 }
+
+
+@dataclass
+class SelftestsRun:
+    """One boot of the selftests (Pipeline.selftests), whole: what runs in
+    the guest and what it is judged against."""
+    filters: list[str] = field(default_factory=list)  # test_progs -t, each
+    test_progs: bool = True
+    repeat: int = 1  # test_progs runs
+    verbose: bool = False  # test_progs -v
+    swap_mb: int = 256  # swap for test_progs
+    memcontrol: bool = True
+    memcontrol_repeat: int = 1  # at most
+    memcontrol_until_pass: list[str] = field(default_factory=list)
+    zero_policy: bool = False  # test_memcontrol once more under an N = 0 policy
+    baseline: Path | None = None  # test_memcontrol's, unpatched
+    peer_baseline: Path | None = None  # the peer set's (test_progs), unpatched
+    timeout: float = 1800
+    name: str = "selftests"  # the stage and the output directory
 
 
 class Pipeline:
@@ -197,13 +216,7 @@ class Pipeline:
         self.selftests_build(bpf=bpf_selftests)
         return info
 
-    def selftests(self, filters: list[str] | None = None, repeat: int = 1,
-                  memcontrol: bool = True, test_progs: bool = True, name: str = "selftests",
-                  memcontrol_repeat: int = 1, baseline: Path | None = None,
-                  peer_baseline: Path | None = None, verbose: bool = False,
-                  swap_mb: int = 256, zero_policy: bool = False,
-                  timeout: float = 1800,
-                  memcontrol_until_pass: list[str] | None = None) -> list[results.RunResult]:
+    def selftests(self, run: SelftestsRun) -> list[results.RunResult]:
         """Boot once; run test_progs (-t each filter; `repeat` times) and
         test_memcontrol in the guest; parse, and write <out>/<name>/
         results.json and junit.xml. A failed case fails the stage, unless
@@ -215,28 +228,30 @@ class Pipeline:
         a policy that was not attached or never asked is a problem.
         test_memcontrol runs at most `memcontrol_repeat` times, fewer once
         each of `memcontrol_until_pass` has passed in every suite."""
+        filters, test_progs, name = run.filters, run.test_progs, run.name
+        baseline, peer_baseline = run.baseline, run.peer_baseline
         tools = kbuild.guest_tools_dir(self.build_dir)
         out = self.opts.out / name
         out.mkdir(parents=True, exist_ok=True)
-        args = ["{results}", f"--repeat {repeat}", "--disk-serial {disk}"]
+        args = ["{results}", f"--repeat {run.repeat}", "--disk-serial {disk}"]
         if test_progs:
-            args.append(f"--test-progs {{tools}}/selftests/bpf --swap-mb {swap_mb}")
+            args.append(f"--test-progs {{tools}}/selftests/bpf --swap-mb {run.swap_mb}")
             args += [shlex.quote(f"--filter={f}").replace("{", "{{").replace("}", "}}")
-                     for f in (filters or [])]
-            if verbose:
+                     for f in filters]
+            if run.verbose:
                 args.append("--verbose")
-        if memcontrol:
+        if run.memcontrol:
             args.append("--memcontrol {tools}/selftests/cgroup/test_memcontrol "
-                        f"--memcontrol-repeat {memcontrol_repeat}")
-            if memcontrol_until_pass:
-                args.append(f"--memcontrol-until-pass {','.join(memcontrol_until_pass)}")
-            if zero_policy:
+                        f"--memcontrol-repeat {run.memcontrol_repeat}")
+            if run.memcontrol_until_pass:
+                args.append(f"--memcontrol-until-pass {','.join(run.memcontrol_until_pass)}")
+            if run.zero_policy:
                 if not (tools / "memcg_ops_check").exists():
                     raise HarnessError("--zero-policy needs the guest check program, "
                                        f"{tools}/memcg_ops_check (built with the series)",
                                        hint="harness build")
                 args.append("--memcontrol-policy {tools}/memcg_ops_check")
-        res, gresults = self.guest_run(name, "selftests.py", args, timeout=timeout,
+        res, gresults = self.guest_run(name, "selftests.py", args, timeout=run.timeout,
                                        disk_mb=1024)
         required = kbuild.required_bpf_tests(self.tree) if test_progs else []
         if filters:  # only those the filters select
@@ -338,8 +353,8 @@ class Pipeline:
         pl._src, pl._tc = self._src, self._tc
         pl.records = self.records
         pl.prepare()
-        pl.selftests(list(self.LIFETIME_TESTS), memcontrol=False, name="lifetime",
-                     timeout=1800)
+        pl.selftests(SelftestsRun(list(self.LIFETIME_TESTS), memcontrol=False,
+                                  name="lifetime", timeout=1800))
         self.verdicts = pl.verdicts
         return ([f"{v.key}: {v.reason}" for v in pl.verdicts if v.verdict == FAIL]
                 + [f"{r.stage}: {r.summary}" for r in self.records

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import paths
 from harness.errors import HarnessError
-from harness.pipeline import Pipeline
+from harness.pipeline import Pipeline, SelftestsRun
 from harness.record import FAIL, Status
 from harness.report import table
 from harness.results import PEER_TESTS, SERIES_TESTS
@@ -190,13 +190,14 @@ def verb_test(pl: Pipeline, req: TestRequest) -> VerbResult:
     # test_memcontrol runs until each test flaky without the series passed,
     # at most memcontrol_repeat times; a baseline runs them all
     until = [] if req.write_baseline or unpatched else flaky_tests(req.baseline)
-    runs = pl.selftests(filters, repeat=req.repeat, memcontrol=req.memcontrol,
-                        test_progs=bool(filters), memcontrol_repeat=req.memcontrol_repeat,
-                        memcontrol_until_pass=until,
-                        timeout=req.timeout, baseline=None if unpatched else req.baseline,
-                        peer_baseline=req.peer_baseline if req.peers and not unpatched
-                        else None, verbose=req.verbose, swap_mb=req.swap_mb,
-                        zero_policy=req.zero_policy and not unpatched)
+    runs = pl.selftests(SelftestsRun(
+        filters, test_progs=bool(filters), repeat=req.repeat, verbose=req.verbose,
+        swap_mb=req.swap_mb, memcontrol=req.memcontrol,
+        memcontrol_repeat=req.memcontrol_repeat, memcontrol_until_pass=until,
+        zero_policy=req.zero_policy and not unpatched,
+        baseline=None if unpatched else req.baseline,
+        peer_baseline=req.peer_baseline if req.peers and not unpatched else None,
+        timeout=req.timeout))
     rows = [[v.suite, v.name, "/".join(v.statuses) or "-", v.verdict, v.reason[:80]]
             for v in pl.verdicts if v.verdict != Status.PASS or req.verbose or req.repeat > 1]
     npass = sum(1 for v in pl.verdicts if v.verdict == Status.PASS)

@@ -30,7 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from harness import build as kbuild  # noqa: E402
-from harness.pipeline import Pipeline  # noqa: E402
+from harness.pipeline import Pipeline, SelftestsRun  # noqa: E402
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(5400)]
 
@@ -95,7 +95,8 @@ def test_two_configs_back_to_back(pipeline: Pipeline):
     pipeline.selftests_build()  # the default's again, after the other's
     assert modules_of(pipeline.build_dir) == before, \
         "the default's test modules changed after another config's build"
-    runs = pipeline.selftests(BPF_TESTMOD_TESTS, memcontrol=False, name="isolation")
+    runs = pipeline.selftests(SelftestsRun(list(BPF_TESTMOD_TESTS), memcontrol=False,
+                                         name="isolation"))
     cases = [c for r in runs if r.suite == "test_progs" for c in r.cases]
     failed = [f"{c.name}: {c.status}" for c in cases if c.status != "OK"]
     assert cases and not failed, "\n".join(failed)

@@ -38,6 +38,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from harness.pipeline import SelftestsRun  # noqa: E402
 from harness.results import (  # noqa: E402
     PEER_TESTS,
     SERIES_TESTS,
@@ -90,9 +91,9 @@ def runs(pipeline):
     from harness import results
     if not (pipeline.tree / "tools/testing/selftests/bpf/prog_tests/memcg_ops.c").exists():
         pytest.skip("the tree has no memcg_ops selftests (series not applied?)")
-    rr = pipeline.selftests([*SERIES_TESTS, *PEER_TESTS], baseline=BASELINE,
-                            peer_baseline=PEER_BASELINE, zero_policy=True,
-                            memcontrol_repeat=MEMCONTROL_REPEAT)
+    rr = pipeline.selftests(SelftestsRun([*SERIES_TESTS, *PEER_TESTS], baseline=BASELINE,
+                                         peer_baseline=PEER_BASELINE, zero_policy=True,
+                                         memcontrol_repeat=MEMCONTROL_REPEAT))
     by_suite: dict = {}
     for r in rr:
         by_suite.setdefault(r.suite, []).append(r)

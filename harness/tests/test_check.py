@@ -1,5 +1,5 @@
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
@@ -135,8 +135,10 @@ def test_a_splat_fails_the_lifetime_check_when_every_test_passes(monkeypatch: py
     pl = pipeline.Pipeline(Options(out=tmp_path))
     monkeypatch.setattr(pipeline.Pipeline, "prepare", lambda self: None)
 
-    def selftests(self: pipeline.Pipeline, filters: list[str], **kw: Any) -> list[str]:
+    def selftests(self: pipeline.Pipeline, run: pipeline.SelftestsRun) -> list[str]:
+        filters = run.filters
         assert list(filters) == list(pipeline.Pipeline.LIFETIME_TESTS)
+        assert run.name == "lifetime" and not run.memcontrol
         assert "no5lvl" in self.opts.kernel_args
         assert self.opts.build_dir is not None
         assert self.opts.build_dir.name.endswith("-lifetime")
