@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import host, paths, send
 from harness.errors import ChangeFailed, HarnessError
-from harness.options import OPTION_NAMES, Options
+from harness.options import Options
 from harness.pipeline import PLANS, Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
 from harness.report import reproducer, stage_table, table, write_json
@@ -278,27 +278,33 @@ def kconfig_add_fragment(items: list[str], out: Path) -> Path:
 
 
 def options(args: argparse.Namespace) -> Options:
-    """The Options every pipeline verb shares, from the arguments of the
-    same names (add_common, add_vm; those a verb lacks keep their default)."""
-    given = {k: v for k, v in vars(args).items() if k in OPTION_NAMES}
-    out = given.pop("out", None)
+    """The Options every pipeline verb shares, each from its argument
+    (add_common, add_vm; one a verb lacks keeps the Options default)."""
+    a, d = vars(args), Options()
+    out = a.get("out")
     if out is None and "MEMCG_BPF_OUT" not in os.environ:
         out = paths.invocation_out(paths.default_out(), args.verb)
-    out = (out or paths.default_out()).resolve()
+    out = Path(out or paths.default_out()).resolve()
     # every path absolute: the suites' pytest runs in the repository, with
     # these in its environment (Options.to_env)
-    fragments = [Path(f).resolve() for f in given.pop("fragments", [])]
-    for name in ("kernel_dir", "build_dir"):
-        if given.get(name) is not None:
-            given[name] = Path(given[name]).resolve()
-    if getattr(args, "kconfig_add", None):
-        fragments.append(kconfig_add_fragment(args.kconfig_add, out))
-    jobs = getattr(args, "jobs", None)
+    fragments = [Path(f).resolve() for f in a.get("fragments") or []]
+    if a.get("kconfig_add"):
+        fragments.append(kconfig_add_fragment(a["kconfig_add"], out))
+    jobs = a.get("jobs")
     if jobs is not None:
         if jobs < 1:
             raise HarnessError("--jobs must be >= 1")
         os.environ["MEMCG_BPF_JOBS"] = str(jobs)  # builds here and in the suites
-    return Options(out=out, fragments=fragments, **given)
+
+    def path(name: str) -> Path | None:
+        v = a.get(name)
+        return Path(v).resolve() if v is not None else None
+    return Options(kernel_dir=path("kernel_dir"), build_dir=path("build_dir"), out=out,
+                   toolchain=a.get("toolchain", d.toolchain), accel=a.get("accel", d.accel),
+                   fragments=fragments, refresh=a.get("refresh", d.refresh),
+                   unpatched=a.get("unpatched", d.unpatched),
+                   kernel_args=list(a.get("kernel_args") or d.kernel_args),
+                   series=a.get("series", d.series))
 
 
 def request(args: argparse.Namespace) -> (NoRequest | SeriesRequest | VmRequest | CheckRequest

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import paths
@@ -63,5 +63,3 @@ class Options:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-
-OPTION_NAMES = frozenset(f.name for f in fields(Options))

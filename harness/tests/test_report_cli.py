@@ -297,3 +297,29 @@ def test_guest_run_paths_disk_and_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert not seen["disks"][0].exists()  # removed after the boot
     assert (tmp_path / "o" / "x-out" / "c.json").read_text() == "[]"
     assert not (gres / "stale").exists()  # a fresh shared directory
+
+
+def test_options_takes_each_field_from_its_argument(tmp_path: Path) -> None:
+    """Every Options field is set from the argument of that meaning, and
+    one no verb gives keeps its default (no silent name matching)."""
+    import dataclasses
+
+    from harness import cli
+    from harness.options import Options
+    frag = tmp_path / "x.config"
+    frag.write_text("CONFIG_X=y\n")
+    parse = cli.make_parser().parse_args
+    opts = cli.options(parse([
+        "test", "--unpatched", "--kernel-dir", str(tmp_path / "k"), "--build-dir", "b",
+        "--out", str(tmp_path / "o"), "--toolchain", "host", "--fragment", str(frag),
+        "--accel", "tcg", "--kernel-arg", "no5lvl", "--kernel-arg", "a=b c",
+        "--series", "none"]))
+    assert opts == Options(kernel_dir=tmp_path / "k", build_dir=Path("b").resolve(),
+                           out=tmp_path / "o", toolchain="host", accel="tcg",
+                           fragments=[frag], refresh=False, unpatched=True,
+                           kernel_args=["no5lvl", "a=b c"], series="none")
+    assert cli.options(parse(["source", "--refresh", "--out", str(tmp_path)])).refresh
+    # what each field is set from: no field is left to its default silently
+    names = {f.name for f in dataclasses.fields(Options)}
+    assert names == {"kernel_dir", "build_dir", "out", "toolchain", "accel", "fragments",
+                     "refresh", "unpatched", "kernel_args", "series"}
