@@ -19,7 +19,7 @@ from harness.errors import ChangeFailed, HarnessError
 from harness.options import Options
 from harness.pipeline import PLANS, Pipeline
 from harness.record import ERROR, FAIL, SKIP, StageRecord
-from harness.report import reproducer, stage_table, table, write_json
+from harness.report import reproducer, stage_table, summary, table, write_json
 from harness.results import PEER_TESTS, SERIES_TESTS
 from harness.studies.throttle import ALL_SCENARIOS
 from harness.verbs import (
@@ -224,11 +224,23 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the policy program: a file in the build's harness-guest/ directory "
                    "(default: memcg, samples/bpf/memcg as built from the series)")
 
-    p = sub.add_parser("report", help="a finished run's results in another format: "
-                       "--kcidb writes KCIDB JSON for KernelCI", epilog=EXIT_STATUS)
+    p = sub.add_parser("penalty", help="memory.high's throttle delay for a policy's N, "
+                       "tabulated (no kernel: the formula the series applies)",
+                       epilog=EXIT_STATUS)
+    p.add_argument("--usage", nargs="+", default=["100M", "300M", "1G", "4G"],
+                   help="the cgroup's usage (default: 100M 300M 1G 4G)")
+    p.add_argument("--n", nargs="+", default=["1024", "4096", "65536"],
+                   help="N in pages, or a size (4M) (default: 1024 4096 65536)")
+    p.add_argument("--hz", nargs="+", type=int, default=[250, 1000],
+                   help="CONFIG_HZ (default: 250 1000)")
+    p.add_argument("--nr-pages", type=int, default=None,
+                   help="the task's own charge since its last return (default: one batch)")
+
+    p = sub.add_parser("report", help="a finished run's summary (its stages, what "
+                       "failed); --kcidb writes KCIDB JSON for KernelCI", epilog=EXIT_STATUS)
     p.add_argument("--kcidb", action="store_true",
-                   help="KCIDB JSON (schema v5.3), validated when kcidb-io is installed "
-                   "(the only format, and the default)")
+                   help="write KCIDB JSON (schema v5.3), validated when kcidb-io is "
+                   "installed")
     p.add_argument("--out", type=Path, default=None,
                    help="the run's output directory (default: ./out/latest)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -504,8 +516,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_doctor(args)
         if args.verb == "send":
             return send.cmd_send(args)
+        if args.verb == "penalty":
+            from harness.studies import penalty
+            print(penalty.table(args.usage, args.n, args.hz,
+                                args.nr_pages or penalty.MEMCG_CHARGE_BATCH))
+            return 0
         if args.verb == "report":
             from harness import kcidb
+            if not args.kcidb:
+                print(summary(args.out or kcidb.default_run()))
+                return 0
             dest = kcidb.write((args.out or kcidb.default_run()).resolve(), args.output)
             data = json.loads(dest.read_text())
             print(f"KCIDB v{data['version']['major']}.{data['version']['minor']}: 1 checkout, "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import paths
+from harness.errors import HarnessError
 from harness.record import StageRecord, Status
 
 if TYPE_CHECKING:
@@ -53,6 +54,28 @@ def write_json(out: Path, records: list[StageRecord], extra: dict[str, Any]) -> 
     path = out / "report.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def summary(run: Path) -> str:
+    """A finished run's summary from its report.json: its status, its
+    stages' table, and what failed (`harness report` without a format)."""
+    path = run / "report.json"
+    if not path.exists():
+        raise HarnessError(f"{path} does not exist", hint="the --out directory of a run")
+    data = json.loads(path.read_text())
+    fields = {f for f in StageRecord.__dataclass_fields__}
+    records = [StageRecord(**{k: v for k, v in st.items() if k in fields})
+               for st in data.get("stages", [])]
+    lines = [f"run: {run.resolve()} ({data.get('generated', '?')})",
+             f"status: {data.get('status', overall(records))}", "", stage_table(records)]
+    failed = [(r.stage, f) for r in records for f in r.details.get("failed", [])]
+    failed += [(r.stage, r.summary) for r in records
+               if r.status in (Status.FAIL, Status.ERROR) and not r.details.get("failed")]
+    if failed:
+        lines += ["", "what failed:"] + [f"  {stage}: {what}" for stage, what in failed]
+    if data.get("error"):
+        lines += ["", f"error: {data['error']}"]
+    return "\n".join(lines)
 
 
 def overall(records: list[StageRecord]) -> Status:

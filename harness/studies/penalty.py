@@ -1,6 +1,6 @@
 """The memory.high throttling penalty, computed as mm/memcontrol.c does.
 
-`python -m harness.studies.penalty` prints the table that the commit "mm:
+`harness penalty` prints the table that the commit "mm:
 memcontrol: apply memcg_nr_pages_over_high to memory.high" carries: the
 sleep a task pays per return to user space when a memcg_bpf_ops episode
 starts with N pages over the usage and reclaim makes no progress.
@@ -11,9 +11,6 @@ its "not worth sleeping" cut-off), for a 64-bit kernel with 4 KiB pages,
 with the series' patch 7 (mainline's overflowing formula with fixed=False).
 """
 from __future__ import annotations
-
-import argparse
-import sys
 
 PAGE_SIZE = 4096
 MEMCG_CHARGE_BATCH = 64
@@ -92,21 +89,3 @@ def table(usages: list[str], ns: list[str], hzs: list[int],
             cells = [f"{episode_sleep_ms(parse_size(u), pages, hz, nr_pages)} ms" for hz in hzs]
             rows.append(f"| {u} | {pages} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.studies.penalty", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--usage", nargs="+", default=["100M", "300M", "1G", "4G"])
-    ap.add_argument("--n", nargs="+", default=["1024", "4096", "65536"],
-                    help="N in pages, or a size (4M)")
-    ap.add_argument("--hz", nargs="+", type=int, default=[250, 1000])
-    ap.add_argument("--nr-pages", type=int, default=MEMCG_CHARGE_BATCH,
-                    help="the task's own charge since its last return (default: one batch)")
-    args = ap.parse_args(argv)
-    print(table(args.usage, args.n, args.hz, args.nr_pages))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

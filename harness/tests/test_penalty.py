@@ -1,4 +1,6 @@
 """harness.studies.penalty against values worked out by hand."""
+import pytest
+
 from harness.studies import penalty as pen
 
 MB = 256  # pages per MiB
@@ -73,3 +75,12 @@ def test_mainline_formula_wraps_and_truncates() -> None:
         d = min(pen.calculate_high_delay(pen.calculate_overage(usage, 0), 1, 250), 500)
         assert d >= prev, usage
         prev = d
+
+
+def test_the_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness penalty`: the one entry point, the same table."""
+    from harness import cli
+    assert cli.main(["penalty", "--usage", "100M", "--n", "1024", "--hz", "250"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == pen.table(["100M"], ["1024"], [250], pen.MEMCG_CHARGE_BATCH)
+    assert "| 100M | 1024 | 108 ms |" in out

@@ -323,3 +323,19 @@ def test_options_takes_each_field_from_its_argument(tmp_path: Path) -> None:
     names = {f.name for f in dataclasses.fields(Options)}
     assert names == {"kernel_dir", "build_dir", "out", "toolchain", "accel", "fragments",
                      "refresh", "unpatched", "kernel_args", "series"}
+
+
+def test_report_without_a_format_prints_the_runs_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+    from harness.report import write_json
+    recs = [StageRecord("build", summary="1700 objects"),
+            StageRecord("selftests-results", Status.FAIL, summary="1 fail",
+                        details={"failed": ["test_progs memcg_ops/expiry: 52 events"]})]
+    write_json(tmp_path, recs, {})
+    assert cli.main(["report", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "status: FAIL" in out and "1700 objects" in out
+    assert "selftests-results: test_progs memcg_ops/expiry: 52 events" in out
+    assert not (tmp_path / "kcidb.json").exists()
+    assert cli.main(["report", "--out", str(tmp_path / "none")]) == 2
