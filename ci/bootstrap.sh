@@ -15,7 +15,9 @@ if ! command -v python3 >/dev/null; then
 fi
 python3 -m harness doctor --install
 echo "== python environment (.venv)"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
+if [ ! -x .venv/bin/python ]; then  # pip is upgraded once, when the venv is made
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+fi
 .venv/bin/pip install -q -e '.[test,lint]' 'tox>=4'
 .venv/bin/python -m harness doctor || true

@@ -68,9 +68,10 @@ def make_env() -> dict[str, str]:
 
 
 def jobs() -> int:
-    """make -j: --jobs ($MEMCG_BPF_JOBS), else the CPUs + 1."""
+    """make -j: --jobs ($MEMCG_BPF_JOBS), else the CPUs this process may
+    run on (its affinity, as a CI runner's cgroup or taskset sets it) + 1."""
     env = os.environ.get("MEMCG_BPF_JOBS", "")
-    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 2) + 1
+    return int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0)) + 1
 
 
 # What each build step returns (and its stage record's details, asdict()).
@@ -505,37 +506,39 @@ def guest_tools_dir(build: Path) -> Path:
 
 def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int) -> str:
     """Shell script (run in the toolchain) that builds the guest's check
-    program against the tree's own libbpf and the built kernel's BTF."""
-    lib = out / "libbpf-root"
-    sample = tree / "samples" / "bpf"
-    inc = f"-I{out} -I{lib}/include -I{tree}/tools/include/uapi"
+    program against the tree's own libbpf and the built kernel's BTF. Every
+    path is quoted for the shell ('a b'/x is the path a b/x)."""
+    q = shlex.quote
+    lib, sample = q(str(out / "libbpf-root")), q(str(tree / "samples" / "bpf"))
+    t, b, sd, o = q(str(tree)), q(str(build)), q(str(src)), q(str(out))
+    inc = f"-I{o} -I{lib}/include -I{t}/tools/include/uapi"
     return "\n".join([
         "set -e",
-        f"mkdir -p {out}/libbpf",
-        f"make -s -C {tree}/tools/lib/bpf OUTPUT={out}/libbpf/ DESTDIR={lib} prefix= "
+        f"mkdir -p {o}/libbpf",
+        f"make -s -C {t}/tools/lib/bpf OUTPUT={o}/libbpf/ DESTDIR={lib} prefix= "
         f"BUILD_STATIC_ONLY=1 -j{jobs_} install",
-        f"bpftool btf dump file {build}/vmlinux format c > {out}/vmlinux.h",
+        f"bpftool btf dump file {b}/vmlinux format c > {o}/vmlinux.h",
         f"{CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
-        f"-c {src}/memcg_ops_check.bpf.c -o {out}/memcg_ops_check.bpf.o",
-        f"bpftool gen skeleton {out}/memcg_ops_check.bpf.o name memcg_ops_check "
-        f"> {out}/memcg_ops_check.skel.h",
-        f"gcc -O2 -Wall {inc} {src}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
-        f"-o {out}/memcg_ops_check",
+        f"-c {sd}/memcg_ops_check.bpf.c -o {o}/memcg_ops_check.bpf.o",
+        f"bpftool gen skeleton {o}/memcg_ops_check.bpf.o name memcg_ops_check "
+        f"> {o}/memcg_ops_check.skel.h",
+        f"gcc -O2 -Wall {inc} {sd}/memcg_ops_check.c {lib}/lib64/libbpf.a -lelf -lz "
+        f"-o {o}/memcg_ops_check",
         f"{CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
-        f"-c {src}/sigagent.bpf.c -o {out}/sigagent.bpf.o",
-        f"bpftool gen skeleton {out}/sigagent.bpf.o name sigagent > {out}/sigagent.skel.h",
-        f"gcc -O2 -Wall -Werror {inc} {src}/sigagent.c {lib}/lib64/libbpf.a -lelf -lz "
-        f"-o {out}/sigagent",
-        f"gcc -O2 -Wall -Werror {src}/membench.c -o {out}/membench",
-        f"gcc -O2 -Wall -Werror -pthread {src}/wsload.c -o {out}/wsload",
+        f"-c {sd}/sigagent.bpf.c -o {o}/sigagent.bpf.o",
+        f"bpftool gen skeleton {o}/sigagent.bpf.o name sigagent > {o}/sigagent.skel.h",
+        f"gcc -O2 -Wall -Werror {inc} {sd}/sigagent.c {lib}/lib64/libbpf.a -lelf -lz "
+        f"-o {o}/sigagent",
+        f"gcc -O2 -Wall -Werror {sd}/membench.c -o {o}/membench",
+        f"gcc -O2 -Wall -Werror -pthread {sd}/wsload.c -o {o}/wsload",
         # the series' sample (samples/bpf/memcg), if the tree has it
         f"if [ -f {sample}/memcg.bpf.c ]; then",
         f"  {CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "
-        f"-c {sample}/memcg.bpf.c -o {out}/memcg.bpf.o",
-        f"  bpftool gen skeleton {out}/memcg.bpf.o name memcg > {out}/memcg.skel.h",
+        f"-c {sample}/memcg.bpf.c -o {o}/memcg.bpf.o",
+        f"  bpftool gen skeleton {o}/memcg.bpf.o name memcg > {o}/memcg.skel.h",
         f"  gcc -O2 -Wall -Werror {inc} {sample}/memcg.c {lib}/lib64/libbpf.a -lelf -lz "
-        f"-o {out}/memcg",
-        f"else rm -f {out}/memcg; fi",
+        f"-o {o}/memcg",
+        f"else rm -f {o}/memcg; fi",
     ])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness import host, paths, send
+from harness import __version__, host, paths, send
 from harness.errors import ChangeFailed, HarnessError
 from harness.options import Options
 from harness.pipeline import PLANS, Pipeline
@@ -89,6 +89,7 @@ def add_seed(p: argparse.ArgumentParser) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_STATUS)
+    ap.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True)
 
     p = sub.add_parser("doctor", help="check the host; --install fixes what is missing")

@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ def write_json(out: Path, records: list[StageRecord], extra: dict[str, Any]) -> 
     data = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": overall(records),
-        "stages": [r.__dict__ for r in records],
+        "stages": [asdict(r) for r in records],
         **extra,
     }
     out.mkdir(parents=True, exist_ok=True)

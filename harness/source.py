@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,7 +86,7 @@ def user_tree(tree: Path) -> SourceInfo:
                            capture_output=True, text=True, timeout=600)
         describe = r.stdout.strip() or None
     if not version.startswith("7.3"):
-        print(f"warning: {tree} is Linux {version}; the series targets 7.3")
+        print(f"warning: {tree} is Linux {version}; the series targets 7.3", file=sys.stderr)
     return SourceInfo(tree=str(tree), kernelversion=version, origin="user-tree",
                       git_describe=describe)
 
@@ -190,8 +192,9 @@ def extract(deb: Path, dest: Path, log: Path) -> None:
     prog = Progress("source")
     prog.maybe(f"unpacking {deb.name} into {dest}", force=True)
     tarball = f"./usr/src/{PACKAGE}.tar.xz"
-    cmd = (f"dpkg-deb --fsys-tarfile '{deb}' | tar -xO '{tarball}' | "
-           f"tar -xJ -C '{tmp}' --strip-components=1")
+    q = shlex.quote
+    cmd = (f"dpkg-deb --fsys-tarfile {q(str(deb))} | tar -xO {q(tarball)} | "
+           f"tar -xJ -C {q(str(tmp))} --strip-components=1")
     r = run_logged(["bash", "-o", "pipefail", "-c", cmd], log, timeout=1200, append=True)
     if r.returncode != 0:
         raise HarnessError(f"unpacking {deb} failed:\n{tail(log)}", log=str(log))

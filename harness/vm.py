@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,9 +95,9 @@ def guest_build(root: Path | None, host_dir: Path) -> str:
 def wrap_command(command: str, guest_out: str = GUEST_OUT) -> str:
     """The guest-side wrapper: start marker, the command, its rc to a file
     and a sentinel line (vng's own rc cannot be trusted)."""
-    rcfile = f"{guest_out}/rc"
-    return (f"echo {START}; cd {guest_out} && ( {command} ); rc=$?; "
-            f"echo $rc > {rcfile}; sync; echo {SENTINEL}$rc")
+    out = shlex.quote(guest_out)
+    return (f"echo {START}; cd {out} && ( {command} ); rc=$?; "
+            f"echo $rc > {out}/rc; sync; echo {SENTINEL}$rc")
 
 
 def virtiofsd_usable() -> bool:

@@ -339,3 +339,18 @@ def test_report_without_a_format_prints_the_runs_summary(
     assert "selftests-results: test_progs memcg_ops/expiry: 52 events" in out
     assert not (tmp_path / "kcidb.json").exists()
     assert cli.main(["report", "--out", str(tmp_path / "none")]) == 2
+
+
+def test_jobs_follow_the_affinity_and_version_is_printed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """make -j is the CPUs this process may use + 1 (a CI runner's cgroup or
+    taskset), not the machine's; --version names the harness's version."""
+    import os
+
+    from harness import __version__, build, cli
+    monkeypatch.delenv("MEMCG_BPF_JOBS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    assert build.jobs() == 4
+    with pytest.raises(SystemExit) as e:
+        cli.make_parser().parse_args(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"harness {__version__}"
