@@ -96,6 +96,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
     p.add_argument("--probe-kvm", action="store_true",
                    help="boot the built kernel under KVM now to see whether it works")
+    p.add_argument("--build-dir", type=Path, default=None,
+                   help="with --probe-kvm: the build whose kernel to boot (default: the "
+                   "default build of the Debian tree)")
     p.add_argument("--json", action="store_true")
 
     p = verb(sub, "source", help="get the kernel tree (Debian linux-source-7.3 or yours)")
@@ -393,7 +396,7 @@ def throttle_params(args: argparse.Namespace) -> ThrottleParams:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    results = host.checks(probe_kvm=args.probe_kvm)
+    results = host.checks(probe_kvm=args.probe_kvm, build_dir=args.build_dir)
     missing = host.missing_packages(results)
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))

@@ -88,14 +88,17 @@ def version_line(tool: str) -> str:
     return text[0][:80] if text else "present"
 
 
-def kvm_probe_now() -> str:
-    """Boot the built kernel under KVM (harness/vm.py's probe), if there is one."""
+def kvm_probe_now(build_dir: Path | None = None) -> str:
+    """Boot a built kernel under KVM (harness/vm.py's probe): `build_dir`'s
+    (doctor --build-dir), else the default build of the Debian tree."""
     from harness import build, source, toolchain, vm
     from harness.errors import HarnessError
 
     try:
-        info = source.resolve(None, Path("/dev/null"), fetch=False)
-        built = build.built_info(build.default_build_dir(Path(info.tree)))
+        if build_dir is None:
+            info = source.resolve(None, Path("/dev/null"), fetch=False)
+            build_dir = build.default_build_dir(Path(info.tree))
+        built = build.built_info(build_dir)
         root = toolchain.buildroot_path()
         if not (root / ".harness-complete").exists():
             return "no build root yet to probe with (run: harness build)"
@@ -110,7 +113,7 @@ def kvm_probe_now() -> str:
         return f"no kernel to probe with yet ({e.message})"
 
 
-def checks(probe_kvm: bool = False) -> list[Check]:
+def checks(probe_kvm: bool = False, build_dir: Path | None = None) -> list[Check]:
     rel = os_release()
     out = [Check("distro", rel.get("ID") == "debian" and rel.get("VERSION_ID") in ("12", "13"),
                  rel.get("PRETTY_NAME", "unknown"))]
@@ -141,7 +144,7 @@ def checks(probe_kvm: bool = False) -> list[Check]:
     kvm = "absent" if not dev.exists() else (
         "present, accessible" if os.access(dev, os.R_OK | os.W_OK) else "present, no access")
     if probe_kvm and os.access(dev, os.R_OK | os.W_OK):
-        kvm += "; " + kvm_probe_now()
+        kvm += "; " + kvm_probe_now(build_dir)
     else:
         probe = paths.cache_root() / "kvm-probe.json"
         if probe.exists():

@@ -354,3 +354,26 @@ def test_jobs_follow_the_affinity_and_version_is_printed(
     with pytest.raises(SystemExit) as e:
         cli.make_parser().parse_args(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"harness {__version__}"
+
+
+def test_doctor_probes_the_build_it_is_given(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor --probe-kvm --build-dir B boots B's kernel, not the default
+    build's (review m14)."""
+    from harness import build, toolchain, vm
+    b = tmp_path / "build"
+    b.mkdir()
+    assert f"no built kernel in {b}" in host.kvm_probe_now(b)
+    monkeypatch.setattr(build, "built_info", lambda d: build.BuildResult(image=str(d / "bz")))
+    root = tmp_path / "root"
+    (root / ".harness-complete").parent.mkdir(parents=True)
+    (root / ".harness-complete").write_text("")
+    monkeypatch.setattr(toolchain, "buildroot_path", lambda: root)
+    booted: list[Path] = []
+
+    def probe(kernel: Path, r: Path | None, logs: Path) -> tuple[bool, str]:
+        booted.append(kernel)
+        return True, "booted"
+    monkeypatch.setattr(vm, "probe_kvm", probe)
+    assert host.kvm_probe_now(b) == "probe: boots (booted)"
+    assert booted == [b / "bz"]
