@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
+from harness.proc import first_line
 from harness.toolchain import MIN_PAHOLE, parse_version, tool_version
 
 # Debian packages the host needs (same names on bookworm and trixie).
@@ -79,13 +80,8 @@ def version_line(tool: str) -> str:
              "debootstrap": ["--version"], "git": ["--version"], "make": ["--version"],
              "perl": ["-e", "print $^V"], "xz": ["--version"], "patch": ["--version"],
              "mkfs.ext4": ["-V"], "busybox": []}
-    argv = [tool, *flags.get(tool, ["--version"])]
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return "present"
-    text = (r.stdout or r.stderr).strip().splitlines()
-    return text[0][:80] if text else "present"
+    line = first_line([tool, *flags.get(tool, ["--version"])], timeout=20, ok_only=False)
+    return line[:80] if line else "present"
 
 
 def kvm_probe_now(build_dir: Path | None = None) -> str:

@@ -34,6 +34,21 @@ def require(tool: str, package: str) -> str:
     return path
 
 
+def first_line(argv: list[str], timeout: float = 60, ok_only: bool = True) -> str | None:
+    """The first line `argv` prints (a tool's --version): stdout, else
+    stderr; None if it cannot be run, prints nothing, or (ok_only) fails.
+    The one version probe: toolchain.tool_version (host or chroot),
+    vm.tool_version and host.version_line use it."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (r.stdout or r.stderr).strip()
+    if not text or (ok_only and r.returncode != 0):
+        return None
+    return text.splitlines()[0]
+
+
 def kill_group(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):

@@ -16,13 +16,12 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import locks, paths
 from harness.errors import HarnessError
-from harness.proc import Progress, require, run_logged, tail
+from harness.proc import Progress, first_line, require, run_logged, tail
 
 MIRROR = os.environ.get("MEMCG_BPF_MIRROR", "http://deb.debian.org/debian")
 SUITE = "trixie"
@@ -213,12 +212,7 @@ def tool_version(argv: list[str], root: Path | None = None) -> str | None:
     """First line of `argv` (e.g. pahole --version), host or chroot."""
     if root is not None:
         argv = chroot_argv(root, argv, env={}, binds=[], cwd=None)
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if out.returncode == 0 and text else None
+    return first_line(argv)
 
 
 def host_build_problems() -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness import paths
 from harness.errors import HarnessError
-from harness.proc import require, run_logged
+from harness.proc import first_line, require, run_logged
 from harness.splat import Splat, scan
 
 GUEST_OUT = "/harness-out"
@@ -238,11 +238,7 @@ def kvm_usable_device() -> bool:
 
 def tool_version(argv: list[str]) -> str:
     """The first line of `argv --version`, or "" if it cannot be run."""
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return (r.stdout.strip().splitlines() or [""])[0]
+    return first_line(argv, timeout=30, ok_only=False) or ""
 
 
 def tool_versions() -> dict[str, str]:
