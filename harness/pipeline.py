@@ -149,8 +149,9 @@ class Pipeline:
                 rec.status = SKIP
                 rec.summary = "--series none: the tree as it is"
                 return None
+        tree = self.tree  # the source stage first, not inside this one
         with self.stage("series") as rec:
-            q = series.Quilt(self.tree, self.opts.logs / "series.log")
+            q = series.Quilt(tree, self.opts.logs / "series.log")
             if action == "apply":
                 state = q.push_all()
                 st = q.status()

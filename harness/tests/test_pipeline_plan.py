@@ -44,3 +44,18 @@ def test_every_plan_starts_with_the_preparation() -> None:
     for verb, plan in pipeline.PLANS.items():
         head = plan[:len(pipeline.PREPARE)]
         assert head == pipeline.PREPARE[:len(head)] or verb == "config", verb
+
+
+def test_a_stage_resolves_its_tree_before_it_starts(tmp_path: Path) -> None:
+    """series on a tree that does not exist: the source stage fails, first
+    and alone; the series stage is not recorded as failing before it
+    (review m17)."""
+    from harness import cli
+    out = tmp_path / "o"
+    rc = cli.main(["series", "status", "--kernel-dir", str(tmp_path / "nonexistent"),
+                   "--out", str(out)])
+    import json
+    rep = json.loads((out / "report.json").read_text())
+    stages = [(s["stage"], s["status"]) for s in rep["stages"]]
+    assert rc == 2 and stages[0] == ("source", "ERROR")
+    assert ("series", "ERROR") not in stages
