@@ -499,8 +499,11 @@ class Pipeline:
             # nothing again), under its locks
             env = dict(os.environ, **self.opts.to_env(), **locks.held_env(),
                        MEMCG_BPF_PREPARED="1")
+            # one line per test with its time, and the guests' progress lines
+            # (one per guest test, vm.PROGRESS) as they come
             argv = [sys.executable, "-m", "pytest", str(suite), f"--junitxml={junit}",
-                    "-o", "junit_family=xunit2", "-q", *(extra or [])]
+                    "-o", "junit_family=xunit2", "-v", "--capture=tee-sys",
+                    "-o", "console_output_style=times", *(extra or [])]
             rec.command = argv
             r = run_suite(argv, env)
             from harness.report import junit_counts
