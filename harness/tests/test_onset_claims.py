@@ -54,3 +54,63 @@ def test_the_docs_onset_rows_use_the_per_run_rule() -> None:
             f"{a3[2] / s3[2]:.0f}x (S3, agent {a3[2]:.1f} s), but of two clocks") in text
     # the old wording, a median called 10/10, is gone
     assert "0.085 s (10/10 runs)" not in text and "0.085 s (10/10 runs)" not in flat(README)
+
+
+def test_s4_verdict_and_always_on() -> None:
+    """S4's verdict is PASS while always-on gives high 8.4x the sample, and
+    only S3's rules tell the two apart (review, experiment-and-readme-v2
+    section 4, fix 6)."""
+    from harness.studies import experiment_stats as st
+
+    def kept(name: str) -> dict[str, Any]:
+        d: dict[str, Any] = json.loads((RESULTS / f"{name}.json").read_text())
+        return d
+
+    s4 = kept("experiment-s4")
+    assert st.judge(s4["verdicts"]) == []  # the verdict: PASS
+
+    def med(arm: str) -> float:
+        return statistics.median(st.metric_values(s4["runs"], s4["metrics"], "s4", arm,
+                                                  "high", "contended"))
+    ratio = med("always") / med("sample")
+    v = {(x["scenario"], x["arm"], x["rule"]): x for name in
+         ("experiment-s2", "experiment-s3", "experiment-s4") for x in kept(name)["verdicts"]}
+    gain = v[("s4", "sample", "gain")]
+    s3s, s3a = v[("s3", "sample", "conserve")], v[("s3", "always", "conserve")]
+    s2s, s2a = v[("s2", "sample", "conserve")], v[("s2", "always", "conserve")]
+    assert s2s["good"] == s2a["good"] == 0
+    text = flat(EXPERIMENT)
+    assert (f"it gains in {gain['good']} of {gain['runs']} runs, and S4 has no conservation "
+            f"rule. The always-on control passes the same rule "
+            f"({v[('s4', 'always', 'gain')]['good']} of 10) and gives high {ratio:.1f}x the "
+            f"sample's median ({med('always') / 1e3:,.0f} against "
+            f"{med('sample') / 1e3:,.0f} kpages/s)") in text
+    assert (f"the sample conserves the lows' work in {s3s['good']} of 10 runs and always-on "
+            f"in {s3a['good']} of 10 (S2: both 0 of 10)") in text
+
+
+def test_equalities_are_worded_as_indistinguishable_with_their_interval() -> None:
+    """A ratio whose interval spans 1 is 'indistinguishable', with the
+    interval (bench.bootstrap_ratio, 4,000 resamples, seed 0), never an
+    ordering or 'buys nothing'."""
+    from harness.studies import bench as hb
+    from harness.studies import experiment_stats as st
+
+    def ratio(name: str, s: str, arm: str, base: str, ph: str) -> tuple[float, float, float]:
+        d: dict[str, Any] = json.loads((RESULTS / f"{name}.json").read_text())
+        xs = st.metric_values(d["runs"], d["metrics"], s, arm, "high", ph)
+        b = st.metric_values(d["runs"], d["metrics"], s, base, "high", ph)
+        return hb.bootstrap_ratio(xs, b)
+    s1 = ratio("experiment-s1", "s1", "sample", "mlow:260M", "contended")
+    s4 = ratio("experiment-s4", "s4", "sample", "mlow:260M", "contended")
+    s3 = ratio("experiment-s3", "s3", "reclaim", "mlow:350M", "large")
+    for r in (s1, s4, s3):
+        assert r[1] < 1 < r[2]
+    readme, docs = flat(README), flat(EXPERIMENT)
+    assert (f"(0.41 with a reclaim of the lows, 95 % interval {s3[1]:.2f}-{s3[2]:.2f}: "
+            "indistinguishable)") in readme
+    assert (f"indistinguishable from `memory.low` 260M (ratio {s1[0]:.2f}, {s1[1]:.2f}-"
+            f"{s1[2]:.2f}, and {s4[0]:.2f}, {s4[1]:.2f}-{s4[2]:.2f})") in readme
+    assert f"ratio {s1[0]:.2f}, 95 % interval {s1[1]:.2f}-{s1[2]:.2f})" in docs
+    assert f"ratio {s4[0]:.2f}, 95 % interval {s4[1]:.2f}-{s4[2]:.2f})" in docs
+    assert "buys nothing" not in readme + docs
