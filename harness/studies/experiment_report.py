@@ -27,7 +27,28 @@ def fmt(c: dict[str, Any] | None, scale: float = 1.0, digits: int = 0) -> str:
     return text
 
 
-TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "lows kpages/s",
+def fmt_boots(c: dict[str, Any] | None, scale: float = 1.0) -> str:
+    """Each boot's median: "b0 1234 b1 2345"."""
+    if not c or not c.get("boots"):
+        return "-"
+    return " ".join(f"b{b} {m * scale:.0f}" for b, m in c["boots"].items())
+
+
+def sittings_note(summary: list[dict[str, Any]]) -> str:
+    """What a table says when its runs come from more than one sitting:
+    which, and that arms compare only within one."""
+    all_s = sorted({x for row in summary for x in row.get("sittings", [])})
+    if len(all_s) < 2:
+        return ""
+    lines = [f"these runs come from {len(all_s)} sittings; compare arms only within one:"]
+    for i, sit in enumerate(all_s):
+        arms = sorted({row["arm"] for row in summary if sit in row.get("sittings", [])})
+        lines.append(f"  sitting {i + 1} ({sit}): {', '.join(arms)}")
+    return "\n".join(lines)
+
+
+TABLE_HEADERS = ["scenario", "arm", "runs", "phase", "high kpages/s", "high by boot",
+                 "lows kpages/s",
                  "high some %", "high full %", "probe p99 ms", "onset s", "release s", "refault s"]
 
 
@@ -38,7 +59,8 @@ def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
         for ph, c in row["phases"].items():
             out.append([row["scenario"] if first else "", row["arm"] if first else "",
                         row["runs"] if first else "", ph, fmt(c.get("high"), 1e-3),
-                        fmt(c.get("low"), 1e-3), fmt(c.get("high_some"), 100, 1),
+                        fmt_boots(c.get("high"), 1e-3), fmt(c.get("low"), 1e-3),
+                        fmt(c.get("high_some"), 100, 1),
                         fmt(c.get("high_full"), 100, 1), fmt(c.get("probe_p99_ms"), 1, 1),
                         fmt(row.get("onset_s"), 1, 2) if first else "",
                         fmt(row.get("release_s"), 1, 2) if first else "",

@@ -21,25 +21,74 @@ from harness.studies.experiment import (
 
 def metric_values(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], scenario: str,
                   arm: str, key: str, phase: str | None) -> list[float]:
+    return [x for x, _ in metric_values_by_boot(runs, metrics, scenario, arm, key, phase)]
+
+
+def metric_values_by_boot(runs: list[dict[str, Any]], metrics: list[dict[str, Any]],
+                          scenario: str, arm: str, key: str, phase: str | None
+                          ) -> list[tuple[float, int]]:
+    """The metric of each run of the cell that has it, with the run's boot."""
     out = []
     for r, m in zip(runs, metrics, strict=True):
         if r["scenario"] != scenario or r["arm"] != arm or "error" in m:
             continue
         v = m["phases"].get(phase, {}).get(key) if phase else m.get(key)
         if v is not None:
-            out.append(v)
+            out.append((v, int(r.get("boot", 0))))
     return out
 
 
-def median_ci(xs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Median with a 95 % percentile bootstrap interval."""
+CI_METHOD = ("95 % percentile bootstrap, two-stage: the boots resampled with "
+             "replacement, then the runs within each (2,000 resamples); one boot: the runs")
+
+
+def median_ci(xs: list[float], n: int = 2000, seed: int = 0,
+              boots: list[int] | None = None) -> tuple[float, float, float]:
+    """Median with a 95 % percentile bootstrap interval. With `boots` (each
+    x's boot) and more than one boot, a two-stage bootstrap (CI_METHOD):
+    runs of one boot share its state (its page cache, its placement), so
+    they are not independent, and resampling them as if they were gives
+    intervals too narrow (review of v2: halves of one sitting differ by
+    up to 2.5x)."""
     rng = random.Random(seed)
-    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
+    by: dict[int, list[float]] = {}
+    for x, b in zip(xs, boots or [0] * len(xs), strict=True):
+        by.setdefault(b, []).append(x)
+    keys = sorted(by)
+
+    def once() -> float:
+        if len(keys) == 1:
+            return statistics.median(rng.choices(xs, k=len(xs)))
+        pick: list[float] = []
+        for b in rng.choices(keys, k=len(keys)):
+            pick += rng.choices(by[b], k=len(by[b]))
+        return statistics.median(pick)
+    meds = sorted(once() for _ in range(n))
     return statistics.median(xs), meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 
 
-def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params
-              ) -> list[dict[str, Any]]:
+def boot_medians(pairs: list[tuple[float, int]]) -> dict[str, float]:
+    """The median of each boot's runs, by boot ("0", "1", ...)."""
+    by: dict[int, list[float]] = {}
+    for x, b in pairs:
+        by.setdefault(b, []).append(x)
+    return {str(b): statistics.median(v) for b, v in sorted(by.items())}
+
+
+def sittings(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The sittings the runs come from, each with its boots."""
+    out: dict[str, set[int]] = {}
+    for r in runs:
+        out.setdefault(str(r.get("sitting", "")), set()).add(int(r.get("boot", 0)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params,
+              by_boot: bool = True) -> list[dict[str, Any]]:
+    """Per scenario, arm and phase: medians with CI_METHOD's intervals, the
+    boots' medians, the sittings. by_boot=False: the runs resampled as if
+    independent, as the tables kept from before 2026-12-07 were computed
+    (their claims tests recompute them so)."""
     rows = []
     for s in params.scenarios:
         phases = sorted({p for r, m in zip(runs, metrics, strict=True) if r["scenario"] == s
@@ -48,22 +97,30 @@ def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params:
              if x[0] == p), default=0))
         for a in params.arms:
             row: dict[str, Any] = {"scenario": s, "arm": a, "runs": sum(
-                1 for r in runs if r["scenario"] == s and r["arm"] == a), "phases": {}}
+                1 for r in runs if r["scenario"] == s and r["arm"] == a), "phases": {},
+                "sittings": sorted({str(r.get("sitting", "")) for r in runs
+                                    if r["scenario"] == s and r["arm"] == a})}
             for ph in phases:
                 cell: dict[str, Any] = {}
                 for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
-                    xs = metric_values(runs, metrics, s, a, key, ph)
-                    if xs:
-                        med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()))
-                        cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs)}
+                    pairs = metric_values_by_boot(runs, metrics, s, a, key, ph)
+                    if pairs:
+                        xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
+                        med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()),
+                                                boots=bs if by_boot else None)
+                        cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
+                                     "boots": boot_medians(pairs)}
                 row["phases"][ph] = cell
             for key in ("onset_s", "release_s", "refault_s", "policy_onset_s",
                         "policy_release_s"):
-                xs = metric_values(runs, metrics, s, a, key, None)
-                if xs:
-                    med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()))
+                pairs = metric_values_by_boot(runs, metrics, s, a, key, None)
+                if pairs:
+                    xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
+                    med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()),
+                                            boots=bs if by_boot else None)
                     row[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
-                                "missing": row["runs"] - len(xs)}
+                                "missing": row["runs"] - len(xs),
+                                "boots": boot_medians(pairs)}
             rows.append(row)
     return rows
 

@@ -77,6 +77,11 @@ DEFECTS: dict[str, str] = {
                                       "no parameters kept",
 }
 
+# Experiment files kept before the two-stage bootstrap (experiment_stats.
+# CI_METHOD) whose tables docs/experiment.md recomputes with it.
+TWO_STAGE_IN_DOCS = {"experiment-s3-lease-disk.json", "experiment-s3-lease-zram.json",
+                     "experiment-s3-sigagent.json", "experiment-s2-sigagent.json"}
+
 # Files kept without a data file of their own.
 LOGS: dict[str, tuple[str, str]] = {
     "lifetime": ("the test_progs logs and consoles of `harness test` on "
@@ -100,6 +105,7 @@ class Row:
     defects: str
     what: str = ""
     unset: str = ""  # parameters no flag sets today that differ from the defaults
+    intervals: str = ""
 
 
 def _cli_value(v: Any) -> str:
@@ -189,8 +195,13 @@ def row_for(path: Path, companions: list[str]) -> Row:
     elif isinstance(d.get("config"), dict):
         frags = [Path(f).name for f in d["config"].get("fragments", [])]
         config = f"{config} ({'nodebug' if 'nodebug.config' in frags else 'debug'} kernel)"
-    unset = ""
+    unset, intervals = "", ""
     if name.startswith("experiment-"):
+        stats: dict[str, Any] = d["stats"] if isinstance(d.get("stats"), dict) else {}
+        intervals = stats.get("ci") or (
+            "as kept, the runs resampled as if independent"
+            + ("; docs/experiment.md recomputes its table with the two-stage bootstrap"
+               if name in TWO_STAGE_IN_DOCS else ""))
         command = experiment_command(params)
         boots = sorted({r.get("boot", 0) for r in runs})
         nboots = f"{len(boots)} ({len(runs)} runs)"
@@ -215,7 +226,7 @@ def row_for(path: Path, companions: list[str]) -> Row:
                seed=str(params.get("seed", "")), date=date,
                host=_host(host) or ("; ".join(_host(h) for h in hosts) if hosts else ""),
                config=config, boots=nboots, sittings=sittings,
-               defects=DEFECTS.get(name, ""), unset=unset)
+               defects=DEFECTS.get(name, ""), unset=unset, intervals=intervals)
 
 
 def rows(results: Path = RESULTS) -> list[Row]:
@@ -271,7 +282,8 @@ def render(rs: list[Row]) -> str:
         for label, v in (("parameters no flag sets today", r.unset), ("seed", r.seed),
                          ("date", r.date), ("host", r.host),
                          ("config", r.config), ("boots", r.boots),
-                         ("sittings", r.sittings), ("known defects", r.defects)):
+                         ("sittings", r.sittings), ("intervals", r.intervals),
+                         ("known defects", r.defects)):
             if v:
                 out.append(f"- {label}: {v}")
         out.append("")

@@ -225,8 +225,27 @@ def _load_experiment(src: Path, name: str) -> dict[str, Any]:
         columns = data.get("sample_columns", exr.SAMPLE_COLUMNS)
         runs = [exr.expand(r, columns) for r in data["runs"]]
         metrics = data["metrics"]
+    label_sittings(runs, data["env"], int(data["params"].get("boots", 1)), src.name)
     return {"src": src, "params": data["params"], "env": data["env"], "runs": runs,
             "metrics": metrics}
+
+
+def label_sittings(runs: list[dict[str, Any]], env: dict[str, Any], boots: int,
+                   name: str) -> None:
+    """Give each run that has none its sitting: the date its sitting began
+    (env.host.date), or for a file merged from sittings (env.hosts, boots
+    numbered on), the sitting its boot belongs to; where no date was
+    recorded, the file's name and the sitting's number."""
+    hosts = env.get("hosts")
+    for r in runs:
+        if r.get("sitting"):
+            continue
+        if hosts:
+            k = min(int(r.get("boot", 0)) // max(boots, 1), len(hosts) - 1)
+            date = (hosts[k] or {}).get("date")
+            r["sitting"] = date or f"{name}: sitting {k + 1} of {len(hosts)}"
+        else:
+            r["sitting"] = (env.get("host") or {}).get("date") or name
 
 
 def experiment_results(pl: Pipeline, params: ExperimentParams, files: list[Path],
@@ -251,19 +270,24 @@ def experiment_results(pl: Pipeline, params: ExperimentParams, files: list[Path]
         if given is None:
             runs = parse_runs(files)
             metrics = ex.all_metrics(runs)
+            label_sittings(runs, env, params.boots, name)
         else:
             runs, metrics = given
         summary = st.summarize(runs, metrics, params)
         verdicts = st.verdicts(runs, metrics, params)
         targets = st.targets(runs, metrics, params)
-        data = {"params": asdict(params), "env": env, "summary": summary,
+        data = {"params": asdict(params), "env": env, "stats": {"ci": st.CI_METHOD},
+                "sittings": st.sittings(runs), "summary": summary,
                 "verdicts": verdicts, "targets": targets, "metrics": metrics,
                 "runs": [{k: v for k, v in r.items() if k != "tasks"} | {
                     "tasks": {t: {k: v for k, v in d.items() if k != "lines"}
                               for t, d in r.get("tasks", {}).items()}} for r in runs]}
         (out / "results.json").write_text(json.dumps(data, default=str) + "\n")
         (out / "summary.json").write_text(json.dumps(exr.compact(data), default=str) + "\n")
-        text = table(exr.table_rows(summary), exr.TABLE_HEADERS)
+        note = exr.sittings_note(summary)
+        text = (note + "\n\n" if note else "") + table(exr.table_rows(summary),
+                                                      exr.TABLE_HEADERS)
+        text += f"\n\nintervals: {st.CI_METHOD}"
         text += "\n\nverdicts (per-run rules):\n" + table(
             [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
               "pass" if v["pass"] else "FAIL", v["text"]] for v in verdicts],

@@ -484,3 +484,35 @@ def test_sigagent_arm_is_the_samples_control() -> None:
         [5.3, '{"t": 5.25, "action": "event"}'],
         [8.0, '{"t": 7.9, "action": "release", "why": "period over"}']]}}
     assert ex.policy_switches(rec) == [(5.1, True), (7.9, False)]
+
+
+def test_intervals_resample_boots_then_runs() -> None:
+    """Two boots that disagree: the two-stage interval covers both boots'
+    medians, the runs-as-independent one is narrower (issue 28, item 5)."""
+    xs = [100.0 + i for i in range(10)] + [300.0 + i for i in range(10)]
+    boots = [0] * 10 + [1] * 10
+    med, lo, hi = st.median_ci(xs, boots=boots)
+    _, lo1, hi1 = st.median_ci(xs)
+    assert lo <= 105 and hi >= 300  # either boot alone is a possible world
+    assert hi - lo > hi1 - lo1
+    assert st.median_ci(xs[:10], boots=boots[:10]) == st.median_ci(xs[:10])  # one boot
+
+
+def test_summary_has_boot_medians_and_sittings() -> None:
+    runs: list[dict[str, Any]] = [
+        {"scenario": "s1", "arm": "none", "boot": b, "rep": i, "sitting": "2026-12-07"}
+        for b in (0, 1) for i in range(3)]
+    metrics = [{"phases": {"contended": {"high": float(100 * (b + 1) + i)}}}
+               for b in (0, 1) for i in range(3)]
+    params = ex.Params(scenarios=["s1"], arms=["none"])
+    row = st.summarize(runs, metrics, params)[0]
+    assert row["phases"]["contended"]["high"]["boots"] == {"0": 101.0, "1": 201.0}
+    assert row["sittings"] == ["2026-12-07"]
+    assert st.sittings(runs) == {"2026-12-07": [0, 1]}
+
+
+def test_a_table_of_two_sittings_says_so() -> None:
+    summary = [{"arm": "a", "sittings": ["x"]}, {"arm": "b", "sittings": ["x", "y"]}]
+    note = exr.sittings_note(summary)
+    assert "2 sittings" in note and "sitting 2 (y): b" in note
+    assert exr.sittings_note([{"arm": "a", "sittings": ["x"]}]) == ""
