@@ -3,7 +3,6 @@ the parameters, the metrics, the statistics and the verdicts)."""
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from harness.studies.experiment import (
     HIGH_PHASE,
     Params,
 )
-from harness.studies.experiment_stats import metric_values
 
 
 def fmt(c: dict[str, Any] | None, scale: float = 1.0, digits: int = 0) -> str:
@@ -155,51 +153,105 @@ def target_rows(targets: list[dict[str, Any]]) -> list[list[Any]]:
             for t in targets]
 
 
-def plot(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params, path: Path,
-         title: str) -> Path:
-    """Per scenario: high's and the lows' throughput in the scenario's high
-    phase (and the lows' in the free phase), every run a point, the median
-    a bar."""
+BOOT_MARKERS = "os^Dv<>p"
+
+
+def plot_figure(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params,
+                title: str) -> Any:
+    """The figure of plot(): per scenario, high's and the lows' throughput
+    in the scenario's high phase (and the lows' in the free phase); every
+    run a point, its boot its marker; the median a labelled bar with its
+    interval (CI_METHOD); on high's panels the gain rule's threshold (twice
+    the best no-policy run); arms from another sitting than the first
+    marked with "*"."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from harness.studies.experiment_stats import median_ci, metric_values_by_boot
     panels = []
     for s in params.scenarios:
         panels.append((s, "high", HIGH_PHASE[s]))
         panels.append((s, "low", HIGH_PHASE[s]))
         if s in FREE_PHASE:
             panels.append((s, "low", FREE_PHASE[s]))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.9 * len(params.arms)),
-                                                      2.6 * len(panels)), squeeze=False)
+    sits = sorted({str(r.get("sitting", "")) for r in runs})
+    first = sits[0] if sits else ""
+    other = {a for a in params.arms if sits and len(sits) > 1 and first not in
+             {str(r.get("sitting", "")) for r in runs if r["arm"] == a}}
+    labels = [a + ("*" if a in other else "") for a in params.arms]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 1.0 * len(params.arms)),
+                                                      2.9 * len(panels)), squeeze=False)
+    boots_seen: set[int] = set()
     for ax, (s, side, ph) in zip(axes[:, 0], panels, strict=True):
         for i, a in enumerate(params.arms):
-            xs = metric_values(runs, metrics, s, a, side, ph)
-            for j, x in enumerate(xs):
-                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / 1e3, "o", ms=3,
-                        color=f"C{i % 10}", alpha=0.7)
-            if xs:
-                ax.hlines(statistics.median(xs) / 1e3, i - 0.3, i + 0.3, color="k")
-        ax.set_xticks(range(len(params.arms)), params.arms, fontsize=7)
+            pairs = metric_values_by_boot(runs, metrics, s, a, side, ph)
+            for j, (x, b) in enumerate(pairs):
+                boots_seen.add(b)
+                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / 1e3,
+                        BOOT_MARKERS[b % len(BOOT_MARKERS)], ms=3.5, color=f"C{i % 10}",
+                        alpha=0.7, mfc="none" if b % 2 else None)
+            if pairs:
+                xs = [x for x, _ in pairs]
+                med, lo, hi = median_ci(xs, boots=[b for _, b in pairs])
+                ax.hlines(med / 1e3, i - 0.3, i + 0.3, color="k", lw=1.5)
+                ax.vlines(i + 0.36, lo / 1e3, hi / 1e3, color="k", lw=0.8)
+                ax.annotate(f"{med / 1e3:,.0f}", (i + 0.38, med / 1e3), fontsize=6,
+                            va="center")
+        if side == "high" and "none" in params.arms:
+            base = [x for x, _ in metric_values_by_boot(runs, metrics, s, "none", side, ph)]
+            if base:
+                ax.axhline(2 * max(base) / 1e3, color="tab:red", lw=0.8, ls="--")
+        ax.set_xticks(range(len(params.arms)), labels, fontsize=7)
+        ax.set_xlim(-0.6, len(params.arms) - 0.2)
         # thrashing (a few kpages/s) and running (thousands) on one axis
         ax.set_yscale("symlog", linthresh=10)
-        ax.set_ylim(bottom=0)
-        ax.set_ylabel("kpages/s (log above 10)", fontsize=8)
+        top = max((x for a in params.arms
+                   for x, _ in metric_values_by_boot(runs, metrics, s, a, side, ph)),
+                  default=10e3)
+        ax.set_ylim(0, max(top, 10e3) / 1e3 * 2)  # no point clipped at the top
+        ax.set_xlabel("arm" + ("  (* another sitting than the first: compare with care)"
+                               if other else ""), fontsize=7)
+        ax.set_ylabel(f"{side} kpages/s\n(log above 10)", fontsize=7)
         ax.set_title(f"{s}: {side} in phase {ph} ({DESCRIPTION[s]})", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color="k", lw=1.5, label="median (value beside it)"),
+               Line2D([], [], color="k", lw=0.8, label="95 % interval (boots, then runs)"),
+               Line2D([], [], color="tab:red", lw=0.8, ls="--",
+                      label="gain rule: 2x the best no-policy run")]
+    handles += [Line2D([], [], ls="none", marker=BOOT_MARKERS[b % len(BOOT_MARKERS)],
+                       color="0.3", mfc="none" if b % 2 else None, label=f"a run of boot {b}")
+                for b in sorted(boots_seen)]
+    fig.legend(handles=handles, loc="upper center", ncol=min(4, len(handles)), fontsize=7,
+               bbox_to_anchor=(0.5, 1.0 - 0.35 / fig.get_figheight()))
+    fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
+    return fig
+
+
+def plot(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params, path: Path,
+         title: str) -> Path:
+    """plot_figure(), written to `path`."""
+    import matplotlib.pyplot as plt
+    fig = plot_figure(runs, metrics, params, title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_timelines(runs: list[dict[str, Any]], params: Params, path: Path, title: str,
-                   cols: int = 4) -> Path:
-    """memory.current of high and of the lows over time, every run of every
-    scenario and arm (one panel each, runs overlaid), with the first run's
-    phases shaded."""
+def timelines_figure(runs: list[dict[str, Any]], params: Params, title: str,
+                     cols: int = 4) -> Any:
+    """The figure of plot_timelines(): memory.current of high and of the
+    lows over time, every run of every scenario and arm (one panel each,
+    runs overlaid), the first run's phases shaded and named, and each
+    run's policy switches: on (trigger, green) and off (release, red)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from harness.studies.experiment import policy_switches
     panels = []
     for s in params.scenarios:
         for a in params.arms:
@@ -208,7 +260,7 @@ def plot_timelines(runs: list[dict[str, Any]], params: Params, path: Path, title
             panels.append((s, a, rs))
     cols = max(1, min(cols, len(panels)))
     rows = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.3 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False,
                              sharey=True)
     for ax in axes.flat:
         ax.set_visible(False)
@@ -218,21 +270,40 @@ def plot_timelines(runs: list[dict[str, Any]], params: Params, path: Path, title
         ax.set_visible(True)
         ax.set_title(f"{s} {a} ({len(rs)} runs)", fontsize=7)
         ax.tick_params(labelsize=6)
+        ax.set_xlabel("s from the run's start", fontsize=6)
+        ax.set_ylabel("memory.current MiB", fontsize=6)
         if not rs:
             continue
         t0 = rs[0]["t0"]
-        for k, (_name, pa, pb) in enumerate(x for x in rs[0].get("phases", []) if x[2]):
+        for k, (name, pa, pb) in enumerate(x for x in rs[0].get("phases", []) if x[2]):
             ax.axvspan(pa - t0, pb - t0, color="0.9" if k % 2 else "0.8", lw=0)
+            ax.text((pa + pb) / 2 - t0, 1.0, name, transform=ax.get_xaxis_transform(),
+                    fontsize=5, ha="center", va="top", color="0.35")
         for r in rs:
             ts = [x["t"] - r["t0"] for x in r["samples"]]
             for cg, c in colors.items():
                 ax.plot(ts, [x.get(cg, {}).get("current", 0) / 2**20 for x in r["samples"]],
-                        lw=0.6, alpha=0.6, color=c, label=cg if r is rs[0] else None)
-    for row in axes:
-        row[0].set_ylabel("memory.current MiB", fontsize=7)
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle(title + "; shaded: the phases", fontsize=9)
-    fig.tight_layout()
+                        lw=0.6, alpha=0.6, color=c)
+            for t, on in policy_switches(r):
+                ax.axvline(t - r["t0"], ymin=0.0, ymax=0.06, lw=0.8,
+                           color="tab:green" if on else "tab:red")
+    handles: list[Any] = [Line2D([], [], color=c, lw=1, label=f"{cg}: memory.current")
+                          for cg, c in colors.items()]
+    handles += [Line2D([], [], color="tab:green", lw=1, label="policy on (trigger)"),
+                Line2D([], [], color="tab:red", lw=1, label="policy off (release)"),
+                Patch(color="0.8", label="phases (named at the top)")]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7,
+               bbox_to_anchor=(0.5, 1.0 - 0.3 / fig.get_figheight()))
+    fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / fig.get_figheight()))
+    return fig
+
+
+def plot_timelines(runs: list[dict[str, Any]], params: Params, path: Path, title: str,
+                   cols: int = 4) -> Path:
+    """timelines_figure(), written to `path`."""
+    import matplotlib.pyplot as plt
+    fig = timelines_figure(runs, params, title, cols)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

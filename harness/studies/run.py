@@ -235,8 +235,11 @@ def label_sittings(runs: list[dict[str, Any]], env: dict[str, Any], boots: int,
     """Give each run that has none its sitting: the date its sitting began
     (env.host.date), or for a file merged from sittings (env.hosts, boots
     numbered on), the sitting its boot belongs to; where no date was
-    recorded, the file's name and the sitting's number."""
-    hosts = env.get("hosts")
+    recorded (older merges kept only env.reanalyzed_from), the file's name
+    and the sitting's number."""
+    merged = env.get("reanalyzed_from")
+    hosts = env.get("hosts") or (
+        [None] * len(merged) if isinstance(merged, list) and len(merged) > 1 else None)
     for r in runs:
         if r.get("sitting"):
             continue
