@@ -153,6 +153,19 @@ def target_rows(targets: list[dict[str, Any]]) -> list[list[Any]]:
             for t in targets]
 
 
+def figure_title(params: Params, env: dict[str, Any]) -> str:
+    """The set-up, as the figures' title says it."""
+    sizes = (f"wsload high {params.high_mb} MB"
+             + (f" (s3: {params.s3_high_mb} -> {params.grow_mb} MB)"
+                if "s3" in params.scenarios else "")
+             + f", low {params.low_mb} MB"
+             + (f" (s4: {' + '.join(map(str, params.low_mb_s4))} MB)"
+                if "s4" in params.scenarios else ""))
+    return (f"{sizes}; {params.memory} RAM, {params.swap_mb} MB {params.swap} swap, "
+            f"{params.cpus} vCPUs; nodebug.config"
+            + (" (TCG)" if env.get("accel") == "tcg" else ""))
+
+
 BOOT_MARKERS = "os^Dv<>p"
 
 

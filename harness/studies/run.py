@@ -299,16 +299,7 @@ def experiment_results(pl: Pipeline, params: ExperimentParams, files: list[Path]
             exr.target_rows(targets), exr.TARGET_HEADERS)
         every = table(exr.run_rows(runs, metrics), exr.RUN_HEADERS)
         (out / "table.txt").write_text(text + "\n\nevery run:\n" + every + "\n")
-        sizes = (f"wsload high {params.high_mb} MB"
-                 + (f" (s3: {params.s3_high_mb} -> {params.grow_mb} MB)"
-                    if "s3" in params.scenarios else "")
-                 + f", low {params.low_mb} MB"
-                 + (f" (s4: {' + '.join(map(str, params.low_mb_s4))} MB)"
-                    if "s4" in params.scenarios else ""))
-        title = (f"{sizes}; "
-                 f"{params.memory} RAM, {params.swap_mb} MB {params.swap} swap, "
-                 f"{params.cpus} vCPUs; "
-                 "nodebug.config" + (" (TCG)" if env.get("accel") == "tcg" else ""))
+        title = exr.figure_title(params, env)
         png = exr.plot(runs, metrics, params, out / "plot.png", title)
         tl = exr.plot_timelines(runs, params, out / "timelines.png", title)
         errors = [m["error"] for m in metrics if "error" in m]
