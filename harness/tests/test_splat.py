@@ -82,3 +82,19 @@ def test_early_boot_lines_before_the_stamps_count(data: Path) -> None:
     log = (data / "console-userspace-warning.log").read_text().splitlines()
     found = splat.scan("\n".join(log[:3] + ["BUG: unable to handle page fault"] + log[3:]))
     assert [s.kind for s in found] == ["bug"]
+
+
+def test_real_consoles_of_the_lifetime_kernel() -> None:
+    """Whole captured consoles (selftests/results/lifetime/): the KASAN
+    report the v2 dealloc mutation caused is found, and nothing else (the
+    virtme-ng-init 'WARNING: failed to run' line is user space); the final
+    run's console has no splat."""
+    import gzip
+    kept = Path(__file__).resolve().parents[2] / "selftests" / "results" / "lifetime"
+    bad = gzip.open(kept / "mutation-dealloc-unlocked.console.log.gz", "rt").read()
+    found = splat.scan(bad)
+    assert [s.kind for s in found] == ["kasan"]
+    assert found[0].text.startswith("BUG: KASAN: slab-use-after-free")
+    assert "virtme-ng-init: WARNING" in bad
+    good = gzip.open(kept / "lifetime-final.console.log.gz", "rt").read()
+    assert splat.scan(good) == []
