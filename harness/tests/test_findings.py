@@ -56,7 +56,7 @@ def test_the_mechanism_bullet() -> None:
               or any(s.kind == "kasan" for s in splat.scan(t))]
     assert len(failed) == len(muts) == 3
     assert ("the attach core's lifetime checks give 0 reports under KASAN and kmemleak "
-            f"while three mutations fail them") in findings()
+            "while three mutations fail them") in findings()
 
 
 def test_the_leased_s3_bullet() -> None:
