@@ -67,6 +67,34 @@ def median_ci(xs: list[float], n: int = 2000, seed: int = 0,
     return statistics.median(xs), meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 
 
+def _resample(rng: random.Random, pairs: list[tuple[float, int]]) -> list[float]:
+    """One two-stage resample of (value, boot) pairs: boots, then runs."""
+    by: dict[int, list[float]] = {}
+    for x, b in pairs:
+        by.setdefault(b, []).append(x)
+    keys = sorted(by)
+    if len(keys) == 1:
+        return rng.choices(by[keys[0]], k=len(by[keys[0]]))
+    out: list[float] = []
+    for b in rng.choices(keys, k=len(keys)):
+        out += rng.choices(by[b], k=len(by[b]))
+    return out
+
+
+def ratio_ci(pairs: list[tuple[float, int]], base: list[tuple[float, int]], n: int = 4000,
+             seed: int = 0) -> tuple[float, float, float]:
+    """median(pairs) / median(base), with a 95 % two-stage bootstrap
+    interval (each side's boots, then its runs, resampled on its own):
+    the ratio of two arms of one sitting."""
+    if not pairs or not base:
+        raise ValueError("ratio_ci needs two non-empty samples")
+    rng = random.Random(seed)
+    point = statistics.median(x for x, _ in pairs) / statistics.median(x for x, _ in base)
+    rs = sorted(statistics.median(_resample(rng, pairs)) / statistics.median(_resample(rng, base))
+                for _ in range(n))
+    return point, rs[int(0.025 * n)], rs[int(0.975 * n) - 1]
+
+
 def boot_medians(pairs: list[tuple[float, int]]) -> dict[str, float]:
     """The median of each boot's runs, by boot ("0", "1", ...)."""
     by: dict[int, list[float]] = {}

@@ -67,6 +67,8 @@ DEFECTS: dict[str, str] = {
                                      "write (up to ~1 s late); the sample's at its decision",
     "experiment-s3-lease-zram.json": "the PSI agent's onset is logged after its blocking "
                                      "write (up to ~1 s late); the sample's at its decision",
+    "experiment-s2-lease-disk.json": "the PSI agent's onset is logged after its blocking "
+                                     "write (the agent of before 2026-12-07 10:34)",
     "bench.json": "real guest time under TCG: boot-to-boot drift +-4-6 %",
     "bench-srcu.json": "real guest time under TCG: boot-to-boot drift",
     "bench-icount.json": "icount counts instructions, not cache or TLB misses",

@@ -516,3 +516,12 @@ def test_a_table_of_two_sittings_says_so() -> None:
     note = exr.sittings_note(summary)
     assert "2 sittings" in note and "sitting 2 (y): b" in note
     assert exr.sittings_note([{"arm": "a", "sittings": ["x"]}]) == ""
+
+
+def test_ratio_ci_is_two_stage() -> None:
+    a = [(100.0 + i, 0) for i in range(5)] + [(300.0 + i, 1) for i in range(5)]
+    b = [(100.0 + i, 0) for i in range(5)] + [(102.0 + i, 1) for i in range(5)]
+    pt, lo, hi = st.ratio_ci(a, b)
+    assert lo < 1.2 and hi > 2.5  # a's boots disagree: the ratio may be ~1 or ~3
+    one = st.ratio_ci([(x, 0) for x, _ in a], [(x, 0) for x, _ in b])
+    assert one[2] - one[1] < hi - lo
