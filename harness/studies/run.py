@@ -233,10 +233,10 @@ def _load_experiment(src: Path, name: str) -> dict[str, Any]:
 def label_sittings(runs: list[dict[str, Any]], env: dict[str, Any], boots: int,
                    name: str) -> None:
     """Give each run that has none its sitting: the date recorded with its
-    sitting (env.host.date, taken when its runs were analysed), or for a file merged from sittings (env.hosts, boots
-    numbered on), the sitting its boot belongs to; where no date was
-    recorded (older merges kept only env.reanalyzed_from), the file's name
-    and the sitting's number."""
+    sitting (env.host.date, taken when its runs were analysed), or for a
+    file merged from sittings (env.hosts, boots numbered on), the sitting
+    its boot belongs to; where no date was recorded (older merges kept
+    only env.reanalyzed_from), the file's name and the sitting's number."""
     merged = env.get("reanalyzed_from")
     hosts = env.get("hosts") or (
         [None] * len(merged) if isinstance(merged, list) and len(merged) > 1 else None)
