@@ -437,6 +437,15 @@ def test_reanalyze_merges_kept_summaries_of_more_arms(tmp_path: Path) -> None:
     assert data["env"]["reanalyzed_from"] == [str(a), str(b)]
     assert data["env"]["hosts"] == [None, None]  # summaries of before the host was kept
     assert sorted({x["boot"] for x in data["runs"] if x["arm"] == "sample"}) == [2, 3]
+    # boots that collide (both sources have 0 and 1) are numbered on, and each
+    # run keeps the sitting it came from; the table says it mixes sittings
+    sits = {x["sitting"] for x in data["runs"]}
+    assert sits == {"a.json", "b.json"}
+    assert {x["sitting"] for x in data["runs"] if x["boot"] in (2, 3)} == {"b.json"}
+    assert data["sittings"] == {"a.json": [0, 1], "b.json": [2, 3]}
+    table = (tmp_path / "o" / "experiment" / "table.txt").read_text()
+    assert "these runs come from 2 sittings; compare arms only within one" in table
+    assert "sitting 2 (b.json): sample\n" in table
     # the cgroup samples survive the round trip (one a second)
     assert len(data["runs"][0]["samples"]) == 33
     # what ran with other parameters does not merge, and says which
