@@ -128,6 +128,8 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict[str, Any]:
                      st.get("details", {}).get("release")}}
         if versions.get("gcc"):
             b["compiler"] = versions["gcc"]
+        if st.get("log") and Path(st["log"]).is_absolute():
+            b["log_url"] = Path(st["log"]).as_uri()
         if repro.get("kernel_config_sha256"):
             b["config_name"] = f"memcg-bpf kernel-config/ ({repro['kernel_config_sha256'][:12]})"
         data["builds"].append(b)
@@ -136,12 +138,26 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict[str, Any]:
         data["builds"].append({"id": build_id, "origin": ORIGIN, "checkout_id": checkout["id"],
                                "status": "SKIP", "misc": {"note": "no kernel build in this run"}})
 
-    def add(path: str, status: str, duration: float | None = None, **misc: Any) -> None:
+    # where the guest tests ran: the boot stages' accelerator and command line
+    boots = [s for s in stages.values() if s.get("details", {}).get("accel")]
+    env: dict[str, Any] | None = None
+    if boots:
+        d0 = boots[-1]["details"]
+        env = {"comment": f"QEMU {d0['accel'].upper()} guest (virtme-ng)",
+               "misc": {k: d0.get(k) for k in ("accel", "cmdline", "qemu", "vng")
+                        if d0.get(k)}}
+
+    def add(path: str, status: str, duration: float | None = None,
+            excerpt: str | None = None, guest: bool = True, **misc: Any) -> None:
         t: dict[str, Any] = {
             "id": _id("test", run_key, path, str(len(data["tests"]))), "origin": ORIGIN,
             "build_id": build_id, "path": path, "status": status, "start_time": _time(start)}
         if duration is not None:
             t["duration"] = float(duration)
+        if excerpt:  # the failure's own text, where dashboards look for it
+            t["log_excerpt"] = excerpt[-16384:].replace("\0", "")
+        if guest and env:
+            t["environment"] = env
         misc = {k: v for k, v in misc.items() if v not in (None, "")}
         if misc:
             t["misc"] = misc
@@ -170,21 +186,22 @@ def from_run(out: Path, patches: Path = series.PATCHES) -> dict[str, Any]:
             for c in r.get("cases", []):
                 path = test_path(c["suite"], c["name"])
                 add(path, CASE_STATUS.get(c["status"], "ERROR"),
-                    run=c.get("run") or None, number=c.get("number"),
-                    known_failure=True if c["status"].startswith("KNOWN") else None,
-                    message=(c.get("message") or "")[-2000:] or None)
+                    excerpt=c.get("message") or None,
+                    run=c.get("run") or None, number=c.get("number"))
                 if c["status"].startswith("KNOWN"):
                     known(path, c["suite"], c["name"])
     for junit in sorted(out.glob("junit-*.xml")):
         for p, status, secs, msg in junit_tests(junit):
-            add(p, status, secs, message=msg[-2000:] or None)
+            add(p, status, secs, excerpt=msg or None)
     for item in stages.get("check", {}).get("details", {}).get("items", []):
         add(test_path("check", item.get("kind", ""), item.get("name", "")),
-            STAGE_STATUS.get(item.get("status"), "ERROR"), summary=item.get("summary"))
+            STAGE_STATUS.get(item.get("status"), "ERROR"), guest=False,
+            excerpt=item.get("summary") if item.get("status") == "FAIL" else None,
+            summary=item.get("summary"))
     err = stages.get("error")  # what stopped the verb outside any stage
     if err:
-        add("harness.error", STAGE_STATUS.get(err.get("status"), "ERROR"),
-            message=err.get("summary"), log=err.get("log"))
+        add("harness.error", STAGE_STATUS.get(err.get("status"), "ERROR"), guest=False,
+            excerpt=err.get("summary"), log=err.get("log"))
     return data
 
 
