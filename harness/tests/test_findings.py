@@ -88,3 +88,26 @@ def test_the_v2_bullet() -> None:
     assert (f"at equal conservation {s2:.4f} in S2, and {s3:.3f} (0.41 with a reclaim"
             in findings()), (s2, s3)
     assert f"{rec:.2f}" == "0.41"
+
+
+# The cover letters' table of high's medians per scenario and arm (v2).
+COVER_TABLE = {
+    "S1 static contention": ("experiment-s1", "s1", "contended", "mlow:260M", "mhigh:150M"),
+    "S3 working set 150->350M": ("experiment-s3", "s3", "large", "mlow:350M", "mhigh:150M"),
+    "S2 resume after 30 s idle": ("experiment-s2", "s2", "active2", "mlow:260M", "mhigh:150M"),
+    "S4 one high, three lows": ("experiment-s4", "s4", "contended", "mlow:260M", "mhigh:100M"),
+}
+
+
+def test_the_cover_letters_tables_are_the_kept_runs() -> None:
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        lines = cover.read_text().splitlines()
+        for label, (name, s, ph, low, high) in COVER_TABLE.items():
+            d, _ = kept(name)
+            want = [kp(med(d, s, a, ph)) if st.metric_values(
+                d["runs"], d["metrics"], s, a, "high", ph) else "-"
+                for a in ("none", low, high, "agent", "sample", "reclaim")]
+            row = next(ln for ln in lines if ln.strip().startswith(label))
+            got = row.strip()[len(label):].split()
+            assert got == want, (cover.name, label, got, want)
