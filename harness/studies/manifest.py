@@ -54,7 +54,9 @@ DEFECTS: dict[str, str] = {
                           "resume_s corrected to 10 s at the merge (the runs predate the "
                           "parameter)",
     "experiment-s3.json": "v2 episodes; the `reclaim` cell's lows throughput in `large` is "
-                          "missing (None) in 2 of its 10 runs: its median is of 8",
+                          "missing (None) in 2 of its 10 runs: its median is of 8; "
+                          "mhigh:100M and mhigh:200M ran in another sitting and were "
+                          "labelled boots 0/1 until 2026-12-07 (now 2/3)",
     "experiment-s4.json": "v2 episodes; mhigh:50M and mhigh:150M ran in another sitting "
                           "(boots 2-3), merged with --reanalyze",
     "experiment-matrix-r1.json": "1 run per cell, 1 boot: a survey, no statistics",
@@ -220,6 +222,8 @@ def row_for(path: Path, companions: list[str]) -> Row:
     merged = env.get("reanalyzed_from")
     if isinstance(merged, list) and len(merged) > 1:
         sittings = f"{len(merged)}, merged with --reanalyze"
+    elif env.get("hosts") and len(env["hosts"]) > 1:
+        sittings = f"{len(env['hosts'])} (boots relabelled: env.boots_relabelled)"
     elif isinstance(merged, (list, str)):
         sittings = "1, reanalyzed"
     else:

@@ -92,3 +92,19 @@ def test_entries_read_their_facts_from_the_file() -> None:
     assert s2.sittings.startswith("2, merged") and s2.boots.startswith("4 ")
     assert "--set resume_s=10.0" in s2.command
     assert rows["bench-icount.json"].command.endswith("--icount")
+
+
+def test_no_two_runs_of_one_boot_overlap() -> None:
+    """A boot runs its cells one after another, so two runs labelled with
+    the same boot that overlap in time came from different boots: a merge
+    that mislabelled them (experiment-s3.json did until 2026-12-07)."""
+    for p in sorted(manifest.RESULTS.glob("experiment-*.json")):
+        runs = json.loads(p.read_text())["runs"]
+        by: dict[int, list[tuple[float, float]]] = {}
+        for r in runs:
+            if r.get("t0") is not None and r.get("end") is not None:
+                by.setdefault(r["boot"], []).append((r["t0"], r["end"]))
+        for boot, spans in by.items():
+            spans.sort()
+            for (a0, a1), (b0, _) in zip(spans, spans[1:]):
+                assert b0 >= a1 - 1.0, (p.name, boot, a0, a1, b0)
