@@ -114,3 +114,18 @@ def test_equalities_are_worded_as_indistinguishable_with_their_interval() -> Non
     assert f"ratio {s1[0]:.2f}, 95 % interval {s1[1]:.2f}-{s1[2]:.2f})" in docs
     assert f"ratio {s4[0]:.2f}, 95 % interval {s4[1]:.2f}-{s4[2]:.2f})" in docs
     assert "buys nothing" not in readme + docs
+
+
+def test_the_agent_releases_right_after_its_write() -> None:
+    """docs/experiment.md: the PSI agent's release follows its logged
+    throttle (logged after its blocking write) at once: a one-shot reclaim."""
+    from harness.studies import experiment as ex
+    d: dict[str, Any] = json.loads((RESULTS / "experiment-s3-lease-disk.json").read_text())
+    gaps = []
+    for r in d["runs"]:
+        if r["arm"] != "agent":
+            continue
+        sw = ex.policy_switches(r)
+        gaps += [b - a for (a, on), (b, on2) in zip(sw, sw[1:]) if on and not on2]
+    assert (f"disk: {statistics.median(gaps):.3f} s after its logged throttle, median, at "
+            f"most {max(gaps):.2f} s)") in flat(EXPERIMENT)
