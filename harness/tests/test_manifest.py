@@ -106,5 +106,5 @@ def test_no_two_runs_of_one_boot_overlap() -> None:
                 by.setdefault(r["boot"], []).append((r["t0"], r["end"]))
         for boot, spans in by.items():
             spans.sort()
-            for (a0, a1), (b0, _) in zip(spans, spans[1:]):
+            for (a0, a1), (b0, _) in zip(spans, spans[1:], strict=False):
                 assert b0 >= a1 - 1.0, (p.name, boot, a0, a1, b0)

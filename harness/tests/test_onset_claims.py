@@ -126,6 +126,6 @@ def test_the_agent_releases_right_after_its_write() -> None:
         if r["arm"] != "agent":
             continue
         sw = ex.policy_switches(r)
-        gaps += [b - a for (a, on), (b, on2) in zip(sw, sw[1:]) if on and not on2]
+        gaps += [b - a for (a, on), (b, on2) in zip(sw, sw[1:], strict=False) if on and not on2]
     assert (f"disk: {statistics.median(gaps):.3f} s after its logged throttle, median, at "
             f"most {max(gaps):.2f} s)") in flat(EXPERIMENT)
