@@ -531,6 +531,7 @@ def guest_tools_script(tree: Path, build: Path, src: Path, out: Path, jobs_: int
         f"-o {o}/sigagent",
         f"gcc -O2 -Wall -Werror {sd}/membench.c -o {o}/membench",
         f"gcc -O2 -Wall -Werror -pthread {sd}/wsload.c -o {o}/wsload",
+        f"gcc -O2 -Wall -Werror -pthread {sd}/reqload.c -o {o}/reqload",
         # the series' sample (samples/bpf/memcg), if the tree has it
         f"if [ -f {sample}/memcg.bpf.c ]; then",
         f"  {CLANG} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86 {inc} "

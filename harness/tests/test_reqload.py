@@ -1,0 +1,58 @@
+"""reqload (harness/guest/memcg_ops_check/reqload.c), S5's latency service,
+built and run on the host: requests on a fixed schedule, latency from the
+scheduled arrival, so a stall counts for every request it delays."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "guest" / "memcg_ops_check" / "reqload.c"
+
+
+@pytest.fixture(scope="module")
+def reqload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    exe = tmp_path_factory.mktemp("reqload") / "reqload"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", str(SRC), "-o", str(exe)],
+                   check=True, timeout=120)
+    return exe
+
+
+def run(exe: Path, *args: str, stall_s: float = 0.0) -> dict[str, Any]:
+    p = subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, text=True)
+    if stall_s:
+        time.sleep(0.3)
+        os.kill(p.pid, signal.SIGSTOP)  # what a 2 s memory.high sleep looks like
+        time.sleep(stall_s)
+        os.kill(p.pid, signal.SIGCONT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0
+    d: dict[str, Any] = json.loads(out)
+    return d
+
+
+def test_the_schedule_and_the_percentiles(reqload: Path) -> None:
+    d = run(reqload, "-t", "2", "-k", "256", "-w", "4", "-r", "50", "-s", "1")
+    assert d["requests"] == len(d["lat_ms"]) == 100  # 2 threads x 50/s x 1 s
+    lat = sorted(d["lat_ms"])
+    assert d["max_ms"] == lat[-1] and d["p50_ms"] == lat[round(0.5 * 99)]
+    assert 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]
+
+
+def test_a_stall_delays_the_requests_behind_it(reqload: Path) -> None:
+    """A 0.5 s stop: the request in flight and those due meanwhile all
+    count it (measured from their scheduled arrival), and they are late."""
+    d = run(reqload, "-t", "1", "-k", "64", "-r", "100", "-s", "1.5", stall_s=0.5)
+    assert d["max_ms"] >= 450
+    assert sum(x >= 100 for x in d["lat_ms"]) >= 10  # not just the one in flight
+    assert d["late"] >= 10
+
+
+def test_bad_arguments(reqload: Path) -> None:
+    r = subprocess.run([str(reqload), "-t", "0"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "usage: reqload" in r.stderr
