@@ -111,12 +111,10 @@ def sittings(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params,
-              by_boot: bool = True) -> list[dict[str, Any]]:
+def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params
+              ) -> list[dict[str, Any]]:
     """Per scenario, arm and phase: medians with CI_METHOD's intervals, the
-    boots' medians, the sittings. by_boot=False: the runs resampled as if
-    independent, as the tables kept from before 2026-12-07 were computed
-    (their claims tests recompute them so)."""
+    boots' medians, the sittings."""
     rows = []
     for s in params.scenarios:
         phases = sorted({p for r, m in zip(runs, metrics, strict=True) if r["scenario"] == s
@@ -135,7 +133,7 @@ def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params:
                     if pairs:
                         xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
                         med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()),
-                                                boots=bs if by_boot else None)
+                                                boots=bs)
                         cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
                                      "boots": boot_medians(pairs)}
                 row["phases"][ph] = cell
@@ -145,7 +143,7 @@ def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params:
                 if pairs:
                     xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
                     med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()),
-                                            boots=bs if by_boot else None)
+                                            boots=bs)
                     row[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
                                 "missing": row["runs"] - len(xs),
                                 "boots": boot_medians(pairs)}

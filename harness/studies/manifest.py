@@ -81,11 +81,6 @@ DEFECTS: dict[str, str] = {
                                       "no parameters kept",
 }
 
-# Experiment files kept before the two-stage bootstrap (experiment_stats.
-# CI_METHOD) whose tables docs/experiment.md recomputes with it.
-TWO_STAGE_IN_DOCS = {"experiment-s3-lease-disk.json", "experiment-s3-lease-zram.json",
-                     "experiment-s3-sigagent.json", "experiment-s2-sigagent.json"}
-
 # Files kept without a data file of their own.
 LOGS: dict[str, tuple[str, str]] = {
     "lifetime": ("the test_progs logs and consoles of `harness test` on "
@@ -203,9 +198,8 @@ def row_for(path: Path, companions: list[str]) -> Row:
     if name.startswith("experiment-"):
         stats: dict[str, Any] = d["stats"] if isinstance(d.get("stats"), dict) else {}
         intervals = stats.get("ci") or (
-            "as kept, the runs resampled as if independent"
-            + ("; docs/experiment.md recomputes its table with the two-stage bootstrap"
-               if name in TWO_STAGE_IN_DOCS else ""))
+            "as kept (its -table.txt), the runs resampled as if independent; "
+            "docs/experiment.md recomputes its numbers with the two-stage bootstrap")
         command = experiment_command(params)
         boots = sorted({r.get("boot", 0) for r in runs})
         nboots = f"{len(boots)} ({len(runs)} runs)"

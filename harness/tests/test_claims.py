@@ -228,8 +228,7 @@ def test_m4_always_on_against_every_acting_arm() -> None:
 
 def test_m5_s3_reclaim_lows_large_is_of_8_runs() -> None:
     d = kept("experiment-s3")
-    # the v2 tables' intervals: runs resampled as if independent (their method)
-    summary = st.summarize(d["runs"], d["metrics"], params(d), by_boot=False)
+    summary = st.summarize(d["runs"], d["metrics"], params(d))
     cells = [(row["arm"], ph, key, c["n"], row["runs"])
              for row in summary
              for ph, cell in row["phases"].items() for key, c in cell.items()
