@@ -32,6 +32,8 @@ HOST_PACKAGES = {
     "depmod": "kmod",
     "busybox": "busybox-static",
     "make": "make",
+    # the unit tests build the guest's C workloads on the host (test_reqload.py)
+    "gcc": "gcc",
 }
 EXTRA_PACKAGES = ["python3-venv", "python3-pip", "debian-archive-keyring", "ca-certificates"]
 MIN_FREE_GB = 15
