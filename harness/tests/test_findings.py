@@ -65,11 +65,32 @@ def test_the_leased_s3_bullet() -> None:
     sd, gd, md = (med(disk, "s3", a, "large") for a in ("sample", "sigagent", "mlow:350M"))
     sz, gz, mz = (med(zram, "s3", a, "large") for a in ("sample", "sigagent", "mlow:350M"))
     text = findings()
-    assert (f"In S3 on disk swap the sample gives high {kp(sd)} kpages/s against the "
+    assert (f"in S3 on disk the sample gives high {kp(sd)} kpages/s against the "
             f"`sigagent`'s {kp(gd)} ({sd / gd:.2f}x) and `memory.low` 350M's {kp(md)} "
             f"({sd / md:.2f}x)") in text
     assert (f"on zram {sz / mz:.2f}x `memory.low` 350M but {sz / gz:.2f}x the `sigagent`"
             in text)
+
+
+def test_the_leased_s2_findings() -> None:
+    zram, p = kept("experiment-s2-lease-zram")
+    disk, _ = kept("experiment-s2-lease-disk")
+
+    def pairs(d: dict[str, Any], a: str) -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(d["runs"], d["metrics"], "s2", a, "high", "active2")
+    lows = {a: med(zram, "s2", a, "idle", "low") for a in ("sample", "sigagent")}
+    tg = {t["target"]: t["value"] for t in st.targets(zram["runs"], zram["metrics"], p)
+          if t["arm"] == "sample"}
+    assert round(tg["lows vs sigagent at equal protection"]) == round(
+        lows["sample"] / lows["sigagent"])
+    hz = st.ratio_ci(pairs(zram, "sample"), pairs(zram, "sigagent"))
+    hd = st.ratio_ci(pairs(disk, "sample"), pairs(disk, "sigagent"))
+    text = findings()
+    assert (f"the lows work while high idles ({kp(lows['sample'])} kpages/s against the "
+            f"`sigagent`'s {kp(lows['sigagent'])}: {lows['sample'] / lows['sigagent']:.0f}x at "
+            f"equal protection)") in text
+    assert f"at {hz[0]:.2f}x the `sigagent`'s high (interval {hz[1]:.2f}-{hz[2]:.2f})" in text
+    assert f"S2 on disk {hd[0]:.2f}x the `sigagent` ({hd[1]:.2f}-{hd[2]:.2f})" in text
 
 
 def test_the_v2_bullet() -> None:
@@ -111,3 +132,33 @@ def test_the_cover_letters_tables_are_the_kept_runs() -> None:
             row = next(ln for ln in lines if ln.strip().startswith(label))
             got = row.strip()[len(label):].split()
             assert got == want, (cover.name, label, got, want)
+
+
+def test_the_cover_letters_open_with_the_measured_findings() -> None:
+    """The "What was measured" section of both cover letters comes right
+    after the first paragraph, and its numbers are the kept runs'."""
+    def ratio(name: str, s: str, ph: str, arm: str, base: str) -> tuple[float, float, float]:
+        d, _ = kept(name)
+
+        def pairs(a: str) -> list[tuple[float, int]]:
+            return st.metric_values_by_boot(d["runs"], d["metrics"], s, a, "high", ph)
+        return st.ratio_ci(pairs(arm), pairs(base))
+    zram, _ = kept("experiment-s2-lease-zram")
+    lows = {a: med(zram, "s2", a, "idle", "low") for a in ("sample", "sigagent")}
+    hz = ratio("experiment-s2-lease-zram", "s2", "active2", "sample", "sigagent")
+    hd = ratio("experiment-s2-lease-disk", "s2", "active2", "sample", "sigagent")
+    s3d = ratio("experiment-s3-lease-disk", "s3", "large", "sample", "sigagent")[0]
+    s3z = ratio("experiment-s3-lease-zram", "s3", "large", "sample", "sigagent")[0]
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        text = cover.read_text()
+        first = text.split("\n\n")
+        assert first[2].startswith("What was measured\n---"), cover.name
+        sec = " ".join(text[text.index("What was measured"):text.index("\nDesign\n")].split())
+        assert f"{lows['sample'] / lows['sigagent']:.0f}x the control's throughput there" in sec
+        assert (f"({hz[0]:.2f}x the control's high, interval {hz[1]:.2f}-{hz[2]:.2f})"
+                in sec)
+        assert (f"{s3d:.2f}x on disk and {s3z:.2f}x on zram, S2 on disk {hd[0]:.2f}x "
+                f"({hd[1]:.2f}-{hd[2]:.2f})") in sec
+        assert "(S3 on disk: 6 of 10, median 52 ms)" in sec and "(4.9 s, median)" in sec
+        assert "(7 of 10, 47 ms)" in sec
