@@ -111,6 +111,14 @@ def sittings(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _cell(pairs: list[tuple[float, int]], seed: str) -> dict[str, Any]:
+    """A summary cell of (value, boot) pairs: the median, its CI_METHOD
+    interval (seeded by the cell's name), n and each boot's median."""
+    xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
+    med, lo, hi = median_ci(xs, seed=zlib.crc32(seed.encode()), boots=bs)
+    return {"median": med, "ci": [lo, hi], "n": len(xs), "boots": boot_medians(pairs)}
+
+
 def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params
               ) -> list[dict[str, Any]]:
     """Per scenario, arm and phase: medians with CI_METHOD's intervals, the
@@ -131,22 +139,14 @@ def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params:
                 for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
                     pairs = metric_values_by_boot(runs, metrics, s, a, key, ph)
                     if pairs:
-                        xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
-                        med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{ph}{key}".encode()),
-                                                boots=bs)
-                        cell[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
-                                     "boots": boot_medians(pairs)}
+                        cell[key] = _cell(pairs, f"{s}{a}{ph}{key}")
                 row["phases"][ph] = cell
             for key in ("onset_s", "release_s", "refault_s", "policy_onset_s",
                         "policy_release_s"):
                 pairs = metric_values_by_boot(runs, metrics, s, a, key, None)
                 if pairs:
-                    xs, bs = [x for x, _ in pairs], [b for _, b in pairs]
-                    med, lo, hi = median_ci(xs, seed=zlib.crc32(f"{s}{a}{key}".encode()),
-                                            boots=bs)
-                    row[key] = {"median": med, "ci": [lo, hi], "n": len(xs),
-                                "missing": row["runs"] - len(xs),
-                                "boots": boot_medians(pairs)}
+                    row[key] = _cell(pairs, f"{s}{a}{key}") | {
+                        "missing": row["runs"] - len(pairs)}
             rows.append(row)
     return rows
 
