@@ -218,11 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     text = render()
     if args.check:
-        doc = paths.REPO / DOC
-        if not doc.exists() or doc.read_text() != text:
-            print(f"{DOC} is out of date: run `{REGENERATE}`", file=sys.stderr)
-            return 1
-        return 0
+        return 0 if paths.generated_is_current(paths.REPO / DOC, text, REGENERATE) else 1
     sys.stdout.write(text)
     return 0
 

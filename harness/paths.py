@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,3 +66,14 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def generated_is_current(path: Path, text: str, regenerate: str) -> bool:
+    """Whether the generated file `path` holds `text` (a --check of
+    docs/cli.md or selftests/results/MANIFEST.md); when not, says on stderr
+    which command writes it."""
+    if path.exists() and path.read_text() == text:
+        return True
+    print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} is out of "
+          f"date: run `{regenerate}`", file=sys.stderr)
+    return False

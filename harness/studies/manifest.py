@@ -302,11 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows())
     path = RESULTS / MANIFEST
     if args.check:
-        if not path.exists() or path.read_text() != text:
-            print(f"{path} is out of date: run python -m harness.studies.manifest",
-                  file=sys.stderr)
-            return 1
-        return 0
+        return 0 if paths.generated_is_current(
+            path, text, "python -m harness.studies.manifest") else 1
     path.write_text(text)
     return 0
 
