@@ -253,7 +253,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = verb(sub, "experiment", help="the phased throttling experiment: "
              "scenarios s1-s4 x arms (no policy, memory.low, memory.high, a PSI "
              "agent, an oracle, the BPF sample, controls) on the nodebug kernel", vm=True)
-    p.add_argument("--scenarios", default="s1,s2,s3,s4", help="comma-separated: s1,s2,s3,s4")
+    p.add_argument("--scenarios", default="s1,s2,s3,s4",
+                   help="comma-separated: s1,s2,s3,s4,s5 (s5: who pays memory.high)")
     p.add_argument("--arms", default=None,
                    help="comma-separated, of: none, alone, mlow:SIZE, mhigh:SIZE, agent, "
                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], detach, "

@@ -15,8 +15,15 @@ Scenarios (each a function below; their parameters come from the host):
       memory) for idle_s, then runs again; the lows run throughout.
   s3  high's working set grows mid-run, from high_mb to grow_mb.
   s4  one high and several lows of different sizes.
+  s5  who pays memory.high: a pod-like parent, /sys/fs/cgroup/pod with
+      memory.high and memory.max, holds high and the lows. High is a
+      latency service (reqload: request threads that map, touch and unmap a
+      buffer per request, beside a resident working set); the lows are
+      batch wsloads whose growth keeps the pod above its memory.high, so
+      that every task charging in it pays the pod's overage.
 
-Arms (how the low side is kept out of high's way):
+Arms (how the low side is kept out of high's way; static knobs combine
+with "+", e.g. mlow:100M+mhigh:90M):
   none             nothing;
   mlow:SIZE        memory.low of high = SIZE;
   mhigh:SIZE       memory.high of lows = SIZE;
@@ -35,7 +42,8 @@ Arms (how the low side is kept out of high's way):
                    bpf_proactive_reclaim() (bpf-next, 7.4) would do from a
                    bpf_wq, since an episode acts only where the lows charge;
   alone            no policy, high's working set 1 MB (the lows' alone
-                   throughput, for s1's target);
+                   throughput, for s1's target); s5: the service without
+                   the lows (its latency alone);
   detach           the sample, detached (SIGTERM) in the middle of high's
                    first active phase (s2: active1; s3: large; s1, s4: the
                    run), the cgroups kept;
@@ -82,7 +90,8 @@ else:  # the guest runs this file from its directory (stdlib only)
     from throttle import read_kv, read_pressure  # harness/guest/throttle.py
 
 CG = Path("/sys/fs/cgroup")
-HIGH = CG / "high"
+POD = CG / "pod"  # s5's parent; the other scenarios' cgroups are CG's children
+HIGH = CG / "high"  # set per run by reset(): under POD in s5
 LOWS = CG / "lows"
 HERE = Path(__file__).resolve().parent
 
@@ -175,6 +184,44 @@ class Task:
         return {"rc": rc, "lines": [[t, x] for t, x in self.lines]} | data
 
 
+class Service:
+    """reqload (harness/guest/memcg_ops_check/reqload.c) in a cgroup: s5's
+    latency service. It runs for its -s seconds from its start (after
+    writing its working set) and then prints its JSON line."""
+
+    def __init__(self, tools: Path, cg: Path, p: dict[str, Any]):
+        self.proc = subprocess.Popen(
+            ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(cg / "cgroup.procs"),
+             str(tools / "reqload"), "-t", str(p["svc_threads"]), "-k", str(p["svc_req_kb"]),
+             "-w", str(p["svc_ws_mb"]), "-r", str(p["svc_rate"]), "-s", str(p["run_s"])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out, self.err = "", ""
+
+    def wait(self, timeout: float) -> bool:
+        """Until it exits (reading its output meanwhile: it may not fit a
+        pipe); False if it did not within timeout."""
+        try:
+            self.out, self.err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        rc: int | str
+        if self.proc.poll() is None and not self.wait(1):
+            self.proc.kill()
+            self.out, self.err = self.proc.communicate(timeout=60)
+            rc = "killed: still running at the run's end"
+        else:
+            rc = self.proc.returncode
+        data: dict[str, Any] = {}
+        try:
+            data = json.loads(self.out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            pass
+        return {"rc": rc, "stderr": self.err[-2000:]} | data
+
+
 class Logged:
     """A helper process (the agent, the sample, a fixed policy) whose lines
     are kept with the CLOCK_MONOTONIC time they were read."""
@@ -256,17 +303,31 @@ class Reclaiming(Logged):
         self.worker.join(timeout=60)
 
 
-def reset(nlows: int) -> dict[str, Path]:
-    """Fresh cgroups, from the same memory state each run."""
+def reset(nlows: int, pod: dict[str, str] | None = None) -> dict[str, Path]:
+    """Fresh cgroups, from the same memory state each run. pod: the
+    {"memory.high": .., "memory.max": ..} of s5's parent, which then holds
+    high and the lows."""
+    global HIGH, LOWS
     os.sync()
     write(Path("/proc/sys/vm/drop_caches"), "3")
-    for d in [*sorted(LOWS.glob("low*")), LOWS, HIGH]:
-        if d.is_dir():
-            os.rmdir(d)
+    for base in (POD, CG):
+        for d in [*sorted((base / "lows").glob("low*")), base / "lows", base / "high"]:
+            if d.is_dir():
+                os.rmdir(d)
+    if POD.is_dir():
+        os.rmdir(POD)
+    base = CG
+    if pod is not None:
+        POD.mkdir()
+        write(POD / "cgroup.subtree_control", "+memory")
+        for k, v in pod.items():
+            write(POD / k, v)
+        base = POD
+    HIGH, LOWS = base / "high", base / "lows"
     HIGH.mkdir()
     LOWS.mkdir()
     write(LOWS / "cgroup.subtree_control", "+memory")
-    cgs = {"high": HIGH, "lows": LOWS}
+    cgs = {"high": HIGH, "lows": LOWS} | ({"pod": POD} if pod is not None else {})
     for i in range(nlows):
         d = LOWS / f"low{i + 1}"
         d.mkdir()
@@ -277,6 +338,10 @@ def reset(nlows: int) -> dict[str, Path]:
 
 
 def arm_setup(arm: str, p: dict[str, Any], tools: Path) -> Logged | None:
+    if "+" in arm:  # static knobs together (the host allows only those)
+        for part in arm.split("+"):
+            arm_setup(part, p, tools)
+        return None
     kind, _, value = arm.partition(":")
     if kind == "mlow":
         write(HIGH / "memory.low", value)
@@ -364,10 +429,14 @@ class Run:
         if not ok:
             raise RuntimeError(f"high did not populate in {self.p['populate_cap_s']} s")
 
-    def go(self, scenario: Callable[[Run, Task], None]) -> dict[str, Any]:
+    def go(self, scenario: Callable[[Run, Any], None]) -> dict[str, Any]:
         p = self.p
         lows = p["low_mb"] if isinstance(p["low_mb"], list) else [p["low_mb"]]
-        cgs = reset(len(lows))
+        s5 = self.cell["scenario"] == "s5"
+        if s5 and self.arm == "alone":  # the service alone
+            lows = []
+        cgs = reset(len(lows), {"memory.high": p["pod_high"], "memory.max": p["pod_max"]}
+                    if s5 else None)
         rec: dict[str, Any] = {k: self.cell[k] for k in ("scenario", "arm", "rep")} | {
             "params": p, "boot": self.cell.get("boot", 0), "lows": len(lows)}
         self.helper = arm_setup(self.arm, p, self.tools)
@@ -382,15 +451,21 @@ class Run:
                 self.helper.stop()
                 rec["error"] = f"arm {self.arm} did not start: {self.helper.first!r}"
                 return rec | {"helper": self.helper.record()}
-        if self.arm == "alone":  # high is a 1 MB task: the lows' alone throughput
+        if self.arm == "alone" and not s5:  # high is a 1 MB task: the lows' alone throughput
             p = p | {"high_mb": 1, "grow_mb": 1}
-        name = f"{self.cell['scenario']}-{self.arm.replace(':', '_')}-{self.cell['rep']}"
+        name = (f"{self.cell['scenario']}-{self.arm.replace(':', '_').replace('+', '_')}-"
+                f"{self.cell['rep']}")
         seed = zlib.crc32(f"{name}/{self.cell.get('boot', 0)}".encode()) & 0xFFFF
-        high = Task(self.tools, HIGH, self.out / f"{name}-high.json", "--mb",
-                    str(p["high_mb"]), "--max-mb", str(max(p["high_mb"], p.get("grow_mb", 0))),
-                    "--seed", str(seed))
-        probe = Task(self.tools, HIGH, self.out / f"{name}-probe.json", "--probe",
-                     str(p["probe_ms"]), "--mb", str(p["probe_mb"]))
+        high: Task | Service
+        probe: Task | None = None
+        if s5:
+            high = Service(self.tools, HIGH, p)
+        else:
+            high = Task(self.tools, HIGH, self.out / f"{name}-high.json", "--mb",
+                        str(p["high_mb"]), "--max-mb",
+                        str(max(p["high_mb"], p.get("grow_mb", 0))), "--seed", str(seed))
+            probe = Task(self.tools, HIGH, self.out / f"{name}-probe.json", "--probe",
+                         str(p["probe_ms"]), "--mb", str(p["probe_mb"]))
         low = [Task(self.tools, cgs[f"low{i + 1}"], self.out / f"{name}-low{i + 1}.json",
                     "--mb", str(mb), "--seed", str(seed + i + 1)) for i, mb in enumerate(lows)]
         sampler = Sampler(cgs)
@@ -420,7 +495,13 @@ class Run:
                     self.helper_rc = self.helper.stop(how)
                 rec["helper"] = self.helper.record()
             write(LOWS / "memory.high", "max")
-            tasks = {"high": high.finish(), "probe": probe.finish()}
+            if s5:  # the pod's own record: its peak and its events
+                rec["pod"] = {"peak": read_int(POD / "memory.peak"),
+                              "events": {k: read_kv(d / "memory.events")
+                                         for k, d in cgs.items()}}
+            tasks = {"high": high.finish()}
+            if probe is not None:
+                tasks["probe"] = probe.finish()
             tasks |= {f"low{i + 1}": t.finish() for i, t in enumerate(low)}
         for f in self.out.glob(f"{name}-*.json"):
             f.unlink()
@@ -430,14 +511,14 @@ class Run:
 
 # Scenarios: each drives high through its phases; the lows run throughout.
 
-def s1(run: Run, high: Task) -> None:
+def s1(run: Run, high: Any) -> None:
     """Static contention."""
     run.populate(high)
     run.detach_at = time.monotonic() + run.p["run_s"] / 2
     run.phase("contended", run.p["run_s"], True)
 
 
-def s2(run: Run, high: Task) -> None:
+def s2(run: Run, high: Any) -> None:
     """High idle but resident, then active again."""
     p = run.p
     run.populate(high)
@@ -449,7 +530,7 @@ def s2(run: Run, high: Task) -> None:
     run.phase("active2", p.get("resume_s", p["active_s"]), True)
 
 
-def s3(run: Run, high: Task) -> None:
+def s3(run: Run, high: Any) -> None:
     """High's working set grows mid-run."""
     p = run.p
     run.populate(high)
@@ -461,7 +542,19 @@ def s3(run: Run, high: Task) -> None:
 
 s4 = s1  # several lows: the same timeline, low_mb is a list
 
-SCENARIOS = {"s1": s1, "s2": s2, "s3": s3, "s4": s4}
+
+def s5(run: Run, high: Any) -> None:
+    """Who pays: one phase, from the thaw until the service has served its
+    run_s of requests (a stalled request delays those behind it, so this
+    may take longer; at most 4 x run_s + 60 s)."""
+    t = time.monotonic()
+    ok = high.wait(4 * run.p["run_s"] + 60)
+    run.phases.append(["contended", t, time.monotonic()])
+    if not ok:
+        raise RuntimeError(f"the service did not end in {4 * run.p['run_s'] + 60} s")
+
+
+SCENARIOS = {"s1": s1, "s2": s2, "s3": s3, "s4": s4, "s5": s5}
 
 
 def main() -> int:

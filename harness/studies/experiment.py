@@ -7,7 +7,12 @@ Scenarios (one guest, swap on the ext4 scratch disk):
   s1  static contention: high and low run throughout;
   s2  high idle but resident: active, idle (memory held), active again;
   s3  high's working set grows mid-run (high_mb, then grow_mb);
-  s4  one high and several lows (low_mb_s4), sizes unknown to the operator.
+  s4  one high and several lows (low_mb_s4), sizes unknown to the operator;
+  s5  who pays memory.high: a pod-like parent (pod_high, pod_max) holds a
+      latency service, high (reqload: svc_threads request threads, each
+      request svc_req_kb mapped, touched and unmapped, beside an svc_ws_mb
+      resident set), and batch lows (low_mb_s5) that keep the pod above
+      its memory.high.
 
 Arms: none; mlow:SIZE (memory.low on high, a sweep); mhigh:SIZE (memory.high
 on the lows, a sweep); agent (PSI trigger on high -> lows' memory.high,
@@ -23,8 +28,10 @@ writes the lows' memory.high to what an episode sets, usage - over_high
 pages, and restores it when the triggered period ends; :nb writes it
 with O_NONBLOCK; harness/guest/memcg_ops_check/sigagent.c).
 
+Arms that combine static knobs join them with "+" (mlow:100M+mhigh:90M).
+
 Metrics per run, from wsload's 10 ms progress samples and the 100 ms cgroup
-samples: throughput per side and phase (pages written per second), high's
+samples (s5: see s5_metrics): throughput per side and phase (pages written per second), high's
 memory.pressure some and full per phase (share of the phase's time), the
 probe's p99 pass time per phase, onset (high active again until the lows
 are throttled) and release (high idle until the lows run again), and the
@@ -43,16 +50,18 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-SCENARIOS = ("s1", "s2", "s3", "s4")
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5")
 DESCRIPTION = {
     "s1": "static contention: high and low active throughout",
     "s2": "high idle but resident: active, idle with its memory held, active again",
     "s3": "high's working set grows mid-run",
     "s4": "one high, several lows of different sizes",
+    "s5": "who pays: a latency service and batch lows in a pod above its memory.high",
 }
 # What each scenario's verdicts look at: high's phase that needs its memory,
 # and the phase where the lows should run freely.
-HIGH_PHASE = {"s1": "contended", "s2": "active2", "s3": "large", "s4": "contended"}
+HIGH_PHASE = {"s1": "contended", "s2": "active2", "s3": "large", "s4": "contended",
+              "s5": "contended"}
 # Where the lows should run freely, and their free rate is measured (the
 # second half of the phase, in the no-policy runs); where high starts to
 # need memory (onset is measured from its start) and where it stops
@@ -72,6 +81,10 @@ STEP_S = 0.01  # onset and release are found to 10 ms (wsload samples every 10 m
 WINDOW_S = 0.2  # ... as the start of the first 200 ms window where the lows' rate
 BIN_S = 0.05  # ... is below THROTTLED, or back above half, of their free rate
 THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
+
+
+# Params only s5's runs carry.
+S5_PARAMS = ("pod_high", "pod_max", "svc_threads", "svc_req_kb", "svc_ws_mb", "svc_rate")
 
 
 @dataclass
@@ -107,12 +120,26 @@ class Params:
     cpus: int = 2
     swap_mb: int = 2048
     swap: str = "disk"  # the guest's swap: a file on the ext4 scratch disk, or zram
+    # s5: the pod's limits, the service (reqload) and the batch lows
+    pod_high: str = "160M"
+    pod_max: str = "320M"
+    svc_threads: int = 2
+    svc_req_kb: int = 4096
+    svc_ws_mb: int = 60
+    svc_rate: float = 10.0  # requests per second per thread
+    low_mb_s5: list[int] = field(default_factory=lambda: [150, 150, 150, 150])
 
     def validate(self) -> None:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
             raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIOS)}")
         for a in self.arms:
+            if "+" in a:  # static knobs together
+                if any(x.partition(":")[0] not in ("mlow", "mhigh") or not x.partition(":")[2]
+                       for x in a.split("+")):
+                    raise HarnessError(f"arm {a!r}: only mlow:SIZE and mhigh:SIZE combine "
+                                       "with '+'")
+                continue
             kind, colon, value = a.partition(":")
             if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "reclaim",
                             "alone", "detach", "noop", "always", "sigagent") \
@@ -136,13 +163,16 @@ class Params:
     def cell_params(self, scenario: str) -> dict[str, Any]:
         p = {k: v for k, v in asdict(self).items()
              if k not in ("scenarios", "arms", "repeats", "boots", "seed", "memory", "cpus",
-                          "swap_mb", "swap", "low_mb_s4", "s3_high_mb", "only_boot")}
+                          "swap_mb", "swap", "low_mb_s4", "s3_high_mb", "only_boot",
+                          "low_mb_s5") + (() if scenario == "s5" else S5_PARAMS)}
         if scenario == "s3":
             p["high_mb"] = self.s3_high_mb
         else:
             p.pop("grow_mb")
         if scenario == "s4":
             p["low_mb"] = list(self.low_mb_s4)
+        if scenario == "s5":
+            p["low_mb"] = list(self.low_mb_s5)
         return p
 
     def reps_in_boot(self, boot: int) -> range:
@@ -161,7 +191,7 @@ class Params:
     def run_estimate_s(self, scenario: str) -> float:
         """Guest seconds of one run, populate and teardown included (TCG:
         the first S2 matrix took 53-61 s a run for 40 s of phases)."""
-        body = {"s1": self.run_s, "s4": self.run_s,
+        body = {"s1": self.run_s, "s4": self.run_s, "s5": self.run_s,
                 "s2": self.active_s + self.idle_s + self.resume_s,
                 "s3": 2 * self.active_s}[scenario]
         return body + 10
@@ -374,6 +404,8 @@ def run_metrics(run: dict[str, Any], free_rate: float | None = None) -> dict[str
     m: dict[str, Any] = {"phases": {}}
     if "error" in run or "tasks" not in run:
         return m | {"error": run.get("error", "no tasks")}
+    if run["scenario"] == "s5":
+        return m | s5_metrics(run)
     lows = [k for k in run["tasks"] if k.startswith("low")]
     for name, (a, b) in phase_bounds(run).items():
         hi = _rate(run["tasks"]["high"].get("samples", []), a, b)
@@ -441,6 +473,78 @@ def run_metrics(run: dict[str, Any], free_rate: float | None = None) -> dict[str
             after = m.get("lows_after_detach")
             m["lows_ran_after_detach"] = bool(ref and after is not None and after >= 0.5 * ref)
     return m
+
+
+def percentile(xs: list[float], q: float) -> float | None:
+    """reqload's percentile: the value at rank round(q * (n - 1)) of the
+    sorted values."""
+    if not xs:
+        return None
+    ys = sorted(xs)
+    return ys[int(q * (len(ys) - 1) + 0.5)]
+
+
+def _done_rate(samples: list[list[int]], a: float, b: float) -> float | None:
+    """Pages per second over [a, b] of a task that may have died before b
+    (OOM-killed): what it did until its last sample, over the whole span."""
+    if not samples or b <= a:
+        return None
+    last = samples[-1][0] / 1e9
+    end = count_at(samples, min(b, last))
+    start = count_at(samples, a)
+    return None if end is None or start is None else (end - start) / (b - a)
+
+
+def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """s5's metrics, in its one phase ("contended"): the service's request
+    latencies (p50, p99, p999, max in ms, from every request's latency as
+    reqload measured it: from its scheduled arrival), its requests and late
+    ones; the lows' throughput (pages/s, a killed low counting what it did
+    until it died) and OOM kills; the pod's peak (memory.peak, MiB), its
+    most sampled memory.current above its memory.high (MiB, 0 if never),
+    its memory.high events and its memory.pressure some and full (share
+    of the phase), and high's."""
+    ph = phase_bounds(run)
+    if "contended" not in ph:
+        return {"error": "no contended phase"}
+    a, b = ph["contended"]
+    svc = run["tasks"]["high"]
+    lat = svc.get("lat_ms") or []
+    if svc.get("rc") != 0 or not lat:
+        return {"error": f"the service failed: rc {svc.get('rc')}, {len(lat)} requests, "
+                f"{str(svc.get('stderr', ''))[-200:]!r}"}
+    lows = [k for k in run["tasks"] if k.startswith("low")]
+    pod = run.get("pod", {})
+    events = pod.get("events", {})
+    ss = [x for x in run.get("samples", []) if "pod" in x and a <= x["t"] <= b]
+    high = _size(run["params"]["pod_high"])
+    ev = [x["pod"]["high_events"] for x in ss]
+    c: dict[str, Any] = {
+        "svc_p50_ms": percentile(lat, 0.5), "svc_p99_ms": percentile(lat, 0.99),
+        "svc_p999_ms": percentile(lat, 0.999), "svc_max_ms": max(lat),
+        "svc_requests": len(lat), "svc_late": svc.get("late"),
+        "low": _total([_done_rate(run["tasks"][k].get("samples", []), a, b) for k in lows])
+        if lows else None,
+        # memory.events counts its subtree's: the lows' parent has every low's
+        "lows_oom_kills": int(events.get("lows", {}).get("oom_kill", 0)),
+        "pod_peak_mb": pod["peak"] / 2**20 if pod.get("peak") else None,
+        "pod_over_high_mb": max(0.0, max(x["pod"]["current"] for x in ss) - high) / 2**20
+        if ss else None,
+        "pod_high_events": ev[-1] - ev[0] if ev else None,
+        "pod_some": _pressure(run, "pod", "some", a, b),
+        "pod_full": _pressure(run, "pod", "full", a, b),
+        "high_some": _pressure(run, "high", "some", a, b),
+        "high_full": _pressure(run, "high", "full", a, b),
+        "high": None, "probe_p99_ms": None, "seconds": b - a}
+    return {"phases": {"contended": c}}
+
+
+def _size(v: str) -> int:
+    """A cgroup size ("160M", "1G", "max", bytes) in bytes; max: no limit."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if v == "max":
+        return 1 << 62
+    return int(v[:-1]) * units[v[-1].upper()] if v[-1:].upper() in units else int(v)
 
 
 # ---- over all runs (bench.parse_runs reads them) ----

@@ -67,8 +67,31 @@ def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
     return out
 
 
+S5_HEADERS = ["arm", "runs", "service p50 ms", "service p99 ms", "p99 by boot",
+              "service max ms", "requests", "lows kpages/s", "lows OOM kills", "pod peak MiB",
+              "pod above high MiB", "pod high events", "pod some %", "high some %"]
+
+
+def s5_table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
+    """s5's table: the service's latency, the lows' throughput, the pod."""
+    out = []
+    for row in summary:
+        c = row["phases"].get("contended", {}) if row["scenario"] == "s5" else None
+        if c is None:
+            continue
+        out.append([row["arm"], row["runs"], fmt(c.get("svc_p50_ms"), 1, 1),
+                    fmt(c.get("svc_p99_ms"), 1, 1), fmt_boots(c.get("svc_p99_ms")),
+                    fmt(c.get("svc_max_ms"), 1, 0), fmt(c.get("svc_requests")),
+                    fmt(c.get("low"), 1e-3), fmt(c.get("lows_oom_kills")),
+                    fmt(c.get("pod_peak_mb")), fmt(c.get("pod_over_high_mb")),
+                    fmt(c.get("pod_high_events")), fmt(c.get("pod_some"), 100, 1),
+                    fmt(c.get("high_some"), 100, 1)])
+    return out
+
+
 RUN_HEADERS = ["boot", "scenario", "arm", "rep", "phase", "high kpages/s", "lows kpages/s",
-               "high some %", "probe p99 ms", "onset s", "release s", "refault s", "error"]
+               "high some %", "probe p99 ms", "service p99 ms", "onset s", "release s",
+               "refault s", "error"]
 
 
 def run_rows(runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> list[list[Any]]:
@@ -82,12 +105,12 @@ def run_rows(runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> list[
         r, m = runs[i], metrics[i]
         if "error" in m:
             out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], "", "", "", "",
-                        "", "", "", "", m["error"][:60]])
+                        "", "", "", "", "", m["error"][:60]])
             continue
         for ph, c in m["phases"].items():
             out.append([r.get("boot", 0), r["scenario"], r["arm"], r["rep"], ph,
                         f(c["high"], 1e-3), f(c["low"], 1e-3), f(c["high_some"], 100),
-                        f(c["probe_p99_ms"]), f(m.get("onset_s"), 1, 3),
+                        f(c["probe_p99_ms"]), f(c.get("svc_p99_ms")), f(m.get("onset_s"), 1, 3),
                         f(m.get("release_s"), 1, 3), f(m.get("refault_s"), 1, 1), ""])
     return out
 
@@ -184,7 +207,8 @@ def plot_figure(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], param
     from harness.studies.experiment_stats import median_ci, metric_values_by_boot
     panels = []
     for s in params.scenarios:
-        panels.append((s, "high", HIGH_PHASE[s]))
+        # s5: the service's p99 in place of high's throughput
+        panels.append((s, "svc_p99_ms" if s == "s5" else "high", HIGH_PHASE[s]))
         panels.append((s, "low", HIGH_PHASE[s]))
         if s in FREE_PHASE:
             panels.append((s, "low", FREE_PHASE[s]))
@@ -197,35 +221,42 @@ def plot_figure(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], param
                                                       2.9 * len(panels)), squeeze=False)
     boots_seen: set[int] = set()
     for ax, (s, side, ph) in zip(axes[:, 0], panels, strict=True):
+        ms = side.endswith("_ms")  # a latency (ms, log axis); else a throughput (kpages/s)
+        k = 1.0 if ms else 1e3
         for i, a in enumerate(params.arms):
             pairs = metric_values_by_boot(runs, metrics, s, a, side, ph)
             for j, (x, b) in enumerate(pairs):
                 boots_seen.add(b)
-                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / 1e3,
+                ax.plot(i + 0.3 * ((j * 37 % 11) / 10 - 0.5), x / k,
                         BOOT_MARKERS[b % len(BOOT_MARKERS)], ms=3.5, color=f"C{i % 10}",
                         alpha=0.7, mfc="none" if b % 2 else None)
             if pairs:
                 xs = [x for x, _ in pairs]
                 med, lo, hi = median_ci(xs, boots=[b for _, b in pairs])
-                ax.hlines(med / 1e3, i - 0.3, i + 0.3, color="k", lw=1.5)
-                ax.vlines(i + 0.36, lo / 1e3, hi / 1e3, color="k", lw=0.8)
-                ax.annotate(f"{med / 1e3:,.0f}", (i + 0.38, med / 1e3), fontsize=6,
-                            va="center")
+                ax.hlines(med / k, i - 0.3, i + 0.3, color="k", lw=1.5)
+                ax.vlines(i + 0.36, lo / k, hi / k, color="k", lw=0.8)
+                ax.annotate(f"{med / k:,.1f}" if ms else f"{med / k:,.0f}", (i + 0.38, med / k),
+                            fontsize=6, va="center")
         if side == "high" and "none" in params.arms:
             base = [x for x, _ in metric_values_by_boot(runs, metrics, s, "none", side, ph)]
             if base:
                 ax.axhline(2 * max(base) / 1e3, color="tab:red", lw=0.8, ls="--")
         ax.set_xticks(range(len(params.arms)), labels, fontsize=7)
         ax.set_xlim(-0.6, len(params.arms) - 0.2)
-        # thrashing (a few kpages/s) and running (thousands) on one axis
-        ax.set_yscale("symlog", linthresh=10)
-        top = max((x for a in params.arms
-                   for x, _ in metric_values_by_boot(runs, metrics, s, a, side, ph)),
-                  default=10e3)
-        ax.set_ylim(0, max(top, 10e3) / 1e3 * 2)  # no point clipped at the top
+        vals = [x for a in params.arms
+                for x, _ in metric_values_by_boot(runs, metrics, s, a, side, ph)]
+        if ms:  # milliseconds to the 2 s throttle sleeps and beyond
+            ax.set_yscale("log")
+            if vals:
+                ax.set_ylim(max(min(vals), 1e-3) / 2, max(vals) * 2)
+            ax.set_ylabel(f"{side.removesuffix('_ms')} ms\n(log)", fontsize=7)
+        else:
+            # thrashing (a few kpages/s) and running (thousands) on one axis
+            ax.set_yscale("symlog", linthresh=10)
+            ax.set_ylim(0, max(max(vals, default=10e3), 10e3) / 1e3 * 2)  # none clipped
+            ax.set_ylabel(f"{side} kpages/s\n(log above 10)", fontsize=7)
         ax.set_xlabel("arm" + ("  (* another sitting than the first: compare with care)"
                                if other else ""), fontsize=7)
-        ax.set_ylabel(f"{side} kpages/s\n(log above 10)", fontsize=7)
         ax.set_title(f"{s}: {side} in phase {ph} ({DESCRIPTION[s]})", fontsize=8)
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color="k", lw=1.5, label="median (value beside it)"),

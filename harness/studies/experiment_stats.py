@@ -111,6 +111,12 @@ def sittings(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+# s5's metrics (experiment.s5_metrics), summarized like the others.
+S5_KEYS = ("svc_p50_ms", "svc_p99_ms", "svc_p999_ms", "svc_max_ms", "svc_requests", "svc_late",
+           "lows_oom_kills", "pod_peak_mb", "pod_over_high_mb", "pod_high_events", "pod_some",
+           "pod_full")
+
+
 def _cell(pairs: list[tuple[float, int]], seed: str) -> dict[str, Any]:
     """A summary cell of (value, boot) pairs: the median, its CI_METHOD
     interval (seeded by the cell's name), n and each boot's median."""
@@ -136,7 +142,8 @@ def summarize(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params:
                                     if r["scenario"] == s and r["arm"] == a})}
             for ph in phases:
                 cell: dict[str, Any] = {}
-                for key in ("high", "low", "high_some", "high_full", "probe_p99_ms"):
+                for key in ("high", "low", "high_some", "high_full", "probe_p99_ms",
+                            *S5_KEYS):
                     pairs = metric_values_by_boot(runs, metrics, s, a, key, ph)
                     if pairs:
                         cell[key] = _cell(pairs, f"{s}{a}{ph}{key}")
@@ -358,6 +365,8 @@ def targets(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: P
                     r = agent / own if own else float("inf")
                     out.append(_target(s, a, f"{key[:-2]} vs agent", r, ">= 10x", r >= 10,
                                        how))
+            if s == "s5":
+                out += _s5_targets(runs, metrics, params, a)
             if s == "s1":
                 orc = max((med(o, "high", hp) or 0 for o in params.arms
                            if o.split(":")[0] == "oracle"), default=0)
@@ -370,4 +379,43 @@ def targets(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: P
                     r = lo / alone
                     out.append(_target(s, a, "lows / alone", r, ">= 0.05", r >= 0.05,
                                        f"{lo / 1e3:.1f} vs {alone / 1e3:.1f} kpages/s"))
+    return out
+
+
+def _s5_targets(runs: list[dict[str, Any]], metrics: list[dict[str, Any]], params: Params,
+                a: str) -> list[dict[str, Any]]:
+    """Issue 26's targets for a policy arm in s5, from medians over runs:
+    the service's p99 >= 10x better (lower) than the best static arrangement's
+    (the static arm with the lowest median p99) and than each agent's; the
+    lows' throughput no worse than that static arm's; the pod's peak within
+    its memory.high + slack in every run (slack: the pod's most sampled
+    memory.current above its memory.high is reported, the bound is the
+    verdict's, which has none yet)."""
+    def med(b: str, key: str) -> float | None:
+        return _median(runs, metrics, "s5", b, key, "contended")
+    out: list[dict[str, Any]] = []
+    mine = med(a, "svc_p99_ms")
+    static = [(v, b) for b in params.arms if b.split(":")[0] in ("none", "mlow", "mhigh")
+              and (v := med(b, "svc_p99_ms")) is not None]
+    if mine is None:
+        return out
+    if static:
+        best, b = min(static)
+        r = best / mine if mine else float("inf")
+        out.append(_target("s5", a, "service p99 vs best static", r, ">= 10x", r >= 10,
+                           f"against {b} ({best:.1f} vs {mine:.1f} ms)"))
+        lo, blo = med(a, "low"), med(b, "low")
+        if lo is not None and blo:
+            r = lo / blo
+            out.append(_target("s5", a, "lows vs best static", r, ">= 1.0", r >= 1.0 - 1e-9,
+                               f"against {b} ({blo / 1e3:.1f} vs {lo / 1e3:.1f} kpages/s)"))
+    for ag in params.arms:
+        if ag.split(":")[0] in ("agent", "sigagent") and (v := med(ag, "svc_p99_ms")):
+            r = v / mine if mine else float("inf")
+            out.append(_target("s5", a, f"service p99 vs {ag}", r, ">= 10x", r >= 10,
+                               f"{v:.1f} vs {mine:.1f} ms"))
+    over = metric_values(runs, metrics, "s5", a, "pod_over_high_mb", "contended")
+    if over:
+        out.append(_target("s5", a, "pod above memory.high, most of any run (MiB)", max(over),
+                           "<= slack", None, f"{len(over)} runs; no slack is defined yet"))
     return out

@@ -290,6 +290,10 @@ def experiment_results(pl: Pipeline, params: ExperimentParams, files: list[Path]
         note = exr.sittings_note(summary)
         text = (note + "\n\n" if note else "") + table(exr.table_rows(summary),
                                                       exr.TABLE_HEADERS)
+        s5 = exr.s5_table_rows(summary)
+        if s5:
+            text += "\n\ns5 (who pays): the service, the lows, the pod\n" + table(
+                s5, exr.S5_HEADERS)
         text += f"\n\nintervals: {st.CI_METHOD}"
         text += "\n\nverdicts (per-run rules):\n" + table(
             [[v["scenario"], v["arm"], v["rule"], f"{v['good']}/{v['runs']}",
