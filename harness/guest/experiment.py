@@ -563,14 +563,15 @@ def main() -> int:
     ap.add_argument("--tools", type=Path, required=True)
     ap.add_argument("--disk-serial", required=True)
     ap.add_argument("--swap-mb", type=int, default=2048)
-    ap.add_argument("--swap", choices=("disk", "zram"), default="disk")
+    ap.add_argument("--swap", choices=("disk", "zram", "none"), default="disk")
     ap.add_argument("--cells", type=Path, required=True)
     ap.add_argument("--boot", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mnt, err = mount_ext4(args.disk_serial)
     if mnt:
-        err = zram_on(args.swap_mb) if args.swap == "zram" else swap_on(mnt, args.swap_mb)
+        err = (zram_on(args.swap_mb) if args.swap == "zram" else
+               swap_on(mnt, args.swap_mb) if args.swap == "disk" else "")
     if not mnt or err:
         raise SystemExit(err or "mounting the scratch disk failed")
     write(CG / "cgroup.subtree_control", "+memory")

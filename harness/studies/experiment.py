@@ -119,7 +119,7 @@ class Params:
     memory: str = "512M"
     cpus: int = 2
     swap_mb: int = 2048
-    swap: str = "disk"  # the guest's swap: a file on the ext4 scratch disk, or zram
+    swap: str = "disk"  # the guest's swap: a file on the ext4 scratch disk, zram, or none
     # s5: the pod's limits, the service (reqload) and the batch lows
     pod_high: str = "160M"
     pod_max: str = "320M"
@@ -152,9 +152,9 @@ class Params:
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
                                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], "
                                    "alone, detach, noop, always")
-        if self.swap not in ("disk", "zram"):
-            raise HarnessError(f"swap={self.swap!r}: disk (a swap file on the scratch disk) "
-                               "or zram (compressed RAM; a kernel with CONFIG_ZRAM)")
+        if self.swap not in ("disk", "zram", "none"):
+            raise HarnessError(f"swap={self.swap!r}: disk (a swap file on the scratch disk), "
+                               "zram (compressed RAM; a kernel with CONFIG_ZRAM) or none")
         if self.repeats < 1 or self.boots < 1:
             raise HarnessError("--repeats and --boots must be >= 1")
         if self.only_boot >= self.boots:

@@ -88,7 +88,8 @@ def test_params_refuse_unknown_arms_and_scenarios() -> None:
 
 def test_swap_is_disk_or_zram_and_a_sitting_parameter() -> None:
     ex.Params(swap="zram").validate()
-    with pytest.raises(HarnessError, match="disk .* or zram"):
+    ex.Params(swap="none").validate()  # no swap at all: anon memory cannot be reclaimed
+    with pytest.raises(HarnessError, match="disk .*, zram .* or none"):
         ex.Params(swap="nvme").validate()
     p = ex.Params(scenarios=["s3"], swap="zram")
     ex.set_params(p, ["swap=disk"])
