@@ -498,8 +498,10 @@ def _done_rate(samples: list[list[int]], a: float, b: float) -> float | None:
 def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
     """s5's metrics, in its one phase ("contended"): the service's request
     latencies (p50, p99, p999, max in ms, from every request's latency as
-    reqload measured it: from its scheduled arrival), its requests and late
-    ones; the lows' throughput (pages/s, a killed low counting what it did
+    reqload measured it: from its scheduled arrival; a request it never
+    started before its end counts as unserved, with the end minus its
+    arrival as its latency, a lower bound), its requests, late and
+    unserved ones; the lows' throughput (pages/s, a killed low counting what it did
     until it died) and OOM kills; the pod's peak (memory.peak, MiB), its
     most sampled memory.current above its memory.high (MiB, 0 if never),
     its memory.high events and its memory.pressure some and full (share
@@ -523,6 +525,7 @@ def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
         "svc_p50_ms": percentile(lat, 0.5), "svc_p99_ms": percentile(lat, 0.99),
         "svc_p999_ms": percentile(lat, 0.999), "svc_max_ms": max(lat),
         "svc_requests": len(lat), "svc_late": svc.get("late"),
+        "svc_unserved": svc.get("unserved"),
         "low": _total([_done_rate(run["tasks"][k].get("samples", []), a, b) for k in lows])
         if lows else None,
         # memory.events counts its subtree's: the lows' parent has every low's

@@ -68,7 +68,7 @@ def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 S5_HEADERS = ["arm", "runs", "service p50 ms", "service p99 ms", "p99 by boot",
-              "service max ms", "requests", "lows kpages/s", "lows OOM kills", "pod peak MiB",
+              "service max ms", "requests", "unserved", "lows kpages/s", "lows OOM kills", "pod peak MiB",
               "pod above high MiB", "pod high events", "pod some %", "high some %"]
 
 
@@ -82,6 +82,7 @@ def s5_table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
         out.append([row["arm"], row["runs"], fmt(c.get("svc_p50_ms"), 1, 1),
                     fmt(c.get("svc_p99_ms"), 1, 1), fmt_boots(c.get("svc_p99_ms")),
                     fmt(c.get("svc_max_ms"), 1, 0), fmt(c.get("svc_requests")),
+                    fmt(c.get("svc_unserved")),
                     fmt(c.get("low"), 1e-3), fmt(c.get("lows_oom_kills")),
                     fmt(c.get("pod_peak_mb")), fmt(c.get("pod_over_high_mb")),
                     fmt(c.get("pod_high_events")), fmt(c.get("pod_some"), 100, 1),

@@ -53,6 +53,20 @@ def test_a_stall_delays_the_requests_behind_it(reqload: Path) -> None:
     assert d["late"] >= 10
 
 
+def test_a_stall_past_the_end_leaves_requests_unserved_and_counted(reqload: Path) -> None:
+    """Stopped from 0.3 s to 1.8 s of a 1 s run: it still ends on time
+    (no request starts after the end), and each request due meanwhile is
+    unserved, its latency the end minus its arrival (a lower bound)."""
+    t = time.monotonic()
+    d = run(reqload, "-t", "1", "-k", "64", "-r", "100", "-s", "1", stall_s=1.5)
+    assert time.monotonic() - t < 2.5
+    assert d["requests"] == len(d["lat_ms"]) == 100  # every arrival before the end
+    assert 55 <= d["unserved"] <= 75
+    # the last ones waited until the end and no longer: 0-10 ms; the oldest ~0.7 s
+    assert 0 <= d["lat_ms"][-1] <= 10 and 600 <= max(d["lat_ms"][-d["unserved"]:]) <= 710
+    assert d["max_ms"] >= 1400  # the request in flight when it stopped
+
+
 def test_bad_arguments(reqload: Path) -> None:
     r = subprocess.run([str(reqload), "-t", "0"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage: reqload" in r.stderr

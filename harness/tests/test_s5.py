@@ -48,7 +48,8 @@ def s5_run(arm: str = "none", rep: int = 0, *, lat: list[float] | None = None,
                     "events": {"pod": {"high": 200, "oom_kill": 1 if killed_at else 0},
                                "lows": {"oom_kill": 1 if killed_at else 0},
                                "low2": {"oom_kill": 1 if killed_at else 0}}},
-            "tasks": {"high": {"rc": 0, "lat_ms": lat, "late": 3, "requests": len(lat)},
+            "tasks": {"high": {"rc": 0, "lat_ms": lat, "late": 3, "unserved": 2,
+                               "requests": len(lat)},
                       "low1": {"samples": progress(low_rate, T0, end)},
                       "low2": {"samples": progress(low_rate, T0, k2)}}}
 
@@ -60,7 +61,7 @@ def test_s5_metrics() -> None:
     # reqload's rank: round(q * (n - 1))
     assert (c["svc_p50_ms"], c["svc_p99_ms"], c["svc_p999_ms"], c["svc_max_ms"]) == \
         (501.0, 990.0, 999.0, 1000.0)
-    assert c["svc_requests"] == 1000 and c["svc_late"] == 3
+    assert c["svc_requests"] == 1000 and c["svc_late"] == 3 and c["svc_unserved"] == 2
     # the killed low counts what it did (10 s of 20): 10k + 5k pages/s
     assert c["low"] == pytest.approx(15_000, rel=0.01)
     assert c["lows_oom_kills"] == 1  # the lows' parent counts its subtree's, once

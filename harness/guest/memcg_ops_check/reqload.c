@@ -11,9 +11,13 @@
  * Requests arrive on a fixed schedule, RATE per second per thread, and a
  * request's latency is measured from its scheduled arrival to its end, so
  * a stall delays the requests queued behind it too (no coordinated
- * omission). After SECONDS it prints one JSON line:
- *   {"requests": N, "late": L, "p50_ms": .., "p99_ms": .., "p999_ms": ..,
- *    "max_ms": .., "lat_ms": [every latency, in arrival order per thread]}
+ * omission). No request starts after SECONDS: one due before then that
+ * had not started is "unserved", and its latency is taken as SECONDS
+ * minus its arrival (a lower bound), so that a service stalled for good
+ * still ends on time and its tail still counts. Then it prints one line:
+ *   {"requests": N, "late": L, "unserved": U, "p50_ms": .., "p99_ms": ..,
+ *    "p999_ms": .., "max_ms": .., "lat_ms": [every latency, unserved
+ *    ones included, in arrival order per thread]}
  * where "late" counts requests that started after the next one was due.
  */
 #include <errno.h>
@@ -34,7 +38,7 @@ struct worker {
 	pthread_t tid;
 	double *lat;	/* ms */
 	size_t n, cap;
-	unsigned long long late;
+	unsigned long long late, unserved;
 	size_t ws_off;
 };
 
@@ -54,6 +58,19 @@ static void sleep_until(unsigned long long t)
 		;
 }
 
+static void record(struct worker *w, double ms)
+{
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 1024;
+		w->lat = realloc(w->lat, w->cap * sizeof(*w->lat));
+		if (!w->lat) {
+			perror("realloc");
+			exit(1);
+		}
+	}
+	w->lat[w->n++] = ms;
+}
+
 static void *serve(void *arg)
 {
 	struct worker *w = arg;
@@ -64,6 +81,11 @@ static void *serve(void *arg)
 	char *p;
 
 	while (due < end) {
+		if (now_ns() >= end) {	/* too late to start: these go unserved */
+			for (; due < end; due += period, w->unserved++)
+				record(w, (end - due) / 1e6);
+			break;
+		}
 		sleep_until(due);
 		p = mmap(NULL, req_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
@@ -79,15 +101,7 @@ static void *serve(void *arg)
 			w->ws_off = (w->ws_off + 16 * page) % ws_len;
 		}
 		t = now_ns();
-		if (w->n == w->cap) {
-			w->cap = w->cap ? 2 * w->cap : 1024;
-			w->lat = realloc(w->lat, w->cap * sizeof(*w->lat));
-			if (!w->lat) {
-				perror("realloc");
-				exit(1);
-			}
-		}
-		w->lat[w->n++] = (t - due) / 1e6;
+		record(w, (t - due) / 1e6);
 		due += period;
 		if (t > due)
 			w->late++;
@@ -113,7 +127,7 @@ int main(int argc, char **argv)
 {
 	int threads = 1, i, opt;
 	size_t req_kb = 1024, ws_mb = 0, total = 0, k, j;
-	unsigned long long late = 0;
+	unsigned long long late = 0, unserved = 0;
 	struct worker *w;
 	double *all;
 
@@ -163,12 +177,14 @@ int main(int argc, char **argv)
 		pthread_join(w[i].tid, NULL);
 		total += w[i].n;
 		late += w[i].late;
+		unserved += w[i].unserved;
 	}
 	all = malloc((total ? total : 1) * sizeof(*all));
 	for (i = 0, k = 0; i < threads; i++)
 		for (j = 0; j < w[i].n; j++)
 			all[k++] = w[i].lat[j];
-	printf("{\"requests\": %zu, \"late\": %llu, \"lat_ms\": [", total, late);
+	printf("{\"requests\": %zu, \"late\": %llu, \"unserved\": %llu, \"lat_ms\": [",
+	       total, late, unserved);
 	for (k = 0; k < total; k++)
 		printf("%s%.3f", k ? ", " : "", all[k]);
 	qsort(all, total, sizeof(*all), cmp);
