@@ -186,40 +186,64 @@ class Task:
 
 class Service:
     """reqload (harness/guest/memcg_ops_check/reqload.c) in a cgroup: s5's
-    latency service. It runs for its -s seconds from its start (after
-    writing its working set) and then prints its JSON line."""
+    latency service. It writes its working set, says "ready" (stderr),
+    and waits for go(); then it serves for its -s seconds and writes its
+    JSON line to `out`."""
 
-    def __init__(self, tools: Path, cg: Path, p: dict[str, Any]):
-        self.proc = subprocess.Popen(
-            ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(cg / "cgroup.procs"),
-             str(tools / "reqload"), "-t", str(p["svc_threads"]), "-k", str(p["svc_req_kb"]),
-             "-w", str(p["svc_ws_mb"]), "-r", str(p["svc_rate"]), "-s", str(p["run_s"])],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out, self.err = "", ""
+    def __init__(self, tools: Path, cg: Path, out: Path, p: dict[str, Any]):
+        self.out = out
+        with open(out, "w") as f:
+            self.proc = subprocess.Popen(
+                ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh",
+                 str(cg / "cgroup.procs"), str(tools / "reqload"), "-t", str(p["svc_threads"]),
+                 "-k", str(p["svc_req_kb"]), "-w", str(p["svc_ws_mb"]), "-r", str(p["svc_rate"]),
+                 "-s", str(p["run_s"]), "-g"],
+                stdin=subprocess.PIPE, stdout=f, stderr=subprocess.PIPE, text=True)
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None  # stderr=PIPE
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def wait_ready(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.proc.poll() is None:
+            if any(x == "ready" for _, x in self.lines):
+                return True
+            time.sleep(0.02)
+        return any(x == "ready" for _, x in self.lines)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None  # stdin=PIPE
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.close()
 
     def wait(self, timeout: float) -> bool:
-        """Until it exits (reading its output meanwhile: it may not fit a
-        pipe); False if it did not within timeout."""
+        """Until it exits; False if it did not within timeout."""
         try:
-            self.out, self.err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return False
         return True
 
     def finish(self) -> dict[str, Any]:
         rc: int | str
-        if self.proc.poll() is None and not self.wait(1):
+        if self.proc.poll() is None:
             self.proc.kill()
-            self.out, self.err = self.proc.communicate(timeout=60)
+            self.proc.wait(timeout=60)
             rc = "killed: still running at the run's end"
         else:
             rc = self.proc.returncode
+        self.reader.join(timeout=10)
         data: dict[str, Any] = {}
         try:
-            data = json.loads(self.out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
+            data = json.loads(self.out.read_text().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
             pass
-        return {"rc": rc, "stderr": self.err[-2000:]} | data
+        return {"rc": rc, "lines": [[t, x] for t, x in self.lines]} | data
 
 
 class Logged:
@@ -459,7 +483,7 @@ class Run:
         high: Task | Service
         probe: Task | None = None
         if s5:
-            high = Service(self.tools, HIGH, p)
+            high = Service(self.tools, HIGH, self.out / f"{name}-svc.json", p)
         else:
             high = Task(self.tools, HIGH, self.out / f"{name}-high.json", "--mb",
                         str(p["high_mb"]), "--max-mb",
@@ -474,7 +498,8 @@ class Run:
         rec["t0"] = t0
         # high is active from the start in every scenario: the oracle's
         # lows stay frozen until it is not
-        for d in (HIGH,) if self.oracle else (HIGH, LOWS):
+        # (s5: the lows start once the service is up, in s5())
+        for d in (HIGH,) if self.oracle or s5 else (HIGH, LOWS):
             write(d / "cgroup.freeze", "0")
         self.mark("thawed")
         try:
@@ -544,14 +569,29 @@ s4 = s1  # several lows: the same timeline, low_mb is a list
 
 
 def s5(run: Run, high: Any) -> None:
-    """Who pays: one phase, from the thaw until the service has served its
-    run_s of requests (a stalled request delays those behind it, so this
-    may take longer; at most 4 x run_s + 60 s)."""
+    """Who pays: the service writes its working set alone (populate); the
+    lows start and grow for svc_lead_s (lead); then the service serves for
+    run_s while they run (contended). No request starts after run_s, so
+    this ends then, but for the requests in flight: at most 4 x run_s +
+    60 s."""
+    p = run.p
     t = time.monotonic()
-    ok = high.wait(4 * run.p["run_s"] + 60)
+    ok = high.wait_ready(p["populate_cap_s"])
+    run.phases.append(["populate", t, time.monotonic()])
+    if not ok:
+        raise RuntimeError(f"the service did not write its working set in "
+                           f"{p['populate_cap_s']} s")
+    t = time.monotonic()
+    write(LOWS / "cgroup.freeze", "0")
+    run.mark("lows thawed")
+    time.sleep(p["svc_lead_s"])
+    run.phases.append(["lead", t, time.monotonic()])
+    t = time.monotonic()
+    high.go()
+    ok = high.wait(4 * p["run_s"] + 60)
     run.phases.append(["contended", t, time.monotonic()])
     if not ok:
-        raise RuntimeError(f"the service did not end in {4 * run.p['run_s'] + 60} s")
+        raise RuntimeError(f"the service did not end in {4 * p['run_s'] + 60} s")
 
 
 SCENARIOS = {"s1": s1, "s2": s2, "s3": s3, "s4": s4, "s5": s5}

@@ -84,7 +84,8 @@ THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
 
 
 # Params only s5's runs carry.
-S5_PARAMS = ("pod_high", "pod_max", "svc_threads", "svc_req_kb", "svc_ws_mb", "svc_rate")
+S5_PARAMS = ("pod_high", "pod_max", "svc_threads", "svc_req_kb", "svc_ws_mb", "svc_rate",
+             "svc_lead_s")
 
 
 @dataclass
@@ -127,6 +128,7 @@ class Params:
     svc_req_kb: int = 4096
     svc_ws_mb: int = 60
     svc_rate: float = 10.0  # requests per second per thread
+    svc_lead_s: float = 5.0  # the lows run this long before the requests start
     low_mb_s5: list[int] = field(default_factory=lambda: [150, 150, 150, 150])
 
     def validate(self) -> None:
@@ -191,7 +193,7 @@ class Params:
     def run_estimate_s(self, scenario: str) -> float:
         """Guest seconds of one run, populate and teardown included (TCG:
         the first S2 matrix took 53-61 s a run for 40 s of phases)."""
-        body = {"s1": self.run_s, "s4": self.run_s, "s5": self.run_s,
+        body = {"s1": self.run_s, "s4": self.run_s, "s5": self.svc_lead_s + self.run_s,
                 "s2": self.active_s + self.idle_s + self.resume_s,
                 "s3": 2 * self.active_s}[scenario]
         return body + 10
@@ -514,7 +516,7 @@ def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
     lat = svc.get("lat_ms") or []
     if svc.get("rc") != 0 or not lat:
         return {"error": f"the service failed: rc {svc.get('rc')}, {len(lat)} requests, "
-                f"{str(svc.get('stderr', ''))[-200:]!r}"}
+                f"{' / '.join(str(x) for _, x in svc.get('lines', []))[-200:]!r}"}
     lows = [k for k in run["tasks"] if k.startswith("low")]
     pod = run.get("pod", {})
     events = pod.get("events", {})

@@ -68,8 +68,8 @@ def table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 S5_HEADERS = ["arm", "runs", "service p50 ms", "service p99 ms", "p99 by boot",
-              "service max ms", "requests", "unserved", "lows kpages/s", "lows OOM kills", "pod peak MiB",
-              "pod above high MiB", "pod high events", "pod some %", "high some %"]
+              "service max ms", "requests", "unserved", "lows kpages/s", "lows OOM kills",
+              "pod peak MiB", "pod above high MiB", "pod high events", "pod some %", "high some %"]
 
 
 def s5_table_rows(summary: list[dict[str, Any]]) -> list[list[Any]]:

@@ -113,8 +113,8 @@ def sittings(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
 
 # s5's metrics (experiment.s5_metrics), summarized like the others.
 S5_KEYS = ("svc_p50_ms", "svc_p99_ms", "svc_p999_ms", "svc_max_ms", "svc_requests", "svc_late",
-           "svc_unserved", "lows_oom_kills", "pod_peak_mb", "pod_over_high_mb", "pod_high_events", "pod_some",
-           "pod_full")
+           "svc_unserved", "lows_oom_kills", "pod_peak_mb", "pod_over_high_mb", "pod_high_events",
+           "pod_some", "pod_full")
 
 
 def _cell(pairs: list[tuple[float, int]], seed: str) -> dict[str, Any]:

@@ -67,6 +67,26 @@ def test_a_stall_past_the_end_leaves_requests_unserved_and_counted(reqload: Path
     assert d["max_ms"] >= 1400  # the request in flight when it stopped
 
 
+def test_it_waits_for_go_after_ready(reqload: Path) -> None:
+    """-g: "ready" on stderr once the working set is written, then nothing
+    until a line on stdin; the run's time counts from the go."""
+    p = subprocess.Popen([str(reqload), "-w", "4", "-r", "50", "-s", "0.5", "-g"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    assert p.stderr is not None and p.stdin is not None
+    assert p.stderr.readline() == "ready\n"
+    time.sleep(1.0)
+    assert p.poll() is None  # still waiting: it would have ended after 0.5 s
+    p.stdin.write("go\n")
+    p.stdin.close()
+    out = p.stdout.read() if p.stdout else ""
+    assert p.wait(timeout=30) == 0 and json.loads(out)["requests"] == 25
+    # no go at all (stdin closed): it ends, serving nothing
+    r = subprocess.run([str(reqload), "-g"], input="", capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and r.stdout == ""
+
+
 def test_bad_arguments(reqload: Path) -> None:
     r = subprocess.run([str(reqload), "-t", "0"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage: reqload" in r.stderr

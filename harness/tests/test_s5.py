@@ -75,7 +75,8 @@ def test_s5_metrics() -> None:
 
 def test_a_failed_service_is_an_error() -> None:
     r = s5_run()
-    r["tasks"]["high"] = {"rc": 1, "stderr": "mmap: Cannot allocate memory"}
+    r["tasks"]["high"] = {"rc": 1, "lines": [[T0, "ready"], [T0 + 1, "mmap: Cannot allocate "
+                                                          "memory"]]}
     assert "the service failed: rc 1" in ex.run_metrics(r)["error"]
     assert "mmap" in ex.run_metrics(r)["error"]
 
@@ -167,17 +168,23 @@ def test_the_service_runs_in_its_cgroup_and_is_read(tmp_path: Path) -> None:
     cg.mkdir()
     (cg / "cgroup.procs").write_text("")
     out = {"requests": 2, "late": 0, "lat_ms": [1.5, 2.5], "p99_ms": 2.5}
-    (tools / "reqload").write_text(f"#!/bin/sh\necho \"$@\" >&2\necho '{json.dumps(out)}'\n")
+    # a reqload: ready, then its arguments once it has the go
+    (tools / "reqload").write_text(f"#!/bin/sh\necho ready >&2\nread go\necho \"$@\" >&2\n"
+                                   f"echo '{json.dumps(out)}'\n")
     os.chmod(tools / "reqload", 0o755)
     p = {"svc_threads": 2, "svc_req_kb": 4096, "svc_ws_mb": 60, "svc_rate": 10.0, "run_s": 1.0}
-    svc = ge.Service(tools, cg, p)
+    svc = ge.Service(tools, cg, tmp_path / "svc.json", p)
+    assert svc.wait_ready(30)
+    assert not svc.wait(0.3)  # no go yet
+    svc.go()
     assert svc.wait(30)
     d = svc.finish()
     assert d["rc"] == 0 and d["lat_ms"] == [1.5, 2.5]
-    assert d["stderr"].split() == ["-t", "2", "-k", "4096", "-w", "60", "-r", "10.0", "-s", "1.0"]
+    assert [x for _, x in d["lines"]] == [
+        "ready", "-t 2 -k 4096 -w 60 -r 10.0 -s 1.0 -g"]
     assert int((cg / "cgroup.procs").read_text()) > 0  # it put itself there
     # one that does not end is killed, and says so
     (tools / "reqload").write_text("#!/bin/sh\nexec sleep 600\n")
-    svc = ge.Service(tools, cg, p)
-    assert not svc.wait(0.5)
+    svc = ge.Service(tools, cg, tmp_path / "svc2.json", p)
+    assert not svc.wait_ready(0.3) and not svc.wait(0.3)
     assert svc.finish()["rc"] == "killed: still running at the run's end"

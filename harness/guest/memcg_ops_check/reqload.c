@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * reqload [-t THREADS] [-k REQ_KB] [-w WS_MB] [-r RATE] [-s SECONDS]: a
+ * reqload [-t THREADS] [-k REQ_KB] [-w WS_MB] [-r RATE] [-s SECONDS] [-g]: a
  * latency-sensitive service for the "who pays memory.high"
  * scenario (S5, issue 26). It keeps a resident working set (-w MB,
  * rewritten a page at a time between requests) and serves requests from
  * THREADS threads: each request maps REQ_KB of anonymous memory,
  * writes every page (the charges, and whatever memory.high makes the task
  * pay for them on its way back to user space) and unmaps it.
+ *
+ * Once its working set is written it prints "ready" on stderr; with -g it
+ * then waits for a line on stdin before serving (the driver starts the
+ * service before the batch job and the requests when it chooses).
  *
  * Requests arrive on a fixed schedule, RATE per second per thread, and a
  * request's latency is measured from its scheduled arrival to its end, so
@@ -125,13 +129,14 @@ static double pct(const double *s, size_t n, double q)
 
 int main(int argc, char **argv)
 {
-	int threads = 1, i, opt;
+	int threads = 1, i, opt, go = 0;
+	char line[16];
 	size_t req_kb = 1024, ws_mb = 0, total = 0, k, j;
 	unsigned long long late = 0, unserved = 0;
 	struct worker *w;
 	double *all;
 
-	while ((opt = getopt(argc, argv, "t:k:w:r:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:k:w:r:s:g")) != -1) {
 		switch (opt) {
 		case 't':
 			threads = atoi(optarg);
@@ -144,6 +149,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			rate = atof(optarg);
+			break;
+		case 'g':
+			go = 1;
 			break;
 		case 's':
 			seconds = atof(optarg);
@@ -165,6 +173,9 @@ int main(int argc, char **argv)
 		}
 		memset(ws, 1, ws_len);
 	}
+	fprintf(stderr, "ready\n");
+	if (go && !fgets(line, sizeof(line), stdin))
+		return 1;	/* no go */
 	w = calloc(threads, sizeof(*w));
 	for (i = 0; i < threads; i++) {
 		w[i].ws_off = (size_t)i * page % (ws_len ? ws_len : 1);
@@ -194,6 +205,6 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-		"usage: reqload [-t THREADS] [-k REQ_KB] [-w WS_MB] [-r RATE] [-s SECONDS]\n");
+		"usage: reqload [-t THREADS] [-k REQ_KB] [-w WS_MB] [-r RATE] [-s SECONDS] [-g]\n");
 	return 2;
 }
