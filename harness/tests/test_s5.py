@@ -130,7 +130,7 @@ def cgroot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     real cgroup directory would not hold."""
     monkeypatch.setattr(ge, "CG", tmp_path)
     monkeypatch.setattr(ge, "POD", tmp_path / "pod")
-    monkeypatch.setattr(ge.os, "sync", lambda: None)
+    monkeypatch.setattr(os, "sync", lambda: None)
     real = ge.write
     monkeypatch.setattr(ge, "write", lambda p, v: None if str(p).startswith("/proc") else
                         real(p, v))
@@ -141,7 +141,7 @@ def cgroot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if f.is_file():
                 f.unlink()
         rmdir(d)
-    monkeypatch.setattr(ge.os, "rmdir", rm)
+    monkeypatch.setattr(os, "rmdir", rm)
     return tmp_path
 
 
