@@ -91,6 +91,14 @@ def test_the_leased_s2_findings() -> None:
             f"equal protection)") in text
     assert f"at {hz[0]:.2f}x the `sigagent`'s high (interval {hz[1]:.2f}-{hz[2]:.2f})" in text
     assert f"S2 on disk {hd[0]:.2f}x the `sigagent` ({hd[1]:.2f}-{hd[2]:.2f})" in text
+    s1, _ = kept("experiment-s1-lease-zram")
+
+    def s1pairs(a: str) -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(s1["runs"], s1["metrics"], "s1", a, "high", "contended")
+    sig = st.ratio_ci(s1pairs("sample"), s1pairs("sigagent"))
+    knob = st.ratio_ci(s1pairs("sample"), s1pairs("mhigh:100M"))
+    assert (f"S1 on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}) and "
+            f"{knob[0]:.2f}x `memory.high` 100M") in text
 
 
 def test_the_v2_bullet() -> None:
@@ -158,7 +166,9 @@ def test_the_cover_letters_open_with_the_measured_findings() -> None:
         assert f"{lows['sample'] / lows['sigagent']:.0f}x the control's throughput there" in sec
         assert (f"({hz[0]:.2f}x the control's high, interval {hz[1]:.2f}-{hz[2]:.2f})"
                 in sec)
+        s1 = ratio("experiment-s1-lease-zram", "s1", "contended", "sample", "sigagent")
         assert (f"{s3d:.2f}x on disk and {s3z:.2f}x on zram, S2 on disk {hd[0]:.2f}x "
-                f"({hd[1]:.2f}-{hd[2]:.2f})") in sec
+                f"({hd[1]:.2f}-{hd[2]:.2f}), S1 (static contention) on zram {s1[0]:.2f}x "
+                f"({s1[1]:.2f}-{s1[2]:.2f})") in sec
         assert "(S3 on disk: 6 of 10, median 52 ms)" in sec and "(4.9 s, median)" in sec
         assert "(7 of 10, 47 ms)" in sec

@@ -154,3 +154,54 @@ def test_the_s2_table_is_the_kept_sitting(swap: str) -> None:
     assert (f"{sig[0]:.2f}x the `sigagent`'s (two-stage ratio interval {sig[1]:.2f}-"
             f"{sig[2]:.2f})") in text, (swap, sig)
     assert f"{knob[0]:.2f}x `memory.high` 150M's ({knob[1]:.2f}-{knob[2]:.2f})" in text
+
+
+# S1 (and S4) with the leased episodes on zram: one sitting each.
+ZRAM_SITTINGS = {"s1": "| S1 zram swap | high, contended | runs gain | lows, contended |"}
+ZRAM_ARMS = {"none", "mlow:260M", "mhigh:100M", "agent", "sample", "sigagent"}
+
+
+@pytest.mark.parametrize("scenario", sorted(ZRAM_SITTINGS))
+def test_the_zram_table_is_the_kept_sitting(scenario: str) -> None:
+    data = json.loads((RESULTS / f"experiment-{scenario}-lease-zram.json").read_text())
+    p = data["params"]
+    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
+    assert params.swap == "zram" == data["env"]["swap"] and params.scenarios == [scenario]
+    runs, metrics = data["runs"], data["metrics"]
+    assert {r["arm"] for r in runs} == ZRAM_ARMS
+    assert len(runs) == 10 * len(ZRAM_ARMS) and {r["boot"] for r in runs} == {0, 1}
+    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
+    rules = {(v["arm"], v["rule"]): f"{v['good']}/{v['runs']}"
+             for v in st.verdicts(runs, metrics, params)}
+    rows = readme_rows(ZRAM_SITTINGS[scenario])
+    names = {"agent (PSI)": "agent", "sample (leased)": "sample"}
+    assert {names.get(k, k) for k in rows} == ZRAM_ARMS
+    for label, (high, gain, lows) in rows.items():
+        arm = names.get(label, label)
+        c = summary[arm]["phases"]["contended"]
+        assert (fmt(c["high"]), fmt(c["low"])) == (high, lows), (scenario, arm)
+        assert gain == rules.get((arm, "gain"), "-"), (scenario, arm, "gain")
+    text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
+
+    def pairs(arm: str, side: str = "high") -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(runs, metrics, scenario, arm, side, "contended")
+    sig = st.ratio_ci(pairs("sample"), pairs("sigagent"))
+    knob = st.ratio_ci(pairs("sample"), pairs("mhigh:100M"))
+    lows = st.ratio_ci(pairs("sample", "low"), pairs("sigagent", "low"))
+    assert (f"{sig[0]:.2f}x the `sigagent`'s (two-stage ratio interval {sig[1]:.2f}-"
+            f"{sig[2]:.2f}) and {knob[0]:.2f}x `memory.high` 100M's ({knob[1]:.2f}-"
+            f"{knob[2]:.2f})") in text
+    assert f"under the control ({lows[0]:.2f}x, {lows[1]:.2f}-{lows[2]:.2f})" in text
+    # the targets table's row
+    good = rules[("sample", "gain")].replace("/", " of ")
+    assert (f"{sig[0]:.2f} against the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}); {knob[0]:.2f} "
+            f"against `memory.high` 100M ({knob[1]:.2f}-{knob[2]:.2f}); gain rule {good} |"
+            ) in text
+    # the gain rule's bar: twice the best no-policy run, and the runs under it
+    none = sorted(x for x, _ in pairs("none"))
+    mine = sorted(x for x, _ in pairs("sample"))
+    assert (f"({none[-1] / 1e3:,.0f} kpages/s, the lows at "
+            f"{pairs('none', 'low')[[x for x, _ in pairs('none')].index(none[-1])][0] / 1e3:,.0f})"
+            f" where the other nine thrash ({none[0] / 1e3:,.0f}-{none[-2] / 1e3:,.0f})") in text
+    assert f"the best no-policy run, {2 * none[-1] / 1e3:,.0f}." in text
+    assert f"The sample's runs are {mine[0] / 1e3:,.0f}-{mine[-1] / 1e3:,.0f} there" in text
