@@ -125,6 +125,9 @@ class Sampler(threading.Thread):
                 s[name] = {"current": read_int(d / "memory.current"),
                            "swap": read_int(d / "memory.swap.current"),
                            "high_events": read_kv(d / "memory.events").get("high", 0),
+                           # memory.events counts the subtree's; .local, the cgroup's own
+                           "high_events_local": read_kv(d / "memory.events.local").get(
+                               "high", 0),
                            "pgscan": stat.get("pgscan", 0),
                            "pgsteal": stat.get("pgsteal", 0),
                            "pressure": read_pressure(d / "memory.pressure")}
@@ -133,13 +136,18 @@ class Sampler(threading.Thread):
 
 
 class Task:
-    """A wsload in a cgroup, commanded on its stdin."""
+    """A wsload in a cgroup, commanded on its stdin; nice: its nice value
+    (s5's batch lows run at 19, as a batch job would beside a service)."""
 
-    def __init__(self, tools: Path, cg: Path, out: Path, *args: str):
+    def __init__(self, tools: Path, cg: Path, out: Path, *args: str, nice: int = 0):
         self.out = out
+        argv = ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
+                str(tools / "wsload"), *args, "--out", str(out)]
+        if nice:
+            argv = ["sh", "-c", 'echo $$ > "$1" && shift && exec nice -n "$@"', "sh",
+                    str(cg / "cgroup.procs"), str(nice), *argv[3:]]
         self.proc = subprocess.Popen(
-            ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
-             str(tools / "wsload"), *args, "--out", str(out)],
+            argv,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         self.lines: list[tuple[float, str]] = []
@@ -491,7 +499,8 @@ class Run:
             probe = Task(self.tools, HIGH, self.out / f"{name}-probe.json", "--probe",
                          str(p["probe_ms"]), "--mb", str(p["probe_mb"]))
         low = [Task(self.tools, cgs[f"low{i + 1}"], self.out / f"{name}-low{i + 1}.json",
-                    "--mb", str(mb), "--seed", str(seed + i + 1)) for i, mb in enumerate(lows)]
+                    "--mb", str(mb), "--seed", str(seed + i + 1), nice=p.get("low_nice", 0))
+               for i, mb in enumerate(lows)]
         sampler = Sampler(cgs)
         sampler.start()
         t0 = time.monotonic()

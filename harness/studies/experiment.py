@@ -85,7 +85,7 @@ THROTTLED = 0.25  # (bins of BIN_S: the plots' and the free rate's resolution)
 
 # Params only s5's runs carry.
 S5_PARAMS = ("pod_high", "pod_max", "svc_threads", "svc_req_kb", "svc_ws_mb", "svc_rate",
-             "svc_lead_s")
+             "svc_lead_s", "low_nice")
 
 
 @dataclass
@@ -129,6 +129,10 @@ class Params:
     svc_ws_mb: int = 60
     svc_rate: float = 10.0  # requests per second per thread
     svc_lead_s: float = 5.0  # the lows run this long before the requests start
+    # the lows' nice value in s5: a batch job beside a service (without it,
+    # on 2 vCPUs, the lows' reclaim starves the service of CPU, and its
+    # tail is the CPU's, which no memory policy changes)
+    low_nice: int = 19
     low_mb_s5: list[int] = field(default_factory=lambda: [150, 150, 150, 150])
 
     def validate(self) -> None:
@@ -506,7 +510,8 @@ def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
     unserved ones; the lows' throughput (pages/s, a killed low counting what it did
     until it died) and OOM kills; the pod's peak (memory.peak, MiB), its
     most sampled memory.current above its memory.high (MiB, 0 if never),
-    its memory.high events and its memory.pressure some and full (share
+    its own memory.high events (memory.events.local) and its memory.pressure
+    some and full (share
     of the phase), and high's."""
     ph = phase_bounds(run)
     if "contended" not in ph:
@@ -522,7 +527,7 @@ def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
     events = pod.get("events", {})
     ss = [x for x in run.get("samples", []) if "pod" in x and a <= x["t"] <= b]
     high = _size(run["params"]["pod_high"])
-    ev = [x["pod"]["high_events"] for x in ss]
+    ev = [x["pod"].get("high_events_local", x["pod"]["high_events"]) for x in ss]
     c: dict[str, Any] = {
         "svc_p50_ms": percentile(lat, 0.5), "svc_p99_ms": percentile(lat, 0.99),
         "svc_p999_ms": percentile(lat, 0.999), "svc_max_ms": max(lat),

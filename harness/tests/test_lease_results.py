@@ -187,11 +187,11 @@ def test_the_zram_table_is_the_kept_sitting(scenario: str) -> None:
         return st.metric_values_by_boot(runs, metrics, scenario, arm, side, "contended")
     sig = st.ratio_ci(pairs("sample"), pairs("sigagent"))
     knob = st.ratio_ci(pairs("sample"), pairs("mhigh:100M"))
-    lows = st.ratio_ci(pairs("sample", "low"), pairs("sigagent", "low"))
+    lr = st.ratio_ci(pairs("sample", "low"), pairs("sigagent", "low"))
     assert (f"{sig[0]:.2f}x the `sigagent`'s (two-stage ratio interval {sig[1]:.2f}-"
             f"{sig[2]:.2f}) and {knob[0]:.2f}x `memory.high` 100M's ({knob[1]:.2f}-"
             f"{knob[2]:.2f})") in text
-    assert f"under the control ({lows[0]:.2f}x, {lows[1]:.2f}-{lows[2]:.2f})" in text
+    assert f"under the control ({lr[0]:.2f}x, {lr[1]:.2f}-{lr[2]:.2f})" in text
     # the targets table's row
     good = rules[("sample", "gain")].replace("/", " of ")
     assert (f"{sig[0]:.2f} against the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}); {knob[0]:.2f} "

@@ -36,8 +36,9 @@ def s5_run(arm: str = "none", rep: int = 0, *, lat: list[float] | None = None,
     end = T0 + 20
     samples = [{"t": T0 + 0.1 * i,
                 "pod": {"current": int((160 + over_mb * (i == 100)) * 2**20),
-                        "high_events": i, "pressure": {"some": int(i * 0.1 * 0.5e6),
-                                                       "full": int(i * 0.1 * 0.25e6)}},
+                        "high_events": i, "high_events_local": i // 2,
+                        "pressure": {"some": int(i * 0.1 * 0.5e6),
+                                     "full": int(i * 0.1 * 0.25e6)}},
                 "high": {"current": 80 << 20, "pressure": {"some": int(i * 0.1 * 0.1e6)}},
                 "lows": {"current": 200 << 20, "pressure": {}}} for i in range(201)]
     k2 = T0 + killed_at if killed_at is not None else end
@@ -66,7 +67,8 @@ def test_s5_metrics() -> None:
     assert c["low"] == pytest.approx(15_000, rel=0.01)
     assert c["lows_oom_kills"] == 1  # the lows' parent counts its subtree's, once
     assert c["pod_peak_mb"] == 300 and c["pod_over_high_mb"] == pytest.approx(40)
-    assert c["pod_high_events"] == 200
+    # its own events (memory.events.local), not its subtree's
+    assert c["pod_high_events"] == 100
     assert c["pod_some"] == pytest.approx(0.5) and c["pod_full"] == pytest.approx(0.25)
     assert c["high_some"] == pytest.approx(0.1) and c["high"] is None
     # never above high: 0, not negative
@@ -86,7 +88,7 @@ def test_s5_params_are_s5s_alone() -> None:
     p.validate()
     s5, s1 = p.cell_params("s5"), p.cell_params("s1")
     assert s5["low_mb"] == [150, 150, 150, 150] and s5["pod_high"] == "160M"
-    assert s5["svc_req_kb"] == 4096
+    assert s5["svc_req_kb"] == 4096 and s5["low_nice"] == 19
     # the other scenarios' records are what they were before s5
     assert not set(ex.S5_PARAMS) & set(s1) and s1["low_mb"] == 250
     with pytest.raises(HarnessError, match="only mlow:SIZE and mhigh:SIZE combine"):
@@ -188,3 +190,22 @@ def test_the_service_runs_in_its_cgroup_and_is_read(tmp_path: Path) -> None:
     svc = ge.Service(tools, cg, tmp_path / "svc2.json", p)
     assert not svc.wait_ready(0.3) and not svc.wait(0.3)
     assert svc.finish()["rc"] == "killed: still running at the run's end"
+
+
+def test_a_low_runs_niced_in_its_cgroup(tmp_path: Path) -> None:
+    """s5's lows: wsload under nice -n 19, in its cgroup; the other
+    scenarios' tasks as before (nice 0)."""
+    tools, cg = tmp_path / "tools dir", tmp_path / "a cg"
+    tools.mkdir()
+    cg.mkdir()
+    (cg / "cgroup.procs").write_text("")
+    (tools / "wsload").write_text('#!/bin/sh\necho "$(nice) $*"\n')
+    os.chmod(tools / "wsload", 0o755)
+    for nice in (19, 0):
+        t = ge.Task(tools, cg, tmp_path / "o.json", "--mb", "150", nice=nice)
+        assert t.proc.wait(timeout=30) == 0
+        t.reader.join(timeout=10)
+        base = os.nice(0)
+        assert [x for _, x in t.lines] == [f"{min(19, base + nice)} --mb 150 --out "
+                                           f"{tmp_path / 'o.json'}"]
+        assert int((cg / "cgroup.procs").read_text()) > 0
