@@ -99,6 +99,14 @@ def test_the_leased_s2_findings() -> None:
     knob = st.ratio_ci(s1pairs("sample"), s1pairs("mhigh:100M"))
     assert (f"S1 on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}) and "
             f"{knob[0]:.2f}x `memory.high` 100M") in text
+    s4, _ = kept("experiment-s4-lease-zram")
+
+    def s4pairs(a: str) -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(s4["runs"], s4["metrics"], "s4", a, "high", "contended")
+    sig = st.ratio_ci(s4pairs("sample"), s4pairs("sigagent"))
+    knob = st.ratio_ci(s4pairs("sample"), s4pairs("mhigh:100M"))
+    assert (f"S4 on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}) and "
+            f"{knob[0]:.2f}x `memory.high` 100M") in text
 
 
 def test_the_v2_bullet() -> None:
@@ -167,8 +175,10 @@ def test_the_cover_letters_open_with_the_measured_findings() -> None:
         assert (f"({hz[0]:.2f}x the control's high, interval {hz[1]:.2f}-{hz[2]:.2f})"
                 in sec)
         s1 = ratio("experiment-s1-lease-zram", "s1", "contended", "sample", "sigagent")
+        s4 = ratio("experiment-s4-lease-zram", "s4", "contended", "sample", "sigagent")
         assert (f"{s3d:.2f}x on disk and {s3z:.2f}x on zram, S2 on disk {hd[0]:.2f}x "
                 f"({hd[1]:.2f}-{hd[2]:.2f}), S1 (static contention) on zram {s1[0]:.2f}x "
-                f"({s1[1]:.2f}-{s1[2]:.2f})") in sec
+                f"({s1[1]:.2f}-{s1[2]:.2f}), S4 (several low cgroups) on zram {s4[0]:.2f}x "
+                f"({s4[1]:.2f}-{s4[2]:.2f})") in sec
         assert "(S3 on disk: 6 of 10, median 52 ms)" in sec and "(4.9 s, median)" in sec
         assert "(7 of 10, 47 ms)" in sec
