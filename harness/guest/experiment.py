@@ -78,7 +78,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for mypy, which reads the guest's modules as harness.guest's
     from collections.abc import Callable
@@ -135,29 +135,37 @@ class Sampler(threading.Thread):
             self.stop.wait(self.period)
 
 
+def in_cgroup(cg: Path, argv: list[str], nice: int = 0) -> list[str]:
+    """argv, run by a shell that first moves itself into cg (and then
+    under nice -n NICE, if given)."""
+    return ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh", str(cg / "cgroup.procs"),
+            *(["nice", "-n", str(nice)] if nice else []), *argv]
+
+
+def keep_lines(stream: IO[str], lines: list[tuple[float, str]]) -> threading.Thread:
+    """A thread that appends each line of stream, with the CLOCK_MONOTONIC
+    time it was read, to lines."""
+    def read() -> None:
+        for line in stream:
+            lines.append((time.monotonic(), line.rstrip("\n")))
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    return t
+
+
 class Task:
     """A wsload in a cgroup, commanded on its stdin; nice: its nice value
     (s5's batch lows run at 19, as a batch job would beside a service)."""
 
     def __init__(self, tools: Path, cg: Path, out: Path, *args: str, nice: int = 0):
         self.out = out
-        argv = ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
-                str(tools / "wsload"), *args, "--out", str(out)]
-        if nice:
-            argv = ["sh", "-c", 'echo $$ > "$1" && shift && exec nice -n "$@"', "sh",
-                    str(cg / "cgroup.procs"), str(nice), *argv[3:]]
         self.proc = subprocess.Popen(
-            argv,
+            in_cgroup(cg, [str(tools / "wsload"), *args, "--out", str(out)], nice),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         self.lines: list[tuple[float, str]] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
         assert self.proc.stdout is not None  # stdout=PIPE
-        for line in self.proc.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
+        self.reader = keep_lines(self.proc.stdout, self.lines)
 
     def send(self, cmd: str) -> None:
         assert self.proc.stdin is not None  # stdin=PIPE
@@ -202,19 +210,13 @@ class Service:
         self.out = out
         with open(out, "w") as f:
             self.proc = subprocess.Popen(
-                ["sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh",
-                 str(cg / "cgroup.procs"), str(tools / "reqload"), "-t", str(p["svc_threads"]),
-                 "-k", str(p["svc_req_kb"]), "-w", str(p["svc_ws_mb"]), "-r", str(p["svc_rate"]),
-                 "-s", str(p["run_s"]), "-g"],
+                in_cgroup(cg, [str(tools / "reqload"), "-t", str(p["svc_threads"]),
+                               "-k", str(p["svc_req_kb"]), "-w", str(p["svc_ws_mb"]),
+                               "-r", str(p["svc_rate"]), "-s", str(p["run_s"]), "-g"]),
                 stdin=subprocess.PIPE, stdout=f, stderr=subprocess.PIPE, text=True)
         self.lines: list[tuple[float, str]] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
         assert self.proc.stderr is not None  # stderr=PIPE
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
+        self.reader = keep_lines(self.proc.stderr, self.lines)
 
     def wait_ready(self, timeout: float) -> bool:
         end = time.monotonic() + timeout

@@ -35,6 +35,16 @@ def med(d: dict[str, Any], s: str, arm: str, ph: str, key: str = "high") -> floa
     return statistics.median(st.metric_values(d["runs"], d["metrics"], s, arm, key, ph))
 
 
+def ratio(name: str, s: str, ph: str, arm: str, base: str) -> tuple[float, float, float]:
+    """arm's high over base's in phase ph of the kept sitting `name`: the
+    ratio of medians and its two-stage interval."""
+    d, _ = kept(name)
+
+    def pairs(a: str) -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(d["runs"], d["metrics"], s, a, "high", ph)
+    return st.ratio_ci(pairs(arm), pairs(base))
+
+
 def kp(x: float) -> str:
     return f"{round(x / 1e3):,}"
 
@@ -91,22 +101,12 @@ def test_the_leased_s2_findings() -> None:
             f"equal protection)") in text
     assert f"at {hz[0]:.2f}x the `sigagent`'s high (interval {hz[1]:.2f}-{hz[2]:.2f})" in text
     assert f"S2 on disk {hd[0]:.2f}x the `sigagent` ({hd[1]:.2f}-{hd[2]:.2f})" in text
-    s1, _ = kept("experiment-s1-lease-zram")
-
-    def s1pairs(a: str) -> list[tuple[float, int]]:
-        return st.metric_values_by_boot(s1["runs"], s1["metrics"], "s1", a, "high", "contended")
-    sig = st.ratio_ci(s1pairs("sample"), s1pairs("sigagent"))
-    knob = st.ratio_ci(s1pairs("sample"), s1pairs("mhigh:100M"))
-    assert (f"S1 on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}) and "
-            f"{knob[0]:.2f}x `memory.high` 100M") in text
-    s4, _ = kept("experiment-s4-lease-zram")
-
-    def s4pairs(a: str) -> list[tuple[float, int]]:
-        return st.metric_values_by_boot(s4["runs"], s4["metrics"], "s4", a, "high", "contended")
-    sig = st.ratio_ci(s4pairs("sample"), s4pairs("sigagent"))
-    knob = st.ratio_ci(s4pairs("sample"), s4pairs("mhigh:100M"))
-    assert (f"S4 on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-{sig[2]:.2f}) and "
-            f"{knob[0]:.2f}x `memory.high` 100M") in text
+    for sc in ("s1", "s4"):
+        name = f"experiment-{sc}-lease-zram"
+        sig = ratio(name, sc, "contended", "sample", "sigagent")
+        knob = ratio(name, sc, "contended", "sample", "mhigh:100M")
+        assert (f"{sc.upper()} on zram {sig[0]:.2f}x the `sigagent` ({sig[1]:.2f}-"
+                f"{sig[2]:.2f}) and {knob[0]:.2f}x `memory.high` 100M") in text
 
 
 def test_the_v2_bullet() -> None:
@@ -153,12 +153,6 @@ def test_the_cover_letters_tables_are_the_kept_runs() -> None:
 def test_the_cover_letters_open_with_the_measured_findings() -> None:
     """The "What was measured" section of both cover letters comes right
     after the first paragraph, and its numbers are the kept runs'."""
-    def ratio(name: str, s: str, ph: str, arm: str, base: str) -> tuple[float, float, float]:
-        d, _ = kept(name)
-
-        def pairs(a: str) -> list[tuple[float, int]]:
-            return st.metric_values_by_boot(d["runs"], d["metrics"], s, a, "high", ph)
-        return st.ratio_ci(pairs(arm), pairs(base))
     zram, _ = kept("experiment-s2-lease-zram")
     lows = {a: med(zram, "s2", a, "idle", "low") for a in ("sample", "sigagent")}
     hz = ratio("experiment-s2-lease-zram", "s2", "active2", "sample", "sigagent")

@@ -113,6 +113,24 @@ def test_the_throttle_report_row_is_the_kept_run() -> None:
             f"{span('both_none')} with no policy, alone {span('high_alone')};") in text
 
 
+def sitting(path: Path, swap: str, scenario: str, arms: set[str]
+            ) -> tuple[dict[str, Any], ex.Params, dict[str, Any], dict[tuple[str, str], str]]:
+    """A kept sitting of one scenario, 10 runs per arm over 2 boots, with
+    its swap as recorded: its data, parameters, summary per arm and the
+    rules' "good/runs" per (arm, rule)."""
+    data = json.loads(path.read_text())
+    params = ex.Params(**{k: v for k, v in data["params"].items()
+                          if k in ex.Params.__dataclass_fields__})
+    assert params.swap == swap == data["env"]["swap"] and params.scenarios == [scenario]
+    runs, metrics = data["runs"], data["metrics"]
+    assert {r["arm"] for r in runs} == arms
+    assert len(runs) == 10 * len(arms) and {r["boot"] for r in runs} == {0, 1}
+    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
+    rules = {(v["arm"], v["rule"]): f"{v['good']}/{v['runs']}"
+             for v in st.verdicts(runs, metrics, params)}
+    return data, params, summary, rules
+
+
 # S2 with the leased episodes: one sitting per swap, a no-policy arm.
 S2_SITTINGS = {"disk": "| S2 disk swap | high, active2 | runs gain | lows, idle | runs conserve |",
                "zram": "| S2 zram swap | high, active2 | runs gain | lows, idle | runs conserve |"}
@@ -124,16 +142,8 @@ def test_the_s2_table_is_the_kept_sitting(swap: str) -> None:
     path = RESULTS / f"experiment-s2-lease-{swap}.json"
     if swap == "zram" and not path.exists():
         pytest.skip("the zram sitting is not kept yet")
-    data = json.loads(path.read_text())
-    p = data["params"]
-    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
-    assert params.swap == swap and params.scenarios == ["s2"]
+    data, params, summary, rules = sitting(path, swap, "s2", S2_ARMS)
     runs, metrics = data["runs"], data["metrics"]
-    assert {r["arm"] for r in runs} == S2_ARMS
-    assert len(runs) == 10 * len(S2_ARMS) and {r["boot"] for r in runs} == {0, 1}
-    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
-    rules = {(v["arm"], v["rule"]): f"{v['good']}/{v['runs']}"
-             for v in st.verdicts(runs, metrics, params)}
     rows = readme_rows(S2_SITTINGS[swap])
     names = {"agent (PSI)": "agent", "sample (leased)": "sample"}
     assert {names.get(k, k) for k in rows} == S2_ARMS
@@ -164,16 +174,9 @@ ZRAM_ARMS = {"none", "mlow:260M", "mhigh:100M", "agent", "sample", "sigagent"}
 
 @pytest.mark.parametrize("scenario", sorted(ZRAM_SITTINGS))
 def test_the_zram_table_is_the_kept_sitting(scenario: str) -> None:
-    data = json.loads((RESULTS / f"experiment-{scenario}-lease-zram.json").read_text())
-    p = data["params"]
-    params = ex.Params(**{k: v for k, v in p.items() if k in ex.Params.__dataclass_fields__})
-    assert params.swap == "zram" == data["env"]["swap"] and params.scenarios == [scenario]
+    data, params, summary, rules = sitting(
+        RESULTS / f"experiment-{scenario}-lease-zram.json", "zram", scenario, ZRAM_ARMS)
     runs, metrics = data["runs"], data["metrics"]
-    assert {r["arm"] for r in runs} == ZRAM_ARMS
-    assert len(runs) == 10 * len(ZRAM_ARMS) and {r["boot"] for r in runs} == {0, 1}
-    summary = {r["arm"]: r for r in st.summarize(runs, metrics, params)}
-    rules = {(v["arm"], v["rule"]): f"{v['good']}/{v['runs']}"
-             for v in st.verdicts(runs, metrics, params)}
     rows = readme_rows(ZRAM_SITTINGS[scenario])
     names = {"agent (PSI)": "agent", "sample (leased)": "sample"}
     assert {names.get(k, k) for k in rows} == ZRAM_ARMS
