@@ -179,12 +179,19 @@ def target_rows(targets: list[dict[str, Any]]) -> list[list[Any]]:
 
 def figure_title(params: Params, env: dict[str, Any]) -> str:
     """The set-up, as the figures' title says it."""
-    sizes = (f"wsload high {params.high_mb} MB"
-             + (f" (s3: {params.s3_high_mb} -> {params.grow_mb} MB)"
-                if "s3" in params.scenarios else "")
-             + f", low {params.low_mb} MB"
-             + (f" (s4: {' + '.join(map(str, params.low_mb_s4))} MB)"
-                if "s4" in params.scenarios else ""))
+    s5 = (f"s5: pod high {params.pod_high} max {params.pod_max}, reqload {params.svc_ws_mb} MB "
+          f"{params.svc_threads}x{params.svc_rate:g}/s of {params.svc_req_kb} KiB, lows "
+          f"{' + '.join(map(str, params.low_mb_s5))} MB at nice {params.low_nice}")
+    if params.scenarios == ["s5"]:
+        sizes = s5
+    else:
+        sizes = (f"wsload high {params.high_mb} MB"
+                 + (f" (s3: {params.s3_high_mb} -> {params.grow_mb} MB)"
+                    if "s3" in params.scenarios else "")
+                 + f", low {params.low_mb} MB"
+                 + (f" (s4: {' + '.join(map(str, params.low_mb_s4))} MB)"
+                    if "s4" in params.scenarios else "")
+                 + (f"; {s5}" if "s5" in params.scenarios else ""))
     return (f"{sizes}; {params.memory} RAM, {params.swap_mb} MB {params.swap} swap, "
             f"{params.cpus} vCPUs; nodebug.config"
             + (" (TCG)" if env.get("accel") == "tcg" else ""))
