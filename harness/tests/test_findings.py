@@ -201,3 +201,21 @@ def test_the_s5_bullet_and_the_cover_letters() -> None:
                 f"and {best:.2f}x with a static memory.high on the batch (and memory.low on "
                 f"the service), so a verdict could "
                 f"gain at most {best:.2f}x there") in sec, cover
+    z, _ = kept("experiment-s5-zram")
+
+    def zpairs(a: str, key: str = "svc_p99_ms") -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(z["runs"], z["metrics"], "s5", a, key, "contended")
+    znone, z60, zag = (st.ratio_ci(zpairs(a), zpairs("alone"))[0]
+                       for a in ("none", "mhigh:60M", "agent"))
+    zl60 = st.ratio_ci(zpairs("mhigh:60M", "low"), zpairs("none", "low"))
+    zlag = st.ratio_ci(zpairs("agent", "low"), zpairs("none", "low"))[0]
+    assert (f"zram the same: {znone:.2f}x alone without a knob, {z60:.2f}x with `memory.high` "
+            f"60M on the batch, but there the knob costs the batch {zl60[0]:.2f}x of its "
+            f"throughput ({zl60[1]:.2f}-{zl60[2]:.2f}), while the PSI agent keeps it "
+            f"({zlag:.2f}x) and leaves the service at {zag:.2f}x") in text
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        sec = " ".join(cover.read_text().split())
+        assert (f"On zram: {znone:.2f}x without a knob, {z60:.2f}x with a static memory.high "
+                f"on the batch, which there costs the batch {zl60[0]:.2f}x of its throughput, "
+                f"while a PSI agent keeps it and leaves the service at {zag:.2f}x") in sec, cover

@@ -45,7 +45,7 @@ def doc_rows(header: str, path: Path) -> dict[str, list[str]]:
     return rows
 
 
-@pytest.mark.parametrize("swap", ["disk"])
+@pytest.mark.parametrize("swap", ["disk", "zram"])
 def test_the_s5_table_is_the_kept_sitting(swap: str) -> None:
     d, p = kept(swap)
     # (--reanalyze keeps the arms in an order of its own)
@@ -114,3 +114,45 @@ def test_the_s5_disk_findings() -> None:
             "`memory.high` 90M on the batch), not the 10x asked") in text
     assert ("(96 ms against 60 ms)" in text and round(med("mhigh:90M", "svc_p99_ms")) == 96
             and round(med("alone", "svc_p99_ms")) == 60)
+
+
+def test_the_s5_zram_findings() -> None:
+    """The bullets under the S5 zram table."""
+    d, p = kept("zram")
+    runs, metrics = d["runs"], d["metrics"]
+    text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
+
+    def pairs(arm: str, key: str = "svc_p99_ms") -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(runs, metrics, "s5", arm, key, "contended")
+
+    def med(arm: str, key: str) -> float:
+        return statistics.median(st.metric_values(runs, metrics, "s5", arm, key, "contended"))
+
+    def alone(arm: str) -> tuple[float, float, float]:
+        return st.ratio_ci(pairs(arm), pairs("alone"))
+    none, low = alone("none"), alone("mlow:100M")
+    assert (f"the service's p99 is {none[0]:.2f}x its p99 alone ({none[1]:.2f}-{none[2]:.2f}), "
+            f"and its tasks stall on memory {100 * med('none', 'high_some'):.0f} % of the "
+            f"time; the pod sits at its `memory.high` "
+            f"({med('none', 'pod_over_high_mb'):.1f} MiB above)") in text
+    assert (f"`memory.low` on the service does not help ({low[0]:.2f}x alone, stall "
+            f"{100 * med('mlow:100M', 'high_some'):.0f} %)") in text
+    m60 = alone("mhigh:60M")
+    l60 = st.ratio_ci(pairs("mhigh:60M", "low"), pairs("none", "low"))
+    l90 = st.ratio_ci(pairs("mhigh:90M", "low"), pairs("none", "low"))
+    assert (f"60M gives {m60[0]:.2f}x the service's alone ({m60[1]:.2f}-{m60[2]:.2f}), no "
+            f"stall, but the lows do {l60[0]:.2f}x their throughput with no knob "
+            f"({l60[1]:.2f}-{l60[2]:.2f}); 90M {l90[0]:.2f}x ({l90[1]:.2f}-{l90[2]:.2f})") in text
+    for arm in ("mhigh:60M", "mhigh:90M", "mlow:100M+mhigh:90M"):
+        assert max(st.metric_values(runs, metrics, "s5", arm, "pod_high_events",
+                                    "contended")) == 0, arm
+    ag = st.ratio_ci(pairs("agent", "low"), pairs("none", "low"))
+    assert (f"the PSI agent {alone('agent')[0]:.2f}x alone with the lows at {ag[0]:.2f}x "
+            f"their no-knob throughput ({ag[1]:.2f}-{ag[2]:.2f}), the sigagent "
+            f"{alone('sigagent')[0]:.2f}x, the sample {alone('sample')[0]:.2f}x") in text
+    static = {a: med(a, "svc_p99_ms") for a in ARMS if a.split(":")[0] in ("none", "mlow", "mhigh")}
+    best = min(static, key=static.__getitem__)
+    assert best == "mhigh:60M"
+    assert (f"(`memory.high` 60M on the batch, {static[best]:.0f} ms) is "
+            f"{static[best] / med('alone', 'svc_p99_ms'):.2f}x the service's alone "
+            f"({med('alone', 'svc_p99_ms'):.0f} ms)") in text
