@@ -21,7 +21,13 @@ though the test is flaky without the series): low-ignored (memory.low
 protects nothing in limit reclaim: test_memcg_low);
 and for the KUnit suite memcg_high_delay (patch 7; it runs at boot, and
 selftests/test_smoke.py::test_kunit_memcg_high_delay reads its result):
-high-delay-overflow (the overage is squared unclamped, as before the fix).
+high-delay-overflow (the overage is squared unclamped, as before the fix);
+and for memcg_high_verdict (patch 15, `-t memcg_ops/verdict_*`): defer-pays
+(a deferred task reclaims and sleeps anyway: verdict_defer), no-slack
+(deferrals honoured above high + slack: verdict_slack), no-payer (no task
+takes a debt over, the worker pays all: verdict_payer), child-asked (the
+task's own cgroup's policies decide, not the limiting level's:
+verdict_child).
 The tree must have the series applied; the original files are kept in
 KERNEL_TREE/.mutate-backup until revert."""
 import shutil
@@ -29,6 +35,24 @@ import sys
 from pathlib import Path
 
 MUT = {
+ "defer-pays": ("mm/memcontrol.c",
+  """	if (memcg_bpf_high_settle(memcg, &nr_pages, in_charge))
+		goto out;""",
+  """	if (memcg_bpf_high_settle(memcg, &nr_pages, in_charge) && 0) /* MUTATION */
+		goto out;"""),
+ "no-slack": ("mm/memcontrol.c",
+  """		if (usage - high <= ctx.slack &&""",
+  """		if (/* MUTATION: no slack */"""),
+ "no-payer": ("mm/memcontrol.c",
+  """		if (!atomic_long_read(&iter->bpf_high_debt))
+			continue;""",
+  """		if (1 || /* MUTATION: nobody takes a debt over */
+		    !atomic_long_read(&iter->bpf_high_debt))
+			continue;"""),
+ "child-asked": ("mm/memcontrol.c",
+  """		    __memcg_bpf_high_defer(limit, &ctx)) {""",
+  """		    __memcg_bpf_high_defer(memcg_bpf_ops_effective(memcg) ?
+					   memcg : limit, &ctx)) { /* MUTATION */"""),
  "low-ignored": ("mm/vmscan.c",
   """\t\t} else if (mem_cgroup_below_low(target_memcg, memcg)) {""",
   """\t\t} else if (0 && /* MUTATION: no memory.low */

@@ -495,7 +495,7 @@ def test_upstream_needs_kernel_dir(gitenv: GitEnv, tmp_path: Path) -> None:
 @needs_b4
 def test_send_upstream_part_on_a_tree_with_its_context(gitenv: GitEnv, tmp_path: Path) -> None:
     """--upstream on a git tree with the upstream part's context (its hunks'
-    pre-images, see test_upstream_part): seven mails, signed off by the sender,
+    pre-images, see test_upstream_part): eleven mails, signed off by the sender,
     that git am back to quilt push -a of patches/upstream."""
     from harness.tests.test_upstream_part import preimage_tree
     d = tmp_path / "linux"
@@ -508,7 +508,7 @@ def test_send_upstream_part_on_a_tree_with_its_context(gitenv: GitEnv, tmp_path:
                                      cover=UPSTREAM / "cover-letter.txt",
                                      out_dir=tmp_path / "out"))
     assert res["status"] == "PASS", res["round_trip"]
-    assert len(res["files"]) == 9  # the cover letter and eight patches
+    assert len(res["files"]) == 12  # the cover letter and eleven patches
     subjects = [c["subject"] for c in res["commits"]]
     assert subjects[0] == "mm: memcontrol: keep the memory.high delay from overflowing"
     assert subjects[1] == "bpf: cgroup: let a cgroup struct_ops type decide who may attach"

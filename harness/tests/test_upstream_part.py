@@ -5,7 +5,7 @@ The upstream files the part was rebased on are not kept here (they are
 upstream's code; the cover letter names each repository and commit), so
 these tests build a tree from the patches' own pre-images: every hunk that
 applies to the base contributes its context and removed lines, at its line
-number. That checks what can be checked without the upstream tree: the seven
+number. That checks what can be checked without the upstream tree: the eleven
 patches apply in order with --fuzz=0 to a tree that has their context, a
 changed context line is found and named, the user's tree is never written,
 and the code they add is the tested series' code."""
@@ -67,12 +67,16 @@ def preimage_tree(root: Path, patches: Path = UP) -> Path:
     earlier patch wrote), each at its line number, filler lines between."""
     written: dict[str, list[list[str]]] = {}
     blocks: dict[str, list[tuple[int, list[str]]]] = {}
+    created: set[str] = set()  # files a patch of the series creates
     for name in series.series_names(patches):
         hunks_of = parse(patches / name)
         for f, hunks in hunks_of.items():
             for start, old, _, _ in hunks:
                 if start == 0 and not old:
+                    created.add(f)
                     continue  # a new file
+                if f in created:
+                    continue  # all of it is the series' lines
                 if any(contains(w, old) for w in written.get(f, [])):
                     continue  # against an earlier patch's lines
                 blocks.setdefault(f, []).append((start, old))
@@ -94,9 +98,9 @@ def snapshot(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_upstream_series_lists_eight_patches_that_exist() -> None:
+def test_upstream_series_lists_eleven_patches_that_exist() -> None:
     names = series.series_names(UP)
-    assert len(names) == 8
+    assert len(names) == 11
     assert (UP / "cover-letter.txt").is_file()
 
 
@@ -126,7 +130,7 @@ def test_a_changed_context_line_is_named(tmp_path: Path) -> None:
     msg = str(e.value)
     assert "0005-mm-memcontrol-apply-memcg_nr_pages_over_high" in msg
     assert "mm/memcontrol.c: Hunk #" in msg and "FAILED" in msg
-    assert "4 of 8 patches" in msg
+    assert "4 of 11 patches" in msg
     assert snapshot(tree) == before
 
 
@@ -149,12 +153,16 @@ def test_not_a_tree_is_an_error(tmp_path: Path) -> None:
         series.check_apply(tmp_path / "empty", tmp_path / "log")
 
 
-# The 7.3 series' memcg part (7-14) and the upstream part (1-8) add the
+# The 7.3 series' memcg part (7-17) and the upstream part (1-11) add the
 # same code, but
 # for these lines: CGROUP_MEMCG_OPS goes next to upstream's
 # CGROUP_TCP_SOCK_OPS, and bpf_memcontrol_init() keeps upstream's early
 # return (it registers a second kfunc set first).
-PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12, 7: 13, 8: 14}
+# The verdict patches (9-11 there, 15-17 here) add 7.3's lines unchanged:
+# where upstream differs (try_charge_memcg() ending in `return 0;`, the
+# bpf_proactive_reclaim kfunc above the ops in bpf_memcontrol.c, a shorter
+# struct mem_cgroup prefix), only their context and line numbers do.
+PAIRS = {1: 7, 2: 8, 3: 9, 4: 10, 5: 11, 6: 12, 7: 13, 8: 14, 9: 15, 10: 16, 11: 17}
 ALLOWED = {
     # who may attach: upstream's cgroup_bpf_struct_ops_attach() primes the
     # link before the cgroup lookup and unwinds through "cleanup", 7.3's
