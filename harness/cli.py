@@ -258,7 +258,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--arms", default=None,
                    help="comma-separated, of: none, alone, mlow:SIZE, mhigh:SIZE, agent, "
                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], detach, "
-                   "noop, always "
+                   "noop, always, whopays (s5 only); static knobs join with '+', and "
+                   "with one whopays (mlow:100M+whopays) "
                    "(default: the 13 of harness/studies/experiment.py's Params)")
     p.add_argument("--repeats", type=int, default=10, help="per cell, over all boots")
     p.add_argument("--boots", type=int, default=2)

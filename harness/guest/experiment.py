@@ -23,7 +23,7 @@ Scenarios (each a function below; their parameters come from the host):
       that every task charging in it pays the pod's overage.
 
 Arms (how the low side is kept out of high's way; static knobs combine
-with "+", e.g. mlow:100M+mhigh:90M):
+with "+", e.g. mlow:100M+mhigh:90M, and with one whopays):
   none             nothing;
   mlow:SIZE        memory.low of high = SIZE;
   mhigh:SIZE       memory.high of lows = SIZE;
@@ -54,7 +54,12 @@ with "+", e.g. mlow:100M+mhigh:90M):
                    a userspace agent, memcg_ops_check/sigagent.c, which
                    writes lows' memory.high = usage - over_high pages when
                    a triggered period begins (:nb with O_NONBLOCK) and
-                   restores it when the period ends.
+                   restores it when the period ends;
+  whopays          s5: the sample's memcg --who-pays attached to the pod,
+                   whose memcg_high_verdict() lets the service's tasks
+                   defer their debts of the pod's memory.high to the lows
+                   (within the kernel's slack); with static knobs too,
+                   e.g. mlow:100M+whopays.
 
 All tasks start in frozen cgroups and are thawed together. Every run is a
 line of OUT/runs.jsonl, written as it ends: its phases with their
@@ -372,10 +377,9 @@ def reset(nlows: int, pod: dict[str, str] | None = None) -> dict[str, Path]:
 
 
 def arm_setup(arm: str, p: dict[str, Any], tools: Path) -> Logged | None:
-    if "+" in arm:  # static knobs together (the host allows only those)
-        for part in arm.split("+"):
-            arm_setup(part, p, tools)
-        return None
+    if "+" in arm:  # static knobs together, and at most one whopays (the host checks)
+        helpers = [h for part in arm.split("+") if (h := arm_setup(part, p, tools))]
+        return helpers[0] if helpers else None
     kind, _, value = arm.partition(":")
     if kind == "mlow":
         write(HIGH / "memory.low", value)
@@ -398,6 +402,8 @@ def arm_setup(arm: str, p: dict[str, Any], tools: Path) -> Logged | None:
         return Logged([str(tools / "sigagent"), "--window-ms", str(p["window_ms"]),
                        *(["--nonblock"] if value == "nb" else []), str(LOWS), str(HIGH),
                        str(p["threshold"]), str(p["over_high"])])
+    elif kind == "whopays":
+        return Logged([str(tools / "memcg"), "--who-pays", str(POD), str(HIGH)])
     elif kind in ("noop", "always"):
         n = 0 if kind == "noop" else p["always_pages"]
         return Logged([str(tools / "memcg_ops_check"), "--hold-answer", str(LOWS), str(n)])
@@ -477,10 +483,11 @@ class Run:
         self.detached, self.detach_at, self.helper_rc = False, None, None
         if self.helper:
             rec["helper_first"] = self.helper.first.strip()
+            kind = next(k for x in self.arm.split("+")
+                        if (k := x.split(":")[0]) not in ("mlow", "mhigh"))
             ok = {"agent": '"armed"', "sigagent": '"armed"', "sample": "attached",
-                  "detach": "attached",
-                  "reclaim": "attached",
-                  "noop": '"attach_err": 0', "always": '"attach_err": 0'}[self.arm.split(":")[0]]
+                  "detach": "attached", "reclaim": "attached", "whopays": "attached",
+                  "noop": '"attach_err": 0', "always": '"attach_err": 0'}[kind]
             if ok not in self.helper.first:
                 self.helper.stop()
                 rec["error"] = f"arm {self.arm} did not start: {self.helper.first!r}"

@@ -26,9 +26,12 @@ sigagent[:nb] (the control arm of the sample: a userspace agent on the
 sample's own signal, the same tracepoint through a BPF ring buffer, that
 writes the lows' memory.high to what an episode sets, usage - over_high
 pages, and restores it when the triggered period ends; :nb writes it
-with O_NONBLOCK; harness/guest/memcg_ops_check/sigagent.c).
+with O_NONBLOCK; harness/guest/memcg_ops_check/sigagent.c); whopays (s5
+only: the sample's memcg --who-pays on the pod, whose memcg_high_verdict()
+lets the service's tasks defer their debts of the pod's memory.high).
 
-Arms that combine static knobs join them with "+" (mlow:100M+mhigh:90M).
+Arms join static knobs with "+" (mlow:100M+mhigh:90M), and at most one
+whopays with them (mlow:100M+whopays).
 
 Metrics per run, from wsload's 10 ms progress samples and the 100 ms cgroup
 samples (s5: see s5_metrics): throughput per side and phase (pages written per second), high's
@@ -141,15 +144,20 @@ class Params:
         if bad:
             raise HarnessError(f"unknown scenario(s) {bad}; known: {', '.join(SCENARIOS)}")
         for a in self.arms:
-            if "+" in a:  # static knobs together
-                if any(x.partition(":")[0] not in ("mlow", "mhigh") or not x.partition(":")[2]
-                       for x in a.split("+")):
+            if "whopays" in a.split("+") and self.scenarios != ["s5"]:
+                raise HarnessError(f"arm {a!r} is s5's alone (the verdict needs the pod): "
+                                   "run it with --scenarios s5")
+            if "+" in a:  # static knobs together, and at most one whopays
+                parts = a.split("+")
+                if any((x.partition(":")[0] not in ("mlow", "mhigh")
+                        or not x.partition(":")[2]) and x != "whopays" for x in parts) \
+                        or parts.count("whopays") > 1:
                     raise HarnessError(f"arm {a!r}: only mlow:SIZE and mhigh:SIZE combine "
-                                       "with '+'")
+                                       "with '+', and with one whopays")
                 continue
             kind, colon, value = a.partition(":")
             if kind not in ("none", "mlow", "mhigh", "agent", "oracle", "sample", "reclaim",
-                            "alone", "detach", "noop", "always", "sigagent") \
+                            "alone", "detach", "noop", "always", "sigagent", "whopays") \
                     or (kind in ("mlow", "mhigh") and not value) \
                     or (kind not in ("mlow", "mhigh", "sample", "reclaim", "oracle", "sigagent")
                         and colon) \
@@ -158,7 +166,7 @@ class Params:
                     or (kind in ("sample", "reclaim") and colon and not value.isdigit()):
                 raise HarnessError(f"unknown arm {a!r}: none, mlow:SIZE, mhigh:SIZE, agent, "
                                    "oracle[:evict], sample[:PAGES], reclaim[:MB], sigagent[:nb], "
-                                   "alone, detach, noop, always")
+                                   "alone, detach, noop, always, whopays (s5)")
         if self.swap not in ("disk", "zram", "none"):
             raise HarnessError(f"swap={self.swap!r}: disk (a swap file on the scratch disk), "
                                "zram (compressed RAM; a kernel with CONFIG_ZRAM) or none")
@@ -548,6 +556,13 @@ def s5_metrics(run: dict[str, Any]) -> dict[str, Any]:
         "high_full": _pressure(run, "high", "full", a, b),
         "high": None, "probe_p99_ms": None, "seconds": b - a}
     return {"phases": {"contended": c}}
+
+
+def s5_slack_mb(pod_high: str) -> float:
+    """The verdict's slack above the pod's memory.high, in MiB, as
+    mm/memcontrol.c has it (patch 15): an eighth of memory.high, at least 16
+    charge batches of 64 pages of 4 KiB."""
+    return max(_size(pod_high) / 8, 16 * 64 * 4096) / 2**20
 
 
 def _size(v: str) -> int:

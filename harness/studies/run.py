@@ -126,7 +126,8 @@ def experiment(pl: Pipeline, params: ExperimentParams, name: str = "experiment")
     # the nodebug kernel's pipeline: the same records, out and source
     pl = pl.nodebug("patched", "the experiment")
     tools = kbuild.guest_tools_dir(pl.build_dir)
-    if {a.split(":")[0] for a in params.arms} & {"sample", "detach", "reclaim"} and \
+    if {x.split(":")[0] for a in params.arms for x in a.split("+")} \
+            & {"sample", "detach", "reclaim", "whopays"} and \
             not (tools / "memcg").exists():
         raise HarnessError(f"no sample program {tools / 'memcg'} (samples/bpf/memcg is "
                            "built with the series)", hint="harness build")

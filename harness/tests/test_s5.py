@@ -209,3 +209,51 @@ def test_a_low_runs_niced_in_its_cgroup(tmp_path: Path) -> None:
         assert [x for _, x in t.lines] == [f"{min(19, base + nice)} --mb 150 --out "
                                            f"{tmp_path / 'o.json'}"]
         assert int((cg / "cgroup.procs").read_text()) > 0
+
+
+def test_the_slack_is_the_kernels() -> None:
+    """s5_slack_mb() is patch 15's slack: memory.high / 8, at least 16
+    batches of 64 pages (4 MiB); the pod target is judged against it."""
+    assert ex.s5_slack_mb("160M") == 20 and ex.s5_slack_mb("1G") == 128
+    assert ex.s5_slack_mb("16M") == 4 and ex.s5_slack_mb("33554432") == 4
+    runs = [s5_run("none", i, boot=i % 2) for i in range(2)]
+    runs += [s5_run("whopays", i, over_mb=mb, boot=i % 2) for i, mb in enumerate((19.5, 20.5))]
+    p = ex.Params(scenarios=["s5"], arms=["none", "whopays"])
+    ms = ex.all_metrics(runs)
+    t = {x["target"]: x for x in st.targets(runs, ms, p) if x["arm"] == "whopays"}
+    pod = t["pod above memory.high, most of any run (MiB)"]
+    assert pod["value"] == pytest.approx(20.5) and pod["goal"] == "<= 20 (slack)"
+    assert pod["pass"] is False and pod["detail"] == "above the slack in 1 of 2 runs"
+    runs[-1] = s5_run("whopays", 1, over_mb=19.9, boot=1)
+    ms = ex.all_metrics(runs)
+    t = {x["target"]: x for x in st.targets(runs, ms, p) if x["arm"] == "whopays"}
+    assert t["pod above memory.high, most of any run (MiB)"]["pass"] is True
+
+
+def test_whopays_is_an_s5_arm_alone_or_with_static_knobs(cgroot: Path) -> None:
+    ex.Params(scenarios=["s5"], arms=["none", "whopays", "mlow:100M+whopays"]).validate()
+    with pytest.raises(HarnessError, match="s5's alone"):
+        ex.Params(scenarios=["s1", "s5"], arms=["whopays"]).validate()
+    with pytest.raises(HarnessError, match="with one whopays"):
+        ex.Params(scenarios=["s5"], arms=["whopays+whopays"]).validate()
+    with pytest.raises(HarnessError, match="with one whopays"):
+        ex.Params(scenarios=["s5"], arms=["whopays+agent"]).validate()
+    with pytest.raises(HarnessError, match="unknown arm 'whopays:1'"):
+        ex.Params(scenarios=["s5"], arms=["whopays:1"]).validate()
+    # in the guest: the sample's --who-pays on the pod and the service
+    ge.reset(1, {"memory.high": "160M", "memory.max": "320M"})
+    tools = cgroot / "tools"
+    tools.mkdir()
+    (tools / "memcg").write_text('#!/bin/sh\necho "attached $*"\nexec sleep 60\n')
+    os.chmod(tools / "memcg", 0o755)
+    h = ge.arm_setup("mlow:100M+whopays", {}, tools)
+    assert h is not None
+    try:
+        pod = cgroot / "pod"
+        assert h.first.strip() == f"attached --who-pays {pod} {pod / 'high'}"
+        assert (pod / "high/memory.low").read_text() == "100M"
+    finally:
+        h.stop()
+    # a BPF arm for the targets, static only without the helper
+    assert st.is_bpf_arm("mlow:100M+whopays") and not st.is_static_arm("mlow:100M+whopays")
+    assert st.is_static_arm("mlow:100M+mhigh:90M") and not st.is_bpf_arm("mhigh:90M")
