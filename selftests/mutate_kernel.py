@@ -36,23 +36,23 @@ from pathlib import Path
 
 MUT = {
  "defer-pays": ("mm/memcontrol.c",
-  """	if (memcg_bpf_high_settle(memcg, &nr_pages, in_charge))
-		goto out;""",
-  """	if (memcg_bpf_high_settle(memcg, &nr_pages, in_charge) && 0) /* MUTATION */
-		goto out;"""),
+  """\tif (memcg_bpf_high_settle(memcg, &nr_pages, in_charge))
+\t\tgoto out;""",
+  """\tif (memcg_bpf_high_settle(memcg, &nr_pages, in_charge) && 0) /* MUTATION */
+\t\tgoto out;"""),
  "no-slack": ("mm/memcontrol.c",
-  """		if (usage - high <= ctx.slack &&""",
-  """		if (/* MUTATION: no slack */"""),
+  """\t\tif (usage - high <= ctx.slack &&""",
+  """\t\tif (/* MUTATION: no slack */"""),
  "no-payer": ("mm/memcontrol.c",
-  """		if (!atomic_long_read(&iter->bpf_high_debt))
-			continue;""",
-  """		if (1 || /* MUTATION: nobody takes a debt over */
-		    !atomic_long_read(&iter->bpf_high_debt))
-			continue;"""),
+  """\t\tif (!atomic_long_read(&iter->bpf_high_debt))
+\t\t\tcontinue;""",
+  """\t\tif (1 || /* MUTATION: nobody takes a debt over */
+\t\t    !atomic_long_read(&iter->bpf_high_debt))
+\t\t\tcontinue;"""),
  "child-asked": ("mm/memcontrol.c",
-  """		    __memcg_bpf_high_defer(limit, &ctx)) {""",
-  """		    __memcg_bpf_high_defer(memcg_bpf_ops_effective(memcg) ?
-					   memcg : limit, &ctx)) { /* MUTATION */"""),
+  """\t\t    __memcg_bpf_high_defer(limit, &ctx)) {""",
+  """\t\t    __memcg_bpf_high_defer(memcg_bpf_ops_effective(memcg) ?
+\t\t\t\t\t   memcg : limit, &ctx)) { /* MUTATION */"""),
  "low-ignored": ("mm/vmscan.c",
   """\t\t} else if (mem_cgroup_below_low(target_memcg, memcg)) {""",
   """\t\t} else if (0 && /* MUTATION: no memory.low */
