@@ -219,3 +219,44 @@ def test_the_s5_bullet_and_the_cover_letters() -> None:
         assert (f"On zram: {znone:.2f}x without a knob, {z60:.2f}x with a static memory.high "
                 f"on the batch, which there costs the batch {zl60[0]:.2f}x of its throughput, "
                 f"while a PSI agent keeps it and leaves the service at {zag:.2f}x") in sec, cover
+
+
+def test_the_verdict_bullet_and_the_cover_letters() -> None:
+    """S5 with the verdict: the README's first bullet and both cover
+    letters' opening, from the kept sitting."""
+    from harness.tests.test_s5_results import verdict_ratios
+    r = verdict_ratios()
+    p99 = r["p99"]
+    text = findings()
+    assert text.startswith("## Findings in brief - **Who pays memory.high (S5), with the "
+                           "verdict")  # the first finding
+    assert (f"(0 % against {100 * r['stall']['none']:.0f} %) and its p99 is "
+            f"{r['none_p99'][0]:.2f}x better than with no knob, at {r['none_lows'][0]:.2f}x the "
+            f"batch's throughput") in text
+    assert (f"its p99 is {r['both_p99'][0]:.2f}x that of the best static arrangement "
+            f"(`memory.high` 60M on the batch: {p99['mlow:100M+whopays']:.0f} against "
+            f"{p99['mhigh:60M']:.0f} ms) while the batch does {r['both_lows'][0]:.2f}x that "
+            f"arrangement's throughput, and {r['agent_p99'][0]:.2f}x the PSI agent's p99 at "
+            f"{r['agent_lows'][0]:.2f}x its batch throughput") in text
+    assert (f"at most {r['over']:.1f} MiB above its `memory.high` (the slack is "
+            f"{r['slack']:.0f} MiB)") in text
+    assert f"the service alone is {r['m60_alone'][0]:.2f}x better than it" in text
+    for cover in (REPO / "patches" / "cover-letter.txt",
+                  REPO / "patches" / "upstream" / "cover-letter.txt"):
+        paras = cover.read_text().split("\n\n")
+        opening = " ".join(paras[1].split())
+        assert opening.startswith("What no cgroup file and no agent can do is choose"), cover
+        assert (f"the service never stalls on memory and its p99 is {r['none_p99'][0]:.2f}x "
+                f"better than with no knob at no cost to the batch; with memory.low on the "
+                f"service as well, its p99 is {r['both_p99'][0]:.2f}x that of the best static "
+                f"arrangement (a memory.high on the batch) while the batch does "
+                f"{r['both_lows'][0]:.2f}x that arrangement's throughput, and "
+                f"{r['agent_p99'][0]:.2f}x a PSI agent's p99") in opening, cover
+        assert f"the service alone is only {r['m60_alone'][0]:.2f}x better than it" in opening
+        sec = " ".join(cover.read_text().split())
+        assert (f"the service's p99 {r['none_p99'][0]:.2f}x better than with no knob, with no "
+                f"memory stall, at {r['none_lows'][0]:.2f}x the batch's throughput; with "
+                f"memory.low on the service too, {r['both_p99'][0]:.2f}x the static knob's p99 "
+                f"at {r['both_lows'][0]:.2f}x its batch throughput, and the pod at most "
+                f"{r['over']:.1f} MiB above its memory.high (the slack is {r['slack']:.0f} MiB)"
+                ) in sec, cover

@@ -156,3 +156,109 @@ def test_the_s5_zram_findings() -> None:
     assert (f"(`memory.high` 60M on the batch, {static[best]:.0f} ms) is "
             f"{static[best] / med('alone', 'svc_p99_ms'):.2f}x the service's alone "
             f"({med('alone', 'svc_p99_ms'):.0f} ms)") in text
+
+
+VERDICT_ARMS = ["none", "alone", "mhigh:60M", "agent", "sigagent", "whopays",
+                "mlow:100M+whopays"]
+VERDICT_HEADER = ("| S5 zram swap, verdict | service p50 ms | service p99 ms | unserved "
+                  "| service stall % | lows kpages/s | pod above high MiB |")
+
+
+def test_the_verdict_table_is_the_kept_sitting() -> None:
+    d = json.loads((RESULTS / "experiment-s5-whopays-zram.json").read_text())
+    p = ex.Params(**{k: v for k, v in d["params"].items() if k in ex.Params.__dataclass_fields__})
+    assert p.swap == "zram" == d["env"]["swap"] and p.arms == VERDICT_ARMS and p.seed == 25
+    runs, metrics = d["runs"], d["metrics"]
+    assert len(runs) == 70 and {r["boot"] for r in runs} == {0, 1}
+    assert not [m for m in metrics if "error" in m]
+    # the helper of each verdict run attached, and deferred the service's debts
+    for r in runs:
+        if "whopays" in r["arm"]:
+            last = r["helper"]["lines"][-1][1]
+            assert r["helper"]["rc"] == 0 and "memcg: detached; deferred" in last, last
+            assert int(last.split("deferred ")[1].split()[0]) > 0
+    summary = {r["arm"]: r["phases"]["contended"] for r in st.summarize(runs, metrics, p)}
+    rows = doc_rows(VERDICT_HEADER, REPO / "docs" / "experiment.md")
+    assert list(rows) == VERDICT_ARMS
+    for arm, cells in rows.items():
+        c = summary[arm]
+        want = [ms(c["svc_p50_ms"]), ms(c["svc_p99_ms"]),
+                f"{round(c['svc_unserved']['median']):,}",
+                f"{100 * c['high_some']['median']:.0f}",
+                "-" if arm == "alone" else f"{c['low']['median'] / 1e3:.1f}",
+                f"{c['pod_over_high_mb']['median']:.1f}"]
+        assert cells == want, (arm, cells, want)
+
+
+def verdict_ratios() -> dict[str, Any]:
+    """Every ratio the verdict's findings quote, from the kept sitting."""
+    d = json.loads((RESULTS / "experiment-s5-whopays-zram.json").read_text())
+    runs, metrics = d["runs"], d["metrics"]
+
+    def pairs(arm: str, key: str = "svc_p99_ms") -> list[tuple[float, int]]:
+        return st.metric_values_by_boot(runs, metrics, "s5", arm, key, "contended")
+
+    def med(arm: str, key: str) -> float:
+        return statistics.median(st.metric_values(runs, metrics, "s5", arm, key, "contended"))
+    both = "mlow:100M+whopays"
+    return {
+        "none_p99": st.ratio_ci(pairs("none"), pairs("whopays")),
+        "none_lows": st.ratio_ci(pairs("whopays", "low"), pairs("none", "low")),
+        "m60_lows": st.ratio_ci(pairs("mhigh:60M", "low"), pairs("none", "low")),
+        "both_p99": st.ratio_ci(pairs("mhigh:60M"), pairs(both)),
+        "both_lows": st.ratio_ci(pairs(both, "low"), pairs("mhigh:60M", "low")),
+        "v_p99": st.ratio_ci(pairs("mhigh:60M"), pairs("whopays")),
+        "v_lows": st.ratio_ci(pairs("whopays", "low"), pairs("mhigh:60M", "low")),
+        "agent_p99": st.ratio_ci(pairs("agent"), pairs(both)),
+        "agent_lows": st.ratio_ci(pairs(both, "low"), pairs("agent", "low")),
+        "sig_p99": st.ratio_ci(pairs("sigagent"), pairs(both)),
+        "sig_lows": st.ratio_ci(pairs(both, "low"), pairs("sigagent", "low")),
+        "m60_alone": st.ratio_ci(pairs("mhigh:60M"), pairs("alone")),
+        "both_alone": st.ratio_ci(pairs(both), pairs("alone")),
+        "stall": {a: med(a, "high_some") for a in ("none", "whopays", both)},
+        "p99": {a: med(a, "svc_p99_ms") for a in VERDICT_ARMS},
+        "over": max(x for a in ("whopays", both) for x in st.metric_values(
+            runs, metrics, "s5", a, "pod_over_high_mb", "contended")),
+        "slack": ex.s5_slack_mb(d["params"]["pod_high"]),
+    }
+
+
+def test_the_verdict_findings() -> None:
+    """The bullets under the verdict's table, and its targets row."""
+    r = verdict_ratios()
+    text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
+
+    def ci(x: tuple[float, float, float]) -> str:
+        return f"{x[1]:.2f}-{x[2]:.2f}"
+    assert r["stall"]["whopays"] == r["stall"]["mlow:100M+whopays"] == 0
+    assert (f"(0 %, against {100 * r['stall']['none']:.0f} % with no knob), its p99 is "
+            f"{r['none_p99'][0]:.2f}x better than with no knob ({ci(r['none_p99'])}), and the "
+            f"lows keep {r['none_lows'][0]:.2f}x their no-knob throughput "
+            f"({ci(r['none_lows'])})") in text
+    assert r["over"] <= r["slack"] == 20
+    assert (f"at most {r['over']:.1f} MiB above it, under either verdict arm, against a "
+            f"slack of {r['slack']:.0f} MiB") in text
+    p99 = r["p99"]
+    assert min((v, a) for a, v in p99.items() if a in ("none", "mhigh:60M"))[1] == "mhigh:60M"
+    assert (f"({p99['mhigh:60M']:.0f} ms, {r['m60_alone'][0]:.2f}x the service's alone), and "
+            f"the lows {r['m60_lows'][0]:.2f}x their no-knob throughput ({ci(r['m60_lows'])})"
+            ) in text
+    assert (f"the service's p99 is {r['both_p99'][0]:.2f}x as good as that "
+            f"({ci(r['both_p99'])}: {p99['mlow:100M+whopays']:.0f} against "
+            f"{p99['mhigh:60M']:.0f} ms) while the lows do {r['both_lows'][0]:.2f}x its "
+            f"throughput ({ci(r['both_lows'])}); the verdict alone, {r['v_p99'][0]:.2f}x "
+            f"({ci(r['v_p99'])}) and {r['v_lows'][0]:.2f}x ({ci(r['v_lows'])})") in text
+    assert (f"{r['agent_p99'][0]:.2f}x the PSI agent's p99 ({ci(r['agent_p99'])}) with the "
+            f"lows at {r['agent_lows'][0]:.2f}x its throughput ({ci(r['agent_lows'])}), and "
+            f"{r['sig_p99'][0]:.2f}x the `sigagent`'s ({ci(r['sig_p99'])}) at "
+            f"{r['sig_lows'][0]:.2f}x ({ci(r['sig_lows'])})") in text
+    assert f"still {r['both_alone'][0]:.2f}x its alone with `memory.low`" in text
+    over = p99["mlow:100M+whopays"] / p99["mhigh:60M"] - 1
+    assert (f"a p99 {100 * over:.0f} % above the static knob's ({p99['mlow:100M+whopays']:.0f} "
+            f"against {p99['mhigh:60M']:.0f} ms)") in text
+    assert (f"p99: {r['both_p99'][0]:.2f}x `memory.high` 60M on the batch, "
+            f"{r['agent_p99'][0]:.2f}x the PSI agent, {r['sig_p99'][0]:.2f}x the `sigagent`"
+            ) in text
+    assert (f"the service alone is {r['m60_alone'][0]:.2f}x the static knob); the lows "
+            f"{r['both_lows'][0]:.2f}x the static knob's; the pod at most {r['over']:.1f} MiB "
+            f"above high (slack {r['slack']:.0f})") in text
