@@ -33,6 +33,15 @@ def ms(c: dict[str, Any]) -> str:
     return f"{round(c['median']):,} [{round(lo):,}, {round(hi):,}]"
 
 
+def table_cells(arm: str, c: dict[str, Any]) -> list[str]:
+    """A row of the docs' S5 tables, from the summary of the arm's runs."""
+    return [ms(c["svc_p50_ms"]), ms(c["svc_p99_ms"]),
+            f"{round(c['svc_unserved']['median']):,}",
+            f"{100 * c['high_some']['median']:.0f}",
+            "-" if arm == "alone" else f"{c['low']['median'] / 1e3:.1f}",
+            f"{c['pod_over_high_mb']['median']:.1f}"]
+
+
 def doc_rows(header: str, path: Path) -> dict[str, list[str]]:
     lines = path.read_text().splitlines()
     i = lines.index(header)
@@ -58,12 +67,7 @@ def test_the_s5_table_is_the_kept_sitting(swap: str) -> None:
     rows = doc_rows(HEADER.format(swap=swap), REPO / "docs" / "experiment.md")
     assert list(rows) == ARMS
     for arm, cells in rows.items():
-        c = summary[arm]
-        want = [ms(c["svc_p50_ms"]), ms(c["svc_p99_ms"]),
-                f"{round(c['svc_unserved']['median']):,}",
-                f"{100 * c['high_some']['median']:.0f}",
-                "-" if arm == "alone" else f"{c['low']['median'] / 1e3:.1f}",
-                f"{c['pod_over_high_mb']['median']:.1f}"]
+        want = table_cells(arm, summary[arm])
         assert cells == want, (arm, cells, want)
 
 
@@ -181,12 +185,7 @@ def test_the_verdict_table_is_the_kept_sitting() -> None:
     rows = doc_rows(VERDICT_HEADER, REPO / "docs" / "experiment.md")
     assert list(rows) == VERDICT_ARMS
     for arm, cells in rows.items():
-        c = summary[arm]
-        want = [ms(c["svc_p50_ms"]), ms(c["svc_p99_ms"]),
-                f"{round(c['svc_unserved']['median']):,}",
-                f"{100 * c['high_some']['median']:.0f}",
-                "-" if arm == "alone" else f"{c['low']['median'] / 1e3:.1f}",
-                f"{c['pod_over_high_mb']['median']:.1f}"]
+        want = table_cells(arm, summary[arm])
         assert cells == want, (arm, cells, want)
 
 
