@@ -164,14 +164,17 @@ def test_the_s5_zram_findings() -> None:
 
 VERDICT_ARMS = ["none", "alone", "mhigh:60M", "agent", "sigagent", "whopays",
                 "mlow:100M+whopays"]
-VERDICT_HEADER = ("| S5 zram swap, verdict | service p50 ms | service p99 ms | unserved "
+VERDICT_HEADER = ("| S5 {swap} swap, verdict | service p50 ms | service p99 ms | unserved "
                   "| service stall % | lows kpages/s | pod above high MiB |")
+VERDICT_SEEDS = {"zram": 25, "disk": 27}
 
 
-def test_the_verdict_table_is_the_kept_sitting() -> None:
-    d = json.loads((RESULTS / "experiment-s5-whopays-zram.json").read_text())
+@pytest.mark.parametrize("swap", ["zram", "disk"])
+def test_the_verdict_table_is_the_kept_sitting(swap: str) -> None:
+    d = json.loads((RESULTS / f"experiment-s5-whopays-{swap}.json").read_text())
     p = ex.Params(**{k: v for k, v in d["params"].items() if k in ex.Params.__dataclass_fields__})
-    assert p.swap == "zram" == d["env"]["swap"] and p.arms == VERDICT_ARMS and p.seed == 25
+    assert p.swap == swap == d["env"]["swap"] and p.arms == VERDICT_ARMS
+    assert p.seed == VERDICT_SEEDS[swap]
     runs, metrics = d["runs"], d["metrics"]
     assert len(runs) == 70 and {r["boot"] for r in runs} == {0, 1}
     assert not [m for m in metrics if "error" in m]
@@ -182,16 +185,16 @@ def test_the_verdict_table_is_the_kept_sitting() -> None:
             assert r["helper"]["rc"] == 0 and "memcg: detached; deferred" in last, last
             assert int(last.split("deferred ")[1].split()[0]) > 0
     summary = {r["arm"]: r["phases"]["contended"] for r in st.summarize(runs, metrics, p)}
-    rows = doc_rows(VERDICT_HEADER, REPO / "docs" / "experiment.md")
+    rows = doc_rows(VERDICT_HEADER.format(swap=swap), REPO / "docs" / "experiment.md")
     assert list(rows) == VERDICT_ARMS
     for arm, cells in rows.items():
         want = table_cells(arm, summary[arm])
         assert cells == want, (arm, cells, want)
 
 
-def verdict_ratios() -> dict[str, Any]:
+def verdict_ratios(swap: str = "zram") -> dict[str, Any]:
     """Every ratio the verdict's findings quote, from the kept sitting."""
-    d = json.loads((RESULTS / "experiment-s5-whopays-zram.json").read_text())
+    d = json.loads((RESULTS / f"experiment-s5-whopays-{swap}.json").read_text())
     runs, metrics = d["runs"], d["metrics"]
 
     def pairs(arm: str, key: str = "svc_p99_ms") -> list[tuple[float, int]]:
@@ -261,3 +264,47 @@ def test_the_verdict_findings() -> None:
     assert (f"the service alone is {r['m60_alone'][0]:.2f}x the static knob); the lows "
             f"{r['both_lows'][0]:.2f}x the static knob's; the pod at most {r['over']:.1f} MiB "
             f"above high (slack {r['slack']:.0f})") in text
+
+
+def test_the_verdict_findings_on_disk() -> None:
+    """The bullets under the disk table of the verdict, and its targets
+    row, from the kept disk sitting."""
+    r = verdict_ratios("disk")
+    text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
+
+    def ci(x: tuple[float, float, float]) -> str:
+        return f"{x[1]:.2f}-{x[2]:.2f}"
+    p99 = r["p99"]
+    assert r["stall"]["whopays"] == r["stall"]["mlow:100M+whopays"] == 0
+    assert (f"(0 %, against {100 * r['stall']['none']:.0f} % with no knob) and its p99 is "
+            f"{r['none_p99'][0]:.2f}x better than with no knob ({ci(r['none_p99'])}); the lows "
+            f"do {r['none_lows'][0]:.2f}x their no-knob throughput ({ci(r['none_lows'])})"
+            ) in text
+    assert r["none_lows"][1] < 1 < r["none_lows"][2]  # "holds both no cost and ..."
+    assert r["over"] <= r["slack"] == 20
+    assert f"at most {r['over']:.1f} MiB above it, against a slack of {r['slack']:.0f} MiB" \
+        in text
+    assert min((v, a) for a, v in p99.items() if a != "alone")[1] == "mhigh:60M"
+    assert (f"({p99['mhigh:60M']:.0f} ms, {r['m60_alone'][0]:.2f}x the service's alone) and "
+            f"costs the lows nothing here ({r['m60_lows'][0]:.2f}x their no-knob throughput, "
+            f"{ci(r['m60_lows'])})") in text
+    assert r["m60_lows"][1] < 1 < r["m60_lows"][2]
+    assert (f"the service's p99 is {r['both_p99'][0]:.2f}x as good as that "
+            f"({ci(r['both_p99'])}: {p99['mlow:100M+whopays']:.0f} against "
+            f"{p99['mhigh:60M']:.0f} ms), with the lows at {r['both_lows'][0]:.2f}x its "
+            f"throughput ({ci(r['both_lows'])}, an interval that holds 1); the verdict alone, "
+            f"{r['v_p99'][0]:.2f}x ({ci(r['v_p99'])}) and {r['v_lows'][0]:.2f}x "
+            f"({ci(r['v_lows'])})") in text
+    assert r["both_lows"][1] < 1 < r["both_lows"][2] and r["both_p99"][2] < 1
+    assert (f"{r['agent_p99'][0]:.2f}x the PSI agent's p99 ({ci(r['agent_p99'])}) with the "
+            f"lows at {r['agent_lows'][0]:.2f}x its throughput ({ci(r['agent_lows'])}), and "
+            f"{r['sig_p99'][0]:.2f}x the `sigagent`'s ({ci(r['sig_p99'])}) at "
+            f"{r['sig_lows'][0]:.2f}x ({ci(r['sig_lows'])})") in text
+    zram = verdict_ratios("zram")
+    assert f"(zram, {zram['m60_lows'][0]:.2f}x)" in text
+    assert (f"p99: {r['both_p99'][0]:.2f}x `memory.high` 60M on the batch, "
+            f"{r['agent_p99'][0]:.2f}x the PSI agent, {r['sig_p99'][0]:.2f}x the `sigagent` "
+            f"(`memory.low` 100M and the verdict; the service alone is "
+            f"{r['m60_alone'][0]:.2f}x the static knob); the lows {r['both_lows'][0]:.2f}x the "
+            f"static knob's ({ci(r['both_lows'])}); the pod at most {r['over']:.1f} MiB above "
+            f"high (slack {r['slack']:.0f})") in text
