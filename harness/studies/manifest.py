@@ -92,7 +92,8 @@ LOGS: dict[str, tuple[str, str]] = {
     "lifetime": ("the test_progs logs and consoles of `harness test` on "
                  "kernel-config/extra/lifetime.config (KASAN, kmemleak, failslab): its first "
                  "and final runs, the debug kernel's final run, and the three mutations that "
-                 "fail it; see docs/series.md", "committed 2026-12-06"),
+                 "fail it (committed 2026-12-06); memcg_ops with the verdict on that kernel "
+                 "(committed 2026-12-08); see docs/series.md", "committed 2026-12-06, 2026-12-08"),
 }
 
 

@@ -82,3 +82,26 @@ def test_the_cover_letter_says_what_the_logs_say() -> None:
     assert f"{rounds[0]:,}-{rounds[1]:,} rounds in 60 s" in text
     failed = counts(kept("lifetime-final.test_progs.log.gz"))[2]
     assert f"fails each of {failed} slab allocations" in text
+
+
+def test_the_verdict_on_the_lifetime_kernel() -> None:
+    """docs/series.md's paragraph on patch 15 under KASAN and kmemleak."""
+    log = kept("memcg_ops-lifetime.test_progs.log.gz")
+    console = kept("memcg_ops-lifetime.console.log.gz")
+    assert "KernelAddressSanitizer initialized" in console and "kmemleak: Kernel memory" in console
+    assert not splat.scan(console)
+    subtests = re.findall(r"#\d+/\d+\s+memcg_ops/(\w+):(\w+)", log)
+    assert len(subtests) == 22 and all(st == "OK" for _, st in subtests), subtests
+    assert {"verdict_defer", "verdict_slack", "verdict_payer", "verdict_child"} <= \
+        {name for name, _ in subtests}
+    m = re.search(r"test_verdict_defer: deferred (\d+) times, (\d+) pages; worker paid \d+ "
+                  r"times, (\d+) pages; the process reclaimed (\d+) times, stalled (\d+) times",
+                  log)
+    assert m, log[-2000:]
+    deferred, pages, worker, reclaimed, stalled = map(int, m.groups())
+    assert reclaimed == stalled == 0
+    text = " ".join((REPO / "docs" / "series.md").read_text().split())
+    assert (f"`memcg_ops` {len(subtests)}/22, the four `verdict_*` subtests included "
+            f"(`verdict_defer`: {deferred} deferrals, {pages:,} pages, the worker paid "
+            f"{worker:,} of them and the deferred process reclaimed and stalled 0 times)"
+            ) in text
