@@ -33,6 +33,11 @@ def ms(c: dict[str, Any]) -> str:
     return f"{round(c['median']):,} [{round(lo):,}, {round(hi):,}]"
 
 
+def ci(x: tuple[float, float, float]) -> str:
+    """A ratio's interval as the findings write it: "lo-hi"."""
+    return f"{x[1]:.2f}-{x[2]:.2f}"
+
+
 def table_cells(arm: str, c: dict[str, Any]) -> list[str]:
     """A row of the docs' S5 tables, from the summary of the arm's runs."""
     return [ms(c["svc_p50_ms"]), ms(c["svc_p99_ms"]),
@@ -230,8 +235,6 @@ def test_the_verdict_findings() -> None:
     r = verdict_ratios()
     text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
 
-    def ci(x: tuple[float, float, float]) -> str:
-        return f"{x[1]:.2f}-{x[2]:.2f}"
     assert r["stall"]["whopays"] == r["stall"]["mlow:100M+whopays"] == 0
     assert (f"(0 %, against {100 * r['stall']['none']:.0f} % with no knob), its p99 is "
             f"{r['none_p99'][0]:.2f}x better than with no knob ({ci(r['none_p99'])}), and the "
@@ -272,8 +275,6 @@ def test_the_verdict_findings_on_disk() -> None:
     r = verdict_ratios("disk")
     text = " ".join((REPO / "docs" / "experiment.md").read_text().split())
 
-    def ci(x: tuple[float, float, float]) -> str:
-        return f"{x[1]:.2f}-{x[2]:.2f}"
     p99 = r["p99"]
     assert r["stall"]["whopays"] == r["stall"]["mlow:100M+whopays"] == 0
     assert (f"(0 %, against {100 * r['stall']['none']:.0f} % with no knob) and its p99 is "
